@@ -1,0 +1,1 @@
+"""Test-data utilities: composing multi-speaker scenes from single-speaker clips."""

@@ -1,0 +1,312 @@
+"""Compose multi-speaker test scenes from single-speaker clips with PyAV (streaming).
+
+Outputs are MP4 files with H.264 video (``libx264``, falling back to ``mpeg4``) in yuv420p and
+AAC audio at 16 kHz mono. Every output is encoded into a temporary file next to the target and
+moved into place only on success.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator, Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+SAMPLE_RATE = 16000
+
+Rect = tuple[float, float, float, float]
+
+
+@contextlib.contextmanager
+def _atomic_output(out_path: str | Path) -> Iterator[str]:
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Not mkstemp: its 0600 mode would survive os.replace.
+    tmp = out.with_name(f".{out.stem}.{secrets.token_hex(4)}.tmp.mp4")
+    try:
+        yield str(tmp)
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _video_codec() -> str:
+    return "libx264" if "libx264" in av.codec.codecs_available else "mpeg4"
+
+
+class _AudioSink:
+    """Encodes mono int16 chunks into an output audio stream, tracking the sample count."""
+
+    def __init__(self, container: av.container.OutputContainer, codec: str, rate: int) -> None:
+        self.container = container
+        self.rate = rate
+        self.stream = container.add_stream(codec, rate=rate, layout="mono")
+        self.written = 0
+
+    def write(self, samples: np.ndarray) -> None:
+        if len(samples) == 0:
+            return
+        data = np.ascontiguousarray(samples, dtype=np.int16)[None]
+        frame = av.AudioFrame.from_ndarray(data, format="s16", layout="mono")
+        frame.sample_rate = self.rate
+        frame.pts = self.written
+        frame.time_base = Fraction(1, self.rate)
+        self.written += data.shape[1]
+        self.container.mux(self.stream.encode(frame))
+
+    def close(self) -> None:
+        self.container.mux(self.stream.encode(None))
+
+
+class _Clip:
+    """A clip that can be read as endless (looping) video frames and audio samples.
+
+    One loop lasts exactly ``n_frames / fps`` seconds in both streams (audio is trimmed or
+    zero-padded to that length) so that looping never drifts audio against video.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        with av.open(self.path) as c:
+            v = c.streams.video[0]
+            self.fps = float(v.average_rate or 25)
+            self.width, self.height = v.codec_context.width, v.codec_context.height
+            # The header count can be missing (0) for some containers; count packets then.
+            self.n_frames = v.frames or sum(1 for p in c.demux(v) if p.size)
+            self.has_audio = bool(c.streams.audio)
+
+    @property
+    def duration(self) -> float:
+        return self.n_frames / self.fps
+
+    def frames(self, width: int, height: int) -> Iterator[np.ndarray]:
+        while True:
+            n = 0
+            last = None
+            with av.open(self.path) as c:
+                stream = c.streams.video[0]
+                stream.thread_type = "AUTO"
+                for frame in c.decode(stream):
+                    if n == self.n_frames:
+                        break
+                    last = frame.to_ndarray(width=width, height=height, format="rgb24")
+                    n += 1
+                    yield last
+            if last is None:
+                raise ValueError(f"no decodable video frames in {self.path}")
+            for _ in range(self.n_frames - n):
+                yield last
+
+    def audio(self, rate: int) -> Iterator[np.ndarray]:
+        per_loop = round(self.duration * rate)
+        while True:
+            n = 0
+            if self.has_audio:
+                with av.open(self.path) as c:
+                    resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+                    for frame in c.decode(c.streams.audio[0]):
+                        for out in resampler.resample(frame):
+                            chunk = out.to_ndarray()[0][: per_loop - n]
+                            n += len(chunk)
+                            yield chunk
+                        if n >= per_loop:
+                            break
+            if n < per_loop:
+                yield np.zeros(per_loop - n, np.int16)
+
+
+class _Buffered:
+    """Reads exact-length chunks from an iterator of variable-length int16 arrays."""
+
+    def __init__(self, chunks: Iterator[np.ndarray]) -> None:
+        self.chunks = chunks
+        self.buf = np.zeros(0, np.int16)
+
+    def read(self, n: int) -> np.ndarray:
+        parts, have = [self.buf], len(self.buf)
+        while have < n:
+            parts.append(next(self.chunks))
+            have += len(parts[-1])
+        data = np.concatenate(parts)
+        self.buf = data[n:]
+        return data[:n]
+
+
+def _layout(clips: Sequence[_Clip], size: tuple[int, int], face_height: float) -> list[Rect]:
+    width, height = size
+    col = width / len(clips)
+    rects = []
+    for i, clip in enumerate(clips):
+        scale = min(face_height * height / clip.height, col / clip.width)
+        tw, th = round(clip.width * scale), round(clip.height * scale)
+        x1, y1 = round(i * col + (col - tw) / 2), round((height - th) / 2)
+        rects.append((float(x1), float(y1), float(x1 + tw), float(y1 + th)))
+    return rects
+
+
+def compose_side_by_side(
+    clips: Sequence[str | Path],
+    out_path: str | Path,
+    *,
+    size: tuple[int, int] = (1280, 720),
+    fps: float = 25.0,
+    duration: float | None = None,
+    audio: str | int | None = 0,
+    face_height: float = 0.45,
+    background: int = 40,
+    audio_codec: str = "aac",
+    crf: int = 23,
+    preset: str = "medium",
+) -> list[Rect]:
+    """Place 1-4 clips left to right on a gray canvas and encode the result to ``out_path``.
+
+    Each clip gets a column of equal width; its frames are scaled (keeping aspect) to
+    ``face_height`` times the output height (or narrower if the column demands) and centred in
+    the column. Clips shorter than ``duration`` loop from their start.
+
+    Args:
+        clips: 1 to 4 input video files.
+        out_path: Output MP4 path (written atomically).
+        size: Output (width, height) in pixels.
+        fps: Output frame rate; source frames are picked by nearest-earlier timestamp.
+        duration: Output length in seconds; ``None`` means the length of the shortest clip.
+        audio: Index of the clip whose audio is used, ``"mix"`` for the sum of all clips
+            (clipped to int16), or ``None`` for digital silence.
+        face_height: Tile height as a fraction of the output height.
+        background: Gray level (0-255) of the canvas.
+        audio_codec: FFmpeg encoder name for the 16 kHz mono audio track.
+        crf: Constant rate factor for libx264 (ignored for the mpeg4 fallback).
+        preset: libx264 speed preset; "veryfast" roughly halves encoding time.
+
+    Returns:
+        One tile rectangle ``(x1, y1, x2, y2)`` in output pixels per clip.
+    """
+    if not 1 <= len(clips) <= 4:
+        raise ValueError(f"expected 1 to 4 clips, got {len(clips)}")
+    if isinstance(audio, int) and not 0 <= audio < len(clips):
+        raise ValueError(f"audio index {audio} out of range for {len(clips)} clips")
+    if isinstance(audio, str) and audio != "mix":
+        raise ValueError(f"audio must be a clip index, 'mix' or None, got {audio!r}")
+    if size[0] % 2 or size[1] % 2:
+        raise ValueError(f"yuv420p needs an even width and height, got {size}")
+    sources = [_Clip(c) for c in clips]
+    rects = _layout(sources, size, face_height)
+    if duration is None:
+        duration = min(s.duration for s in sources)
+    n_out = round(duration * fps)
+    n_samples = round(duration * SAMPLE_RATE)
+    rate = Fraction(fps).limit_denominator(1001)
+
+    with contextlib.ExitStack() as stack:
+        boxes = [tuple(int(v) for v in r) for r in rects]
+        videos = [
+            stack.enter_context(contextlib.closing(s.frames(x2 - x1, y2 - y1)))
+            for s, (x1, y1, x2, y2) in zip(sources, boxes, strict=True)
+        ]
+        audio_ids = range(len(sources)) if audio == "mix" else [] if audio is None else [audio]
+        audios = [
+            _Buffered(stack.enter_context(contextlib.closing(sources[i].audio(SAMPLE_RATE))))
+            for i in audio_ids
+        ]
+        tmp = stack.enter_context(_atomic_output(out_path))
+        out = stack.enter_context(av.open(tmp, "w", format="mp4"))
+
+        vstream = out.add_stream(_video_codec(), rate=rate)
+        vstream.width, vstream.height = size
+        vstream.pix_fmt = "yuv420p"
+        if vstream.codec_context.name == "libx264":
+            vstream.options = {"crf": str(crf), "preset": preset}
+        else:
+            vstream.bit_rate = 4_000_000
+        sink = _AudioSink(out, audio_codec, SAMPLE_RATE)
+
+        canvas = np.full((size[1], size[0], 3), background, np.uint8)
+        consumed = [0] * len(sources)
+        for k in range(n_out):
+            for i, src in enumerate(sources):
+                target = int(k * src.fps / fps + 1e-6)  # source frame shown at output time k/fps
+                if consumed[i] <= target:
+                    for _ in range(target + 1 - consumed[i]):
+                        tile = next(videos[i])
+                    consumed[i] = target + 1
+                    x1, y1, x2, y2 = boxes[i]
+                    canvas[y1:y2, x1:x2] = tile
+            frame = av.VideoFrame.from_ndarray(canvas, format="rgb24")
+            frame.pts = k
+            frame.time_base = 1 / rate
+            out.mux(vstream.encode(frame))
+
+            upto = min(n_samples, round((k + 1) * SAMPLE_RATE / fps))
+            n = upto - sink.written
+            if audios:
+                mixed = sum(a.read(n).astype(np.int32) for a in audios)
+                sink.write(np.clip(mixed, -32768, 32767))
+            else:
+                sink.write(np.zeros(n, np.int16))
+        sink.write(np.zeros(n_samples - sink.written, np.int16))
+
+        out.mux(vstream.encode(None))
+        sink.close()
+    return rects
+
+
+def _video_duration(path: str) -> float:
+    with av.open(path) as c:
+        v = c.streams.video[0]
+        end = max(
+            ((p.pts or 0) + (p.duration or 0) for p in c.demux(v) if p.pts is not None), default=0
+        )
+        return float(end * v.time_base)
+
+
+def replace_audio(
+    video_path: str | Path,
+    out_path: str | Path,
+    *,
+    audio: np.ndarray | None = None,
+    sample_rate: int = SAMPLE_RATE,
+) -> None:
+    """Copy the video stream of ``video_path`` (packet copy) and attach new mono audio.
+
+    Args:
+        video_path: Input file; only its first video stream is kept.
+        out_path: Output MP4 path (written atomically).
+        audio: Mono int16 samples at ``sample_rate``, written as AAC; ``None`` writes digital
+            silence of the video's duration.
+        sample_rate: Sample rate of ``audio`` and of the output audio track.
+    """
+    video_path = str(video_path)
+    if audio is None:
+        audio = np.zeros(round(_video_duration(video_path) * sample_rate), np.int16)
+    audio = np.asarray(audio)
+    if audio.ndim != 1:
+        raise ValueError(f"audio must be mono (1-D), got shape {audio.shape}")
+    with (
+        av.open(video_path) as src,
+        _atomic_output(out_path) as tmp,
+        av.open(tmp, "w", format="mp4") as out,
+    ):
+        vin = src.streams.video[0]
+        vout = out.add_stream_from_template(vin)
+        sink = _AudioSink(out, "aac", sample_rate)
+        for packet in src.demux(vin):
+            if packet.dts is None:  # demuxer flush packet
+                continue
+            # Interleave audio up to this packet's time to keep the muxer's queue small.
+            upto = min(len(audio), round(float(packet.dts * vin.time_base) * sample_rate))
+            sink.write(audio[sink.written : max(upto, sink.written)])
+            packet.stream = vout
+            out.mux(packet)
+        sink.write(audio[sink.written :])
+        sink.close()
+
+
+def silence_audio(video_path: str | Path, out_path: str | Path) -> None:
+    """Copy ``video_path`` to ``out_path`` with its audio replaced by silence of equal length."""
+    replace_audio(video_path, out_path, audio=None)

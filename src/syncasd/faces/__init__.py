@@ -1,0 +1,1 @@
+"""Faces: detection, shot-aware tracking and crops."""

@@ -1,0 +1,37 @@
+"""Face crops with the TalkNet-family recipe, in memory, from full-resolution gray frames."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+CROP_SCALE = 0.4
+PAD_VALUE = 110  # the recipe pads frames with this gray level
+CROP_SIZE = 224  # the recipe resizes the crop to 224×224 ...
+MODEL_SIZE = 112  # ... and the model sees its centre 112×112
+
+
+def face_crop(gray: np.ndarray, cx: float, cy: float, s: float) -> np.ndarray:
+    """112×112 uint8 model input for a face of half-size `s` centred at (cx, cy).
+
+    Rows [cy − s, cy + (1 + 2·0.4)·s), columns [cx − 1.4·s, cx + 1.4·s) of the frame padded
+    with gray 110 (as the official code pads by int(s·1.8) and slices with int()), resized to
+    224×224 (bilinear) and centre-cropped to 112×112.
+    """
+    h, w = gray.shape
+    pad = int(s * (1 + 2 * CROP_SCALE))
+    my, mx = cy + pad, cx + pad
+    # Bounds in the padded frame, clamped as numpy slicing clamps them ...
+    top = min(max(int(my - s), 0), h + 2 * pad)
+    bottom = min(max(int(my + s * (1 + 2 * CROP_SCALE)), 0), h + 2 * pad)
+    left = min(max(int(mx - s * (1 + CROP_SCALE)), 0), w + 2 * pad)
+    right = min(max(int(mx + s * (1 + CROP_SCALE)), 0), w + 2 * pad)
+    # ... then filled from the frame where they overlap it, without padding the whole image.
+    region = np.full((max(bottom - top, 1), max(right - left, 1)), PAD_VALUE, np.uint8)
+    y0, y1 = max(top - pad, 0), min(bottom - pad, h)
+    x0, x1 = max(left - pad, 0), min(right - pad, w)
+    if y1 > y0 and x1 > x0:
+        region[y0 + pad - top : y1 + pad - top, x0 + pad - left : x1 + pad - left] = gray[y0:y1, x0:x1]
+    face = cv2.resize(region, (CROP_SIZE, CROP_SIZE))
+    lo = CROP_SIZE // 2 - MODEL_SIZE // 2
+    return face[lo : lo + MODEL_SIZE, lo : lo + MODEL_SIZE]

@@ -1,0 +1,223 @@
+"""Media I/O with PyAV: probe, audio to 16 kHz mono int16, and streaming video on the 25 fps timeline.
+
+Times are seconds from the first video frame of the source (what a player shows as 0:00).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from .errors import MediaError
+
+SAMPLE_RATE = 16000
+MODEL_FPS = 25
+SAMPLES_PER_FRAME = SAMPLE_RATE // MODEL_FPS  # 640
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    path: str
+    width: int
+    height: int
+    fps: float  # average source frame rate
+    duration: float  # seconds, from the container
+    origin: float  # source time of the first video frame; all our times are relative to it
+    has_audio: bool
+    video_codec: str
+    audio_codec: str | None
+
+
+def _open(path: str | Path) -> av.container.InputContainer:
+    p = Path(path)
+    if not p.exists():
+        raise MediaError(f"{p}: no such file")
+    if p.is_dir():
+        raise MediaError(f"{p}: is a directory, not a video file")
+    if p.stat().st_size == 0:
+        raise MediaError(f"{p}: file is empty (0 bytes)")
+    try:
+        return av.open(str(p))
+    except av.FFmpegError as e:
+        raise MediaError(f"{p}: not a readable video file ({e.strerror or e})") from None
+
+
+def _video_stream(container: av.container.InputContainer, path: str | Path) -> av.VideoStream:
+    if not container.streams.video:
+        raise MediaError(f"{path}: contains no video stream")
+    return container.streams.video[0]
+
+
+def probe(path: str | Path) -> MediaInfo:
+    """Read stream properties without decoding; raises MediaError for files we cannot use."""
+    with _open(path) as c:
+        v = _video_stream(c, path)
+        if not v.width or not v.height:
+            raise MediaError(f"{path}: video stream has no frame size (damaged or unsupported)")
+        fps = float(v.average_rate or v.guessed_rate or 0) or float(MODEL_FPS)
+        if v.duration is not None and v.time_base is not None:
+            duration = float(v.duration * v.time_base)
+        elif c.duration is not None:
+            duration = c.duration / av.time_base
+        else:
+            duration = math.nan
+        origin = float(v.start_time * v.time_base) if v.start_time is not None else 0.0
+        a = c.streams.audio[0] if c.streams.audio else None
+        return MediaInfo(
+            path=str(path),
+            width=v.width,
+            height=v.height,
+            fps=fps,
+            duration=duration,
+            origin=origin,
+            has_audio=a is not None,
+            video_codec=v.codec_context.name,
+            audio_codec=a.codec_context.name if a is not None else None,
+        )
+
+
+def read_audio(
+    path: str | Path, start: float = 0.0, duration: float | None = None, origin: float | None = None
+) -> np.ndarray:
+    """Decode the first audio stream to 16 kHz mono int16, aligned to the video's time origin.
+
+    Sample n lies at time `start + n / 16000`. Raises MediaError if there is no audio stream or
+    it cannot be decoded.
+    """
+    if origin is None:
+        origin = probe(path).origin
+    with _open(path) as c:
+        if not c.streams.audio:
+            raise MediaError(
+                f"{path}: has no audio track; active speaker detection needs the soundtrack"
+            )
+        stream = c.streams.audio[0]
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+        t0 = origin + start
+        if start > 0:
+            c.seek(int(max(t0 - 1.0, 0) / stream.time_base), stream=stream)
+        chunks: list[np.ndarray] = []
+        first_time: float | None = None
+        n = 0
+        limit = None if duration is None else int(round((duration + 1.0) * SAMPLE_RATE))
+        try:
+            for frame in c.decode(stream):
+                if first_time is None and frame.time is not None:
+                    first_time = frame.time
+                for out in resampler.resample(frame):
+                    chunk = out.to_ndarray().reshape(-1)
+                    chunks.append(chunk)
+                    n += chunk.size
+                if limit is not None and first_time is not None:
+                    if n - (t0 - first_time) * SAMPLE_RATE > limit:
+                        break
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1))
+        except av.FFmpegError as e:
+            raise MediaError(f"{path}: audio cannot be decoded ({e.strerror or e})") from None
+    audio = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+    if first_time is None:
+        first_time = origin
+    # Shift so that sample 0 is at time t0: drop what came before, pad if the audio starts late.
+    shift = int(round((t0 - first_time) * SAMPLE_RATE))
+    if shift >= 0:
+        audio = audio[shift:]
+    else:
+        audio = np.concatenate([np.zeros(-shift, np.int16), audio])
+    if duration is not None:
+        audio = audio[: int(round(duration * SAMPLE_RATE))]
+    return np.ascontiguousarray(audio, dtype=np.int16)
+
+
+@dataclass
+class TimelineFrame:
+    index: int  # model frame (25 fps tick) index
+    time: float  # source time (s, from the origin) of the source frame shown at this tick
+    image: np.ndarray  # H×W×3 uint8 BGR, full resolution
+
+
+def iter_frames(
+    path: str | Path,
+    start: float = 0.0,
+    duration: float | None = None,
+    origin: float | None = None,
+    threads: int = 0,
+) -> Iterator[TimelineFrame]:
+    """Stream frames on the 25 fps model timeline: for each tick, the nearest source frame.
+
+    Tick k lies at `start + k / 25`. Any source rate (25, 29.97, 50, variable) maps by nearest
+    timestamp; a source frame repeats (slower sources) or is skipped (faster ones) without
+    re-encoding. Skipped frames are never converted to arrays.
+    """
+    if origin is None:
+        origin = probe(path).origin
+    end = math.inf if duration is None else start + duration
+    with _open(path) as c:
+        stream = _video_stream(c, path)
+        stream.thread_type = "AUTO"
+        if threads:
+            stream.codec_context.thread_count = threads
+        if start > 0:
+            c.seek(int(max(origin + start - 1.0, 0) / stream.time_base), stream=stream)
+        k = 0
+        tick = start
+        prev: tuple[float, av.VideoFrame] | None = None
+        prev_image: tuple[int, np.ndarray] | None = None  # cache: id of frame, its array
+        step = 1.0 / MODEL_FPS
+        last_dt = step
+        try:
+            for frame in c.decode(stream):
+                if frame.pts is None:
+                    continue
+                t = float(frame.pts * stream.time_base) - origin
+                if prev is not None and t > prev[0]:
+                    last_dt = t - prev[0]
+                while tick <= t and tick < end:
+                    # Nearest of the previous and the current frame.
+                    use_prev = prev is not None and (tick - prev[0]) < (t - tick)
+                    chosen_t, chosen = prev if use_prev else (t, frame)
+                    if chosen_t < start - step / 2:
+                        # Before the requested start (after a backward seek): not on our timeline.
+                        break
+                    if prev_image is None or prev_image[0] != id(chosen):
+                        prev_image = (id(chosen), chosen.to_ndarray(format="bgr24"))
+                    yield TimelineFrame(k, chosen_t, prev_image[1])
+                    k += 1
+                    tick = start + k * step
+                if tick >= end:
+                    return
+                prev = (t, frame)
+        except av.FFmpegError as e:
+            raise MediaError(f"{path}: video cannot be decoded ({e.strerror or e})") from None
+        # Ticks up to the end of the last frame's display interval.
+        if prev is not None:
+            stop = min(prev[0] + last_dt, end)
+            while tick < stop - 1e-6:
+                if prev_image is None or prev_image[0] != id(prev[1]):
+                    prev_image = (id(prev[1]), prev[1].to_ndarray(format="bgr24"))
+                yield TimelineFrame(k, prev[0], prev_image[1])
+                k += 1
+                tick = start + k * step
+
+
+def model_frame_count(n_samples: int) -> int:
+    """Whole 25 fps frames covered by `n_samples` of 16 kHz audio."""
+    return n_samples // SAMPLES_PER_FRAME
+
+
+__all__ = [
+    "MediaInfo",
+    "TimelineFrame",
+    "probe",
+    "read_audio",
+    "iter_frames",
+    "SAMPLE_RATE",
+    "MODEL_FPS",
+    "Fraction",
+]

@@ -1,0 +1,5 @@
+"""ASD model architectures and the registry that builds them with their weights."""
+
+from .zoo import REGISTRY, ModelSpec, available_models, download, get_spec, load_model
+
+__all__ = ["REGISTRY", "ModelSpec", "available_models", "download", "get_spec", "load_model"]

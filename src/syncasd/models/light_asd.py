@@ -1,0 +1,182 @@
+"""Light-ASD (Liao et al., CVPR 2023): a lightweight audio-visual active speaker detector.
+
+The module tree mirrors the public checkpoints (`model.visualEncoder.*`, `model.audioEncoder.*`,
+`model.GRU.*`, `lossAV.FC`, `lossV.FC`) so `pretrain_AVA_CVPR.model` and
+`finetuning_TalkSet.model` load unchanged with strict keys.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# Every BatchNorm in the original uses these (not PyTorch's defaults).
+_BN = {"momentum": 0.01, "eps": 1e-3}
+
+# Gray-level normalisation of the face crops, from the original visual front end.
+VIDEO_MEAN = 0.4161
+VIDEO_STD = 0.1688
+
+
+class VisualBlock(nn.Module):
+    """Two parallel (spatial k×k → temporal k) branches, k = 3 and 5, summed, then a 1×1×1 conv."""
+
+    def __init__(self, in_channels: int, out_channels: int, is_down: bool = False) -> None:
+        super().__init__()
+        stride = (1, 2, 2) if is_down else (1, 1, 1)
+        self.relu = nn.ReLU()
+        self.s_3 = nn.Conv3d(in_channels, out_channels, (1, 3, 3), stride, (0, 1, 1), bias=False)
+        self.bn_s_3 = nn.BatchNorm3d(out_channels, **_BN)
+        self.t_3 = nn.Conv3d(out_channels, out_channels, (3, 1, 1), padding=(1, 0, 0), bias=False)
+        self.bn_t_3 = nn.BatchNorm3d(out_channels, **_BN)
+        self.s_5 = nn.Conv3d(in_channels, out_channels, (1, 5, 5), stride, (0, 2, 2), bias=False)
+        self.bn_s_5 = nn.BatchNorm3d(out_channels, **_BN)
+        self.t_5 = nn.Conv3d(out_channels, out_channels, (5, 1, 1), padding=(2, 0, 0), bias=False)
+        self.bn_t_5 = nn.BatchNorm3d(out_channels, **_BN)
+        self.last = nn.Conv3d(out_channels, out_channels, (1, 1, 1), bias=False)
+        self.bn_last = nn.BatchNorm3d(out_channels, **_BN)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x3 = self.relu(self.bn_s_3(self.s_3(x)))
+        x3 = self.relu(self.bn_t_3(self.t_3(x3)))
+        x5 = self.relu(self.bn_s_5(self.s_5(x)))
+        x5 = self.relu(self.bn_t_5(self.t_5(x5)))
+        return self.relu(self.bn_last(self.last(x3 + x5)))
+
+
+class AudioBlock(nn.Module):
+    """Audio counterpart of VisualBlock on (B, C, mfcc, time): k×1 over MFCC, 1×k over time."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.relu = nn.ReLU()
+        self.m_3 = nn.Conv2d(in_channels, out_channels, (3, 1), padding=(1, 0), bias=False)
+        self.bn_m_3 = nn.BatchNorm2d(out_channels, **_BN)
+        self.t_3 = nn.Conv2d(out_channels, out_channels, (1, 3), padding=(0, 1), bias=False)
+        self.bn_t_3 = nn.BatchNorm2d(out_channels, **_BN)
+        self.m_5 = nn.Conv2d(in_channels, out_channels, (5, 1), padding=(2, 0), bias=False)
+        self.bn_m_5 = nn.BatchNorm2d(out_channels, **_BN)
+        self.t_5 = nn.Conv2d(out_channels, out_channels, (1, 5), padding=(0, 2), bias=False)
+        self.bn_t_5 = nn.BatchNorm2d(out_channels, **_BN)
+        self.last = nn.Conv2d(out_channels, out_channels, (1, 1), bias=False)
+        self.bn_last = nn.BatchNorm2d(out_channels, **_BN)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x3 = self.relu(self.bn_m_3(self.m_3(x)))
+        x3 = self.relu(self.bn_t_3(self.t_3(x3)))
+        x5 = self.relu(self.bn_m_5(self.m_5(x)))
+        x5 = self.relu(self.bn_t_5(self.t_5(x5)))
+        return self.relu(self.bn_last(self.last(x3 + x5)))
+
+
+class VisualEncoder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.block1 = VisualBlock(1, 32, is_down=True)
+        self.pool1 = nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1))
+        self.block2 = VisualBlock(32, 64)
+        self.pool2 = nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1))
+        self.block3 = VisualBlock(64, 128)
+        self.maxpool = nn.AdaptiveMaxPool2d((1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, T, H, W) normalised gray → (B, T, 128)."""
+        x = self.pool1(self.block1(x))
+        x = self.pool2(self.block2(x))
+        x = self.block3(x)
+        b, c, t = x.shape[:3]
+        # Global spatial max per frame.
+        return x.amax(dim=(3, 4)).transpose(1, 2).reshape(b, t, c)
+
+
+class AudioEncoder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.block1 = AudioBlock(1, 32)
+        # The original applies MaxPool3d to a 4-D tensor, which pools only the last (time) axis
+        # by 2; a 2-D pool with a unit kernel on the MFCC axis is the same operation.
+        self.pool1 = nn.MaxPool2d((1, 3), (1, 2), (0, 1))
+        self.block2 = AudioBlock(32, 64)
+        self.pool2 = nn.MaxPool2d((1, 3), (1, 2), (0, 1))
+        self.block3 = AudioBlock(64, 128)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, 13, 4T) MFCC → (B, T, 128)."""
+        x = self.pool1(self.block1(x))
+        x = self.pool2(self.block2(x))
+        x = self.block3(x)
+        return x.mean(dim=2).transpose(1, 2)
+
+
+class BGRU(nn.Module):
+    """Forward GRU, then a backward GRU over the forward GRU's output (in sequence, as the original)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.gru_forward = nn.GRU(channels, channels, num_layers=1, batch_first=True)
+        self.gru_backward = nn.GRU(channels, channels, num_layers=1, batch_first=True)
+        self.gelu = nn.GELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, _ = self.gru_forward(x)
+        x = self.gelu(x)
+        x, _ = self.gru_backward(torch.flip(x, dims=[1]))
+        return self.gelu(torch.flip(x, dims=[1]))
+
+
+class LightASDBackbone(nn.Module):
+    """The original `ASD_Model`: encoders, additive fusion, BGRU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.visualEncoder = VisualEncoder()
+        self.audioEncoder = AudioEncoder()
+        self.GRU = BGRU(128)
+
+    def forward_visual_frontend(self, video: torch.Tensor) -> torch.Tensor:
+        x = video.unsqueeze(1)
+        x = (x / 255.0 - VIDEO_MEAN) / VIDEO_STD
+        return self.visualEncoder(x)
+
+    def forward_audio_frontend(self, mfcc: torch.Tensor) -> torch.Tensor:
+        return self.audioEncoder(mfcc.unsqueeze(1).transpose(2, 3))
+
+    def forward_audio_visual_backend(self, audio: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
+        return self.GRU(audio + visual)
+
+
+class Head(nn.Module):
+    """Classifier head; named as in the original loss modules so checkpoint keys match."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.FC = nn.Linear(channels, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.FC(x)
+
+
+class LightASD(nn.Module):
+    """Light-ASD with the checkpoint's key tree and the common ASD model API."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = LightASDBackbone()
+        self.lossAV = Head(128)
+        self.lossV = Head(128)
+
+    def frame_logits(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
+        """video (B, T, 112, 112) gray 0–255, mfcc (B, 4T, 13) → (B, T, 2) speaking logits."""
+        audio = self.model.forward_audio_frontend(mfcc)
+        visual = self.model.forward_visual_frontend(video)
+        t = min(audio.shape[1], visual.shape[1])
+        fused = self.model.forward_audio_visual_backend(audio[:, :t], visual[:, :t])
+        return self.lossAV(fused)
+
+    def forward(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
+        return self.frame_logits(video, mfcc)
+
+    @torch.no_grad()
+    def predict(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
+        """Speaking probability per frame, (B, T)."""
+        return self.frame_logits(video, mfcc).softmax(dim=-1)[..., 1]

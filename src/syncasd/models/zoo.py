@@ -1,0 +1,189 @@
+"""Model registry: name → architecture, input spec, licence and published checkpoints.
+
+`load_model("light-asd")` builds the architecture and loads its default checkpoint from the
+cache (downloading it once, with sha256 check and a progress bar); `weights=PATH` loads a
+local file instead and never touches the network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import WeightsError
+from .light_asd import LightASD
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    url: str
+    sha256: str
+    filename: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a user needs to know to feed a model and trust its weights."""
+
+    name: str
+    builder: Callable[[], nn.Module]
+    description: str
+    license: str
+    paper: str
+    checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
+    default_checkpoint: str | None = None
+    # Inputs of frame_logits: face crops (T, 112, 112) gray 0–255 and MFCC (4T, 13) at 25 fps.
+    input_size: tuple[int, int] = (112, 112)
+    fps: int = 25
+    mfcc_rows_per_frame: int = 4
+    sync_aware: bool = False
+
+
+_LIGHT_ASD_URL = "https://github.com/Junhua-Liao/Light-ASD/raw/main/weight/"
+
+REGISTRY: dict[str, ModelSpec] = {
+    "light-asd": ModelSpec(
+        name="light-asd",
+        builder=LightASD,
+        description="Light-ASD: lightweight 2D+1D CNN encoders, additive fusion, BGRU (1.0 M params)",
+        license="MIT (Junhua-Liao/Light-ASD)",
+        paper="Liao et al., A Light Weight Model for Active Speaker Detection, CVPR 2023",
+        checkpoints={
+            "ava": Checkpoint(
+                _LIGHT_ASD_URL + "pretrain_AVA_CVPR.model",
+                "d44bc3ea7baa8e0946fa3921311714a630ed8b90a1928fab0dbe30d918909317",
+                "light_asd_ava.model",
+                "trained on AVA-ActiveSpeaker (94.1 mAP val)",
+            ),
+            "talkset": Checkpoint(
+                _LIGHT_ASD_URL + "finetuning_TalkSet.model",
+                "efc375833887eefa9d209dc92810e18519b04c3c73ea35a549f2a7f40b7d94d5",
+                "light_asd_talkset.model",
+                "AVA model fine-tuned on TalkSet (Columbia F1 95.5)",
+            ),
+        },
+        default_checkpoint="ava",
+    ),
+}
+
+
+def available_models() -> list[str]:
+    return sorted(REGISTRY)
+
+
+def get_spec(name: str) -> ModelSpec:
+    try:
+        return REGISTRY[name.split(".")[0]]
+    except KeyError:
+        raise WeightsError(
+            f"unknown model {name!r}; available: {', '.join(available_models())}"
+        ) from None
+
+
+def cache_dir() -> Path:
+    """Where downloaded checkpoints live: $SYNCASD_CACHE, else ~/.cache/syncasd."""
+    root = os.environ.get("SYNCASD_CACHE") or Path.home() / ".cache" / "syncasd"
+    return Path(root)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _resolve(name: str) -> tuple[ModelSpec, Checkpoint]:
+    spec = get_spec(name)
+    tag = name.split(".", 1)[1] if "." in name else spec.default_checkpoint
+    if tag is None or tag not in spec.checkpoints:
+        known = ", ".join(f"{spec.name}.{t}" for t in spec.checkpoints) or "none"
+        raise WeightsError(f"no published checkpoint {name!r}; known: {known}")
+    return spec, spec.checkpoints[tag]
+
+
+def download(name: str, progress: bool = True) -> Path:
+    """Fetch a published checkpoint into the cache (once) and verify its sha256."""
+    _, ckpt = _resolve(name)
+    path = cache_dir() / ckpt.filename
+    if path.exists() and _sha256(path) == ckpt.sha256:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".part")
+    try:
+        with urllib.request.urlopen(ckpt.url, timeout=30) as response, open(tmp, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0)
+            from tqdm import tqdm
+
+            with tqdm(
+                total=total or None, unit="B", unit_scale=True, desc=ckpt.filename,
+                disable=not progress,
+            ) as bar:
+                for block in iter(lambda: response.read(1 << 16), b""):
+                    out.write(block)
+                    bar.update(len(block))
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise WeightsError(
+            f"cannot download {ckpt.url} ({e}); place the file {ckpt.filename} "
+            f"(sha256 {ckpt.sha256[:12]}…) at {path}, or pass --weights PATH"
+        ) from None
+    digest = _sha256(tmp)
+    if digest != ckpt.sha256:
+        tmp.unlink(missing_ok=True)
+        raise WeightsError(f"{ckpt.url}: sha256 {digest} does not match {ckpt.sha256}")
+    os.replace(tmp, path)
+    return path
+
+
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Load a plain state dict safely (weights_only); WeightsError if it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: checkpoint file not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for corrupt or non-torch files
+        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{path}: not a state dict of tensors")
+    return state
+
+
+def load_model(name: str, weights: str | Path | None = None, device: str = "cpu") -> nn.Module:
+    """Build `name` (e.g. "light-asd" or "light-asd.talkset") with its weights, in eval mode.
+
+    `weights` is a local checkpoint path; without it the published checkpoint is taken from
+    the cache or downloaded. Keys must match exactly (the original key tree).
+    """
+    spec = get_spec(name)
+    path = Path(weights) if weights is not None else None
+    if path is None:
+        _, ckpt = _resolve(name)
+        cached = cache_dir() / ckpt.filename
+        path = cached if cached.exists() else download(name)
+    state = load_state_dict(path)
+    model = spec.builder()
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        missing = len(result.missing_keys)
+        unexpected = len(result.unexpected_keys)
+        example = (result.missing_keys or result.unexpected_keys)[0]
+        raise WeightsError(
+            f"{path}: not a {spec.name} checkpoint ({missing} missing, {unexpected} unexpected "
+            f"keys, e.g. {example!r})"
+        )
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise WeightsError(f"{path}: tensor shapes do not fit {spec.name}: {e}") from None
+    return model.to(device).eval()

@@ -1,0 +1,225 @@
+"""Typed results of a detection run and the writers for them (AVA CSV, JSON, RTTM)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+MODEL_FPS = 25.0
+
+
+@dataclass
+class Track:
+    """One face track inside one shot, on the 25 fps model timeline.
+
+    `frames` are consecutive model-frame indices; `boxes` are the smoothed boxes the crops were
+    taken from, in source pixels (x1, y1, x2, y2); `logits` is the raw class-1 logit and
+    `probs` the speaking probability (softmax) for each frame.
+    """
+
+    id: int
+    shot: int
+    frames: np.ndarray
+    boxes: np.ndarray
+    logits: np.ndarray
+    probs: np.ndarray
+
+    @property
+    def start(self) -> int:
+        return int(self.frames[0])
+
+    @property
+    def end(self) -> int:
+        """Last model frame (inclusive)."""
+        return int(self.frames[-1])
+
+
+@dataclass
+class Turn:
+    """A speaking turn of one face track, in seconds of the source video."""
+
+    track: int
+    start: float
+    end: float
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass
+class Result:
+    """Everything `syncasd.detect` found in one video."""
+
+    path: str
+    video_id: str
+    width: int
+    height: int
+    source_fps: float
+    start: float  # seconds of the source video where model frame 0 lies
+    n_frames: int  # model frames analysed
+    tracks: list[Track]
+    threshold: float = 0.5
+    turns: list[Turn] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def timestamp(self, frame: int | np.ndarray) -> float | np.ndarray:
+        """Source-video time (s) of a model frame."""
+        return self.start + np.asarray(frame) / MODEL_FPS
+
+
+def speaking_turns(
+    tracks: list[Track],
+    start: float,
+    threshold: float = 0.5,
+    min_duration: float = 0.0,
+    merge_gap: float = 0.0,
+) -> list[Turn]:
+    """Runs of frames with probability ≥ threshold, gaps ≤ merge_gap merged, short turns dropped."""
+    turns: list[Turn] = []
+    for track in tracks:
+        speaking = track.probs >= threshold
+        runs: list[list[float]] = []
+        edges = np.flatnonzero(np.diff(np.r_[0, speaking.astype(np.int8), 0]))
+        for a, b in zip(edges[::2], edges[1::2]):
+            t0 = start + (track.start + a) / MODEL_FPS
+            t1 = start + (track.start + b) / MODEL_FPS
+            if runs and t0 - runs[-1][1] <= merge_gap:
+                runs[-1][1] = t1
+            else:
+                runs.append([t0, t1])
+        turns += [Turn(track.id, t0, t1) for t0, t1 in runs if t1 - t0 >= min_duration]
+    return sorted(turns, key=lambda t: (t.start, t.track))
+
+
+@contextmanager
+def atomic_write(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
+    """Open a temporary file beside `path`; rename it over `path` only if the block succeeds."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, mode, **kwargs) as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+AVA_COLUMNS = [
+    "video_id",
+    "frame_timestamp",
+    "entity_box_x1",
+    "entity_box_y1",
+    "entity_box_x2",
+    "entity_box_y2",
+    "label",
+    "entity_id",
+    "score",
+]
+EXTRA_COLUMNS = ["logit", "model_frame", "track", "shot"]
+
+
+def write_csv(result: Result, path: str | Path) -> None:
+    """AVA-ActiveSpeaker prediction layout (boxes normalised to [0, 1]) plus extra columns."""
+    scale = np.array([result.width, result.height, result.width, result.height], dtype=float)
+    with atomic_write(path, newline="") as f:
+        out = csv.writer(f)
+        out.writerow(AVA_COLUMNS + EXTRA_COLUMNS)
+        rows = []
+        for track in result.tracks:
+            boxes = np.clip(track.boxes / scale, 0.0, 1.0)
+            times = result.timestamp(track.frames)
+            for i, frame in enumerate(track.frames):
+                speaking = track.probs[i] >= result.threshold
+                rows.append(
+                    (
+                        int(frame),
+                        track.id,
+                        [
+                            result.video_id,
+                            f"{times[i]:.3f}",
+                            *(f"{v:.6f}" for v in boxes[i]),
+                            "SPEAKING_AUDIBLE" if speaking else "NOT_SPEAKING",
+                            f"{result.video_id}:{track.id}",
+                            f"{track.probs[i]:.6f}",
+                            f"{track.logits[i]:.6f}",
+                            int(frame),
+                            track.id,
+                            track.shot,
+                        ],
+                    )
+                )
+        rows.sort(key=lambda r: (r[0], r[1]))
+        out.writerows(r[2] for r in rows)
+
+
+def write_json(result: Result, path: str | Path) -> None:
+    """Tracks with per-frame boxes and scores, speaking turns and run metadata."""
+    doc = {
+        "video": result.path,
+        "video_id": result.video_id,
+        "width": result.width,
+        "height": result.height,
+        "source_fps": result.source_fps,
+        "model_fps": MODEL_FPS,
+        "start": result.start,
+        "n_frames": result.n_frames,
+        "threshold": result.threshold,
+        "tracks": [
+            {
+                "id": t.id,
+                "entity_id": f"{result.video_id}:{t.id}",
+                "shot": t.shot,
+                "start_frame": t.start,
+                "end_frame": t.end,
+                "start_time": round(float(result.timestamp(t.start)), 3),
+                "end_time": round(float(result.timestamp(t.end + 1)), 3),
+                "boxes": np.round(t.boxes, 1).tolist(),
+                "logits": np.round(t.logits, 4).tolist(),
+                "probs": np.round(t.probs, 4).tolist(),
+            }
+            for t in result.tracks
+        ],
+        "turns": [
+            {"track": u.track, "start": round(u.start, 3), "end": round(u.end, 3)}
+            for u in result.turns
+        ],
+        "metadata": result.metadata,
+    }
+    with atomic_write(path) as f:
+        json.dump(doc, f, indent=1)
+
+
+def write_rttm(result: Result, path: str | Path) -> None:
+    """NIST RTTM: one SPEAKER line per turn; the speaker name is the face track's entity id."""
+    with atomic_write(path) as f:
+        for u in result.turns:
+            f.write(
+                f"SPEAKER {result.video_id} 1 {u.start:.3f} {u.duration:.3f} "
+                f"<NA> <NA> {result.video_id}:{u.track} <NA> <NA>\n"
+            )
+
+
+WRITERS: dict[str, Callable[[Result, str | Path], None]] = {
+    "csv": write_csv,
+    "json": write_json,
+    "rttm": write_rttm,
+}
+
+
+def get_writer(fmt: str) -> Callable[[Result, str | Path], None]:
+    """The writer for an output format (`csv`, `json`, `rttm`)."""
+    try:
+        return WRITERS[fmt]
+    except KeyError:
+        raise ValueError(f"unknown output format {fmt!r}; choose from {sorted(WRITERS)}") from None
