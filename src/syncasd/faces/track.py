@@ -78,7 +78,7 @@ class FaceTrack:
         return self.last if self.ended else self.last - kernel // 2
 
     def smoothed(self, frames: np.ndarray, kernel: int = MEDIAN_KERNEL) -> np.ndarray:
-        """Median-smoothed (cx, cy, s) per frame, s = half the longer box side.
+        """Median-smoothed (cx, cy, s) for consecutive `frames`; s = half the longer box side.
 
         Equals scipy.signal.medfilt over the whole track (zero padding at both ends, as the
         official crop code does) for any frame up to `settled_until()`.
@@ -93,7 +93,7 @@ class FaceTrack:
         values[inside, 1] = (b[:, 1] + b[:, 3]) / 2
         values[inside, 2] = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) / 2
         windows = np.lib.stride_tricks.sliding_window_view(values, kernel, axis=0)
-        return np.median(windows, axis=2)[np.asarray(frames) - lo]
+        return np.median(windows, axis=2)  # window i is centred on frames[i]
 
 
 class IoUTracker:

@@ -1,0 +1,161 @@
+"""The `syncasd` command. Thin: parses options, calls the library, prints."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .errors import SyncASDError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Synchronization-aware active speaker detection: who speaks when, in any video.",
+    pretty_exceptions_enable=False,
+)
+log = logging.getLogger("syncasd")
+
+EXIT_ERROR = 2
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"syncasd: error: {message}", err=True)
+
+
+@app.command()
+def detect(
+    videos: Annotated[list[Path], typer.Argument(help="Input video file(s); anything FFmpeg reads.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output folder (created if needed).")] = Path("out"),
+    model: Annotated[str, typer.Option(help="Registry model name, e.g. light-asd or light-asd.talkset.")] = "light-asd",
+    weights: Annotated[Path | None, typer.Option(help="Local checkpoint file; skips the download.")] = None,
+    device: Annotated[str, typer.Option(help="Torch device: cpu, cuda, cuda:1, mps.")] = "cpu",
+    start: Annotated[float, typer.Option(help="Start of the analysed interval (s).")] = 0.0,
+    duration: Annotated[float | None, typer.Option(help="Length of the analysed interval (s); default: to the end.")] = None,
+    detect_every: Annotated[int, typer.Option(help="Run the face detector every N model frames; boxes in between are interpolated.")] = 1,
+    detector_size: Annotated[int, typer.Option(help="Longer side (px) of the downscaled copy the face detector sees.")] = 640,
+    face_threshold: Annotated[float, typer.Option(help="Face detector confidence threshold.")] = 0.9,
+    min_face: Annotated[float, typer.Option(help="Ignore faces smaller than this (px, shorter box side).")] = 0.0,
+    faces: Annotated[Path | None, typer.Option(help="Use these face boxes (AVA CSV layout) instead of detecting faces.")] = None,
+    min_track: Annotated[int, typer.Option(help="Drop face tracks shorter than this (frames at 25 fps).")] = 10,
+    max_gap: Annotated[int, typer.Option(help="Bridge detection gaps up to this many frames inside a track.")] = 10,
+    iou: Annotated[float, typer.Option(help="Minimum IoU to continue a track.")] = 0.5,
+    shot_threshold: Annotated[float, typer.Option(help="PySceneDetect content threshold for shot cuts.")] = 27.0,
+    scoring: Annotated[str, typer.Option(help="chunk: one pass over overlapping windows; demo: the peers' 6-duration average + smoothing.")] = "chunk",
+    window: Annotated[float, typer.Option(help="Scoring window (s) for --scoring chunk.")] = 6.0,
+    threshold: Annotated[float, typer.Option(help="Speaking when probability >= this.")] = 0.5,
+    min_turn: Annotated[float, typer.Option(help="RTTM: drop speaking turns shorter than this (s).")] = 0.0,
+    merge_gap: Annotated[float, typer.Option(help="RTTM: merge turns of a face separated by at most this (s).")] = 0.0,
+    allow_silent: Annotated[bool, typer.Option(help="Score videos whose audio is digital silence instead of refusing them.")] = False,
+    render: Annotated[bool, typer.Option(help="Also write OUT/<stem>.mp4 with boxes and the original audio.")] = False,
+    threads: Annotated[int, typer.Option(help="CPU threads for models (0 = library default).")] = 0,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log stage timings.")] = False,
+) -> None:
+    """Find the faces in each video and say, frame by frame, whether each one is speaking.
+
+    Writes OUT/<stem>.csv (AVA-ActiveSpeaker layout), OUT/<stem>.json and OUT/<stem>.rttm,
+    and with --render OUT/<stem>.mp4.
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+    from .pipeline import Detector
+    from .render import render_video
+    from .results import get_writer
+
+    try:
+        detector = Detector(
+            model=model,
+            weights=str(weights) if weights else None,
+            device=device,
+            start=start,
+            duration=duration,
+            detect_every=detect_every,
+            detector_size=detector_size,
+            face_threshold=face_threshold,
+            min_face=min_face,
+            faces_csv=str(faces) if faces else None,
+            min_track=min_track,
+            max_gap=max_gap,
+            iou=iou,
+            shot_threshold=shot_threshold,
+            scoring=scoring,
+            window=window,
+            threshold=threshold,
+            min_turn=min_turn,
+            merge_gap=merge_gap,
+            allow_silent=allow_silent,
+            threads=threads,
+            progress=progress,
+        )
+    except SyncASDError as e:
+        _fail(str(e))
+        raise typer.Exit(EXIT_ERROR) from None
+
+    failed = 0
+    for video in videos:
+        try:
+            result = detector(video)
+            out.mkdir(parents=True, exist_ok=True)
+            stem = out / result.video_id
+            # The slow, failure-prone output first: a failed render leaves no files at all.
+            if render:
+                render_video(result, stem.with_suffix(".mp4"), progress=progress)
+            for fmt in ("csv", "json", "rttm"):
+                get_writer(fmt)(result, stem.with_suffix(f".{fmt}"))
+        except SyncASDError as e:
+            _fail(str(e))
+            failed += 1
+            continue
+        except OSError as e:
+            _fail(f"{video}: cannot write outputs to {out}: {e.strerror or e}")
+            failed += 1
+            continue
+        if not result.tracks:
+            typer.echo(f"syncasd: warning: {video}: no face found; outputs are empty", err=True)
+        summary = (
+            f"{video}: {len(result.tracks)} face track(s), {len(result.turns)} speaking turn(s), "
+            f"{result.metadata['real_time_factor']}x real time → {stem}.csv"
+        )
+        typer.echo(summary, err=True)
+    if failed:
+        raise typer.Exit(EXIT_ERROR)
+
+
+@app.command("models")
+def list_models() -> None:
+    """List the registered models, their checkpoints and licences."""
+    from .models.zoo import REGISTRY, cache_dir
+
+    for spec in REGISTRY.values():
+        typer.echo(f"{spec.name}: {spec.description}")
+        typer.echo(f"  licence: {spec.license}; paper: {spec.paper}")
+        for tag, ckpt in spec.checkpoints.items():
+            default = " (default)" if tag == spec.default_checkpoint else ""
+            cached = "cached" if (cache_dir() / ckpt.filename).exists() else "not downloaded"
+            typer.echo(f"  {spec.name}.{tag}{default}: {ckpt.description} [{cached}]")
+
+
+@app.command()
+def download(
+    names: Annotated[list[str], typer.Argument(help="Model names, e.g. light-asd.ava.")],
+) -> None:
+    """Fetch published checkpoints into the cache ($SYNCASD_CACHE or ~/.cache/syncasd)."""
+    from .models.zoo import download as fetch
+
+    try:
+        for name in names:
+            typer.echo(str(fetch(name)))
+    except SyncASDError as e:
+        _fail(str(e))
+        raise typer.Exit(EXIT_ERROR) from None
+
+
+def main() -> None:
+    app(prog_name="syncasd")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,306 @@
+"""Orchestration, the only place that knows the order of the stages:
+
+video → audio + MFCC → frames on the 25 fps timeline → shot cuts → faces → tracks →
+smoothed crops → streaming scores → Result.
+
+Everything streams: frames live in a short ring buffer until every track has cropped them, and
+crops live in the scorers only for the window being scored, so memory does not grow with the
+length of the video.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import __version__, media
+from .audio import is_silent, mfcc
+from .errors import InputError, MediaError, SyncASDError
+from .faces.crop import face_crop
+from .faces.detect import FaceDetector, RetinaFaceDetector
+from .faces.track import FaceTrack, IoUTracker, ShotDetector
+from .models import load_model
+from .results import Result, Track, speaking_turns
+from .scoring import ChunkScorer, DemoScorer
+
+log = logging.getLogger("syncasd")
+
+SHOT_FRAME_WIDTH = 160  # shot-cut detection needs little detail
+
+
+@dataclass
+class DetectOptions:
+    """Every knob of `detect`, with the defaults the CLI shows."""
+
+    model: str = "light-asd"
+    weights: str | None = None
+    device: str = "cpu"
+    start: float = 0.0
+    duration: float | None = None
+    detect_every: int = 1
+    detector_size: int = 640
+    face_threshold: float = 0.9
+    min_face: float = 0.0
+    min_track: int = 10
+    max_gap: int = 10
+    iou: float = 0.5
+    shot_threshold: float = 27.0
+    scoring: str = "chunk"
+    window: float = 6.0
+    threshold: float = 0.5
+    min_turn: float = 0.0
+    merge_gap: float = 0.0
+    faces_csv: str | None = None
+    allow_silent: bool = False
+    batch: int = 4
+    threads: int = 0
+    progress: bool = False
+
+
+@dataclass
+class _LiveTrack:
+    """A face track being cropped and scored while the video streams past."""
+
+    track: FaceTrack
+    scorer: ChunkScorer | DemoScorer
+    next_crop: int  # model frame
+    boxes: list[np.ndarray] = field(default_factory=list)
+
+
+class Detector:
+    """A configured pipeline; call it on one video path after another.
+
+    Loads the model and the face detector once. `Detector(**options)(path) -> Result`.
+    """
+
+    def __init__(self, face_detector: FaceDetector | None = None, **options: object) -> None:
+        self.options = DetectOptions(**options)  # type: ignore[arg-type]
+        o = self.options
+        if o.detect_every < 1:
+            raise InputError("--detect-every must be at least 1")
+        if o.scoring not in ("chunk", "demo"):
+            raise InputError(f"unknown scoring {o.scoring!r}; choose chunk or demo")
+        if o.threads:
+            torch.set_num_threads(o.threads)
+        self.model = load_model(o.model, weights=o.weights, device=o.device)
+        self.face_detector = face_detector
+        if self.face_detector is None and o.faces_csv is None:
+            self.face_detector = RetinaFaceDetector(
+                max_side=o.detector_size,
+                threshold=o.face_threshold,
+                min_size=o.min_face,
+                threads=o.threads,
+            )
+
+    def __call__(self, path: str | Path) -> Result:
+        o = self.options
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+        info = media.probe(path)
+        if not info.has_audio:
+            raise MediaError(
+                f"{path}: has no audio track; active speaker detection needs the soundtrack"
+            )
+        audio = media.read_audio(path, o.start, o.duration, origin=info.origin)
+        if is_silent(audio):
+            if not o.allow_silent:
+                raise MediaError(
+                    f"{path}: the audio track is silent (digital silence); nobody can be heard "
+                    "speaking. Pass --allow-silent to score it anyway."
+                )
+        features = mfcc(audio)
+        n_audio_frames = media.model_frame_count(len(audio))
+        if o.duration is not None:
+            n_audio_frames = min(n_audio_frames, int(round(o.duration * media.MODEL_FPS)))
+        timings["audio"] = time.perf_counter() - clock
+
+        if o.faces_csv is not None:
+            tracks, n_frames, stage = self._tracks_from_csv(path, info, features, n_audio_frames)
+        else:
+            tracks, n_frames, stage = self._tracks_from_video(path, info, features, n_audio_frames)
+        timings.update(stage)
+        if len(audio) and n_frames and info.duration == info.duration:
+            self._check_truncated(path, info, n_frames)
+
+        result = Result(
+            path=str(path),
+            video_id=Path(path).stem,
+            width=info.width,
+            height=info.height,
+            source_fps=info.fps,
+            start=o.start,
+            n_frames=n_frames,
+            tracks=tracks,
+            threshold=o.threshold,
+        )
+        result.turns = speaking_turns(tracks, o.start, o.threshold, o.min_turn, o.merge_gap)
+        timings["total"] = time.perf_counter() - clock
+        result.metadata = {
+            "syncasd_version": __version__,
+            "options": {k: v for k, v in asdict(o).items() if k != "progress"},
+            "source": {
+                "fps": info.fps,
+                "duration": info.duration,
+                "video_codec": info.video_codec,
+                "audio_codec": info.audio_codec,
+            },
+            "timings_s": {k: round(v, 3) for k, v in timings.items()},
+            "real_time_factor": round((n_frames / media.MODEL_FPS) / timings["total"], 3)
+            if timings["total"] > 0
+            else None,
+        }
+        return result
+
+    def _check_truncated(self, path: str | Path, info: media.MediaInfo, n_frames: int) -> None:
+        """A file whose frames stop well before its stated duration is damaged."""
+        o = self.options
+        expected = info.duration - o.start
+        if o.duration is not None:
+            expected = min(expected, o.duration)
+        got = n_frames / media.MODEL_FPS
+        if expected - got > max(1.0, 0.05 * expected):
+            raise MediaError(
+                f"{path}: truncated or damaged: decoding stopped at {o.start + got:.1f} s of "
+                f"{info.duration:.1f} s"
+            )
+
+    def _new_scorer(self, features: np.ndarray, start: int) -> ChunkScorer | DemoScorer:
+        o = self.options
+        if o.scoring == "demo":
+            return DemoScorer(self.model, features, start)
+        window = max(int(round(o.window * media.MODEL_FPS)), 60)
+        return ChunkScorer(self.model, features, start, window=window, context=window // 6)
+
+    def _finish(self, live: _LiveTrack, tracks: list[Track]) -> None:
+        face = live.track
+        if len(face) < self.options.min_track:
+            return
+        logits, probs = live.scorer.finish()
+        frames = np.arange(face.first, face.last + 1)
+        tracks.append(
+            Track(
+                id=len(tracks),
+                shot=face.shot,
+                frames=frames,
+                boxes=face.boxes(frames).astype(np.float32),
+                logits=logits.astype(np.float32),
+                probs=probs.astype(np.float32),
+            )
+        )
+
+    def _tracks_from_video(
+        self, path: str | Path, info: media.MediaInfo, features: np.ndarray, n_limit: int
+    ) -> tuple[list[Track], int, dict[str, float]]:
+        o = self.options
+        timing = dict.fromkeys(("decode", "shots", "faces", "crops", "scores"), 0.0)
+        tracker = IoUTracker(o.iou, max_gap=max(o.max_gap, 2 * o.detect_every))
+        shots = ShotDetector(o.shot_threshold)
+        gray: dict[int, np.ndarray] = {}  # ring buffer of frames not yet cropped by all tracks
+        queue: list[tuple[int, bool, np.ndarray | None]] = []  # (frame, cut, image to detect)
+        live: dict[int, _LiveTrack] = {}
+        tracks: list[Track] = []
+        n_frames = 0
+        scale = SHOT_FRAME_WIDTH / info.width
+        shot_size = (SHOT_FRAME_WIDTH, max(1, round(info.height * scale)))
+
+        def crop_settled(items: Iterable[_LiveTrack]) -> None:
+            for lt in items:
+                upto = min(lt.track.settled_until(), n_frames - 1)
+                if upto < lt.next_crop:
+                    continue
+                frames = np.arange(lt.next_crop, upto + 1)
+                t0 = time.perf_counter()
+                params = lt.track.smoothed(frames)
+                crops = np.stack(
+                    [face_crop(gray[f], cx, cy, s) for f, (cx, cy, s) in zip(frames, params)]
+                )
+                t1 = time.perf_counter()
+                lt.scorer.push(crops)
+                timing["crops"] += t1 - t0
+                timing["scores"] += time.perf_counter() - t1
+                lt.next_crop = upto + 1
+
+        def flush_queue() -> None:
+            detect_frames = [img for _, _, img in queue if img is not None]
+            t0 = time.perf_counter()
+            found = iter(self.face_detector.detect(detect_frames) if detect_frames else [])
+            timing["faces"] += time.perf_counter() - t0
+            ended: list[FaceTrack] = []
+            for f, cut, img in queue:
+                if cut:
+                    ended += tracker.reset()
+                if img is not None:
+                    ended += tracker.update(f, next(found).boxes)
+            queue.clear()
+            for face in tracker.active:
+                if face.id not in live:
+                    live[face.id] = _LiveTrack(
+                        face, self._new_scorer(features, face.first), face.first
+                    )
+            self._close(ended, live, tracks, crop_settled)
+            crop_settled(live.values())
+            oldest = min([lt.next_crop for lt in live.values()] + [n_frames])
+            for f in [f for f in gray if f < oldest]:
+                del gray[f]
+
+        frames = media.iter_frames(path, o.start, o.duration, origin=info.origin)
+        bar = tqdm(
+            total=n_limit, unit="frame", desc=f"{Path(path).name}", disable=not o.progress,
+            leave=False,
+        )
+        t0 = time.perf_counter()
+        for frame in frames:
+            if frame.index >= n_limit:
+                break
+            t1 = time.perf_counter()
+            timing["decode"] += t1 - t0
+            image = frame.image
+            gray[frame.index] = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+            small = cv2.resize(image, shot_size, interpolation=cv2.INTER_AREA)
+            cut = shots.is_cut(frame.index, small) and frame.index > 0
+            t2 = time.perf_counter()
+            timing["shots"] += t2 - t1
+            detect = frame.index % o.detect_every == 0
+            queue.append((frame.index, cut, image if detect else None))
+            n_frames = frame.index + 1
+            if sum(img is not None for _, _, img in queue) >= o.batch:
+                flush_queue()
+            bar.update(1)
+            t0 = time.perf_counter()
+        frames.close()
+        flush_queue()
+        self._close(tracker.reset(new_shot=False), live, tracks, crop_settled)
+        bar.close()
+        tracks.sort(key=lambda t: (t.start, t.id))
+        for i, t in enumerate(tracks):
+            t.id = i
+        return tracks, n_frames, timing
+
+    def _close(self, ended, live, tracks, crop_settled) -> None:
+        """Crop the rest of each ended track, score it and keep it if long enough."""
+        for face in ended:
+            lt = live.pop(face.id, None)
+            if lt is None:
+                continue
+            if len(face) >= self.options.min_track:
+                crop_settled([lt])
+            self._finish(lt, tracks)
+
+    def _tracks_from_csv(self, path, info, features, n_limit):
+        raise SyncASDError("--faces is not available yet")
+
+
+def detect(path: str | Path, **options: object) -> Result:
+    """Who speaks when in one video: `syncasd.detect("talk.mp4", weights=...)`.
+
+    Options are the fields of `DetectOptions`. To run many videos, build a `Detector` once.
+    """
+    return Detector(**options)(path)
