@@ -10,6 +10,7 @@ length of the video.
 
 from __future__ import annotations
 
+import csv
 import logging
 import time
 from collections.abc import Iterable
@@ -23,7 +24,7 @@ from tqdm import tqdm
 
 from . import __version__, media
 from .audio import is_silent, mfcc
-from .errors import InputError, MediaError, SyncASDError
+from .errors import InputError, MediaError
 from .faces.crop import face_crop
 from .faces.detect import FaceDetector, RetinaFaceDetector
 from .faces.track import FaceTrack, IoUTracker, ShotDetector
@@ -179,11 +180,17 @@ class Detector:
         window = max(int(round(o.window * media.MODEL_FPS)), 60)
         return ChunkScorer(self.model, features, start, window=window, context=window // 6)
 
-    def _finish(self, live: _LiveTrack, tracks: list[Track]) -> None:
-        face = live.track
+    def _append(
+        self,
+        tracks: list[Track],
+        face: FaceTrack,
+        scorer: ChunkScorer | DemoScorer,
+        entity: str | None = None,
+    ) -> None:
+        """Score the rest of a finished face track and keep it if it is long enough."""
         if len(face) < self.options.min_track:
             return
-        logits, probs = live.scorer.finish()
+        logits, probs = scorer.finish()
         frames = np.arange(face.first, face.last + 1)
         tracks.append(
             Track(
@@ -193,6 +200,7 @@ class Detector:
                 boxes=face.boxes(frames).astype(np.float32),
                 logits=logits.astype(np.float32),
                 probs=probs.astype(np.float32),
+                entity=entity,
             )
         )
 
@@ -292,10 +300,116 @@ class Detector:
                 continue
             if len(face) >= self.options.min_track:
                 crop_settled([lt])
-            self._finish(lt, tracks)
+            self._append(tracks, lt.track, lt.scorer)
 
-    def _tracks_from_csv(self, path, info, features, n_limit):
-        raise SyncASDError("--faces is not available yet")
+    def _tracks_from_csv(
+        self, path: str | Path, info: media.MediaInfo, features: np.ndarray, n_limit: int
+    ) -> tuple[list[Track], int, dict[str, float]]:
+        """Score the caller's face boxes: one track per entity (split at gaps > max_gap)."""
+        o = self.options
+        timing = dict.fromkeys(("decode", "crops", "scores"), 0.0)
+        faces = read_face_csv(
+            o.faces_csv, Path(path).stem, info.width, info.height, o.start, o.max_gap, n_limit
+        )
+        pending = sorted(faces, key=lambda ft: ft[0].first)
+        live: list[tuple[FaceTrack, str, ChunkScorer | DemoScorer]] = []
+        tracks: list[Track] = []
+        n_frames = 0
+        t0 = time.perf_counter()
+        frames = media.iter_frames(path, o.start, o.duration, origin=info.origin)
+        for frame in frames:
+            if frame.index >= n_limit or not (pending or live):
+                break
+            t1 = time.perf_counter()
+            timing["decode"] += t1 - t0
+            n_frames = frame.index + 1
+            while pending and pending[0][0].first == frame.index:
+                face, entity = pending.pop(0)
+                live.append((face, entity, self._new_scorer(features, face.first)))
+            gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
+            for face, entity, scorer in list(live):
+                cx, cy, s = face.smoothed(np.array([frame.index]))[0]
+                t2 = time.perf_counter()
+                crop = face_crop(gray, cx, cy, s)
+                t3 = time.perf_counter()
+                scorer.push(crop[None])
+                timing["crops"] += t3 - t2
+                timing["scores"] += time.perf_counter() - t3
+                if frame.index == face.last:
+                    live.remove((face, entity, scorer))
+                    self._append(tracks, face, scorer, entity)
+            t0 = time.perf_counter()
+        frames.close()
+        for face, entity, scorer in live:  # the video ended before these tracks did
+            if scorer.n >= self.options.min_track:
+                face.det_frames = [f for f in face.det_frames if f < face.first + scorer.n]
+                face.det_boxes = face.det_boxes[: len(face.det_frames)]
+                self._append(tracks, face, scorer, entity)
+        tracks.sort(key=lambda t: (t.start, t.entity or ""))
+        for i, t in enumerate(tracks):
+            t.id = i
+        return tracks, n_frames, timing
+
+
+def read_face_csv(
+    path: str | Path,
+    video_id: str,
+    width: int,
+    height: int,
+    start: float = 0.0,
+    max_gap: int = 10,
+    n_limit: int | None = None,
+) -> list[tuple[FaceTrack, str]]:
+    """Face tracks from an AVA-layout CSV (video_id, frame_timestamp, x1, y1, x2, y2, label,
+    entity_id, ...; boxes normalised to [0, 1]; header optional), for one video.
+
+    Timestamps map to the nearest model frame; an entity is split where its boxes stop for more
+    than `max_gap` frames.
+    """
+    rows: dict[str, dict[int, np.ndarray]] = {}
+    videos: set[str] = set()
+    try:
+        with open(path, newline="") as f:
+            for n, row in enumerate(csv.reader(f)):
+                if not row or (n == 0 and not _is_number(row[1] if len(row) > 1 else "")):
+                    continue
+                if len(row) < 8:
+                    raise InputError(
+                        f"{path}:{n + 1}: expected the AVA layout video_id, frame_timestamp, "
+                        f"x1, y1, x2, y2, label, entity_id; got {len(row)} columns"
+                    )
+                videos.add(row[0])
+                if row[0] != video_id:
+                    continue
+                k = int(round((float(row[1]) - start) * media.MODEL_FPS))
+                if k < 0 or (n_limit is not None and k >= n_limit):
+                    continue
+                box = np.array([float(v) for v in row[2:6]]) * [width, height, width, height]
+                rows.setdefault(row[7], {})[k] = box
+    except OSError as e:
+        raise InputError(f"{path}: cannot read face boxes ({e.strerror or e})") from None
+    except ValueError as e:
+        raise InputError(f"{path}: not an AVA-layout CSV ({e})") from None
+    if not rows:
+        known = ", ".join(sorted(videos)[:5]) or "none"
+        raise InputError(f"{path}: no face boxes for video_id {video_id!r} (found: {known})")
+    faces: list[tuple[FaceTrack, str]] = []
+    for entity, boxes in rows.items():
+        face: FaceTrack | None = None
+        for k in sorted(boxes):
+            if face is None or k - face.last > max_gap:
+                face = FaceTrack(len(faces), 0, ended=True)
+                faces.append((face, entity))
+            face.add(k, boxes[k])
+    return faces
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def detect(path: str | Path, **options: object) -> Result:

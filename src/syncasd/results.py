@@ -21,9 +21,9 @@ MODEL_FPS = 25.0
 class Track:
     """One face track inside one shot, on the 25 fps model timeline.
 
-    `frames` are consecutive model-frame indices; `boxes` are the smoothed boxes the crops were
-    taken from, in source pixels (x1, y1, x2, y2); `logits` is the raw class-1 logit and
-    `probs` the speaking probability (softmax) for each frame.
+    `frames` are consecutive model-frame indices; `boxes` the face boxes in source pixels
+    (x1, y1, x2, y2; detections, interpolated between them); `logits` the raw class-1 logit
+    and `probs` the speaking probability (softmax) for each frame.
     """
 
     id: int
@@ -32,6 +32,7 @@ class Track:
     boxes: np.ndarray
     logits: np.ndarray
     probs: np.ndarray
+    entity: str | None = None  # the caller's entity id when boxes came from --faces
 
     @property
     def start(self) -> int:
@@ -71,6 +72,10 @@ class Result:
     threshold: float = 0.5
     turns: list[Turn] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    def entity_id(self, track: Track) -> str:
+        """AVA entity id: the caller's, or `<video_id>:<track id>`."""
+        return track.entity or f"{self.video_id}:{track.id}"
 
     def timestamp(self, frame: int | np.ndarray) -> float | np.ndarray:
         """Source-video time (s) of a model frame."""
@@ -150,7 +155,7 @@ def write_csv(result: Result, path: str | Path) -> None:
                             f"{times[i]:.3f}",
                             *(f"{v:.6f}" for v in boxes[i]),
                             "SPEAKING_AUDIBLE" if speaking else "NOT_SPEAKING",
-                            f"{result.video_id}:{track.id}",
+                            result.entity_id(track),
                             f"{track.probs[i]:.6f}",
                             f"{track.logits[i]:.6f}",
                             int(frame),
@@ -178,7 +183,7 @@ def write_json(result: Result, path: str | Path) -> None:
         "tracks": [
             {
                 "id": t.id,
-                "entity_id": f"{result.video_id}:{t.id}",
+                "entity_id": result.entity_id(t),
                 "shot": t.shot,
                 "start_frame": t.start,
                 "end_frame": t.end,
@@ -202,11 +207,12 @@ def write_json(result: Result, path: str | Path) -> None:
 
 def write_rttm(result: Result, path: str | Path) -> None:
     """NIST RTTM: one SPEAKER line per turn; the speaker name is the face track's entity id."""
+    names = {t.id: result.entity_id(t) for t in result.tracks}
     with atomic_write(path) as f:
         for u in result.turns:
             f.write(
                 f"SPEAKER {result.video_id} 1 {u.start:.3f} {u.duration:.3f} "
-                f"<NA> <NA> {result.video_id}:{u.track} <NA> <NA>\n"
+                f"<NA> <NA> {names[u.track]} <NA> <NA>\n"
             )
 
 
