@@ -28,29 +28,80 @@ def _fail(message: str) -> None:
 
 @app.command()
 def detect(
-    videos: Annotated[list[Path], typer.Argument(help="Input video file(s); anything FFmpeg reads.")],
-    out: Annotated[Path, typer.Option("-o", "--out", help="Output folder (created if needed).")] = Path("out"),
-    model: Annotated[str, typer.Option(help="Registry model name, e.g. light-asd or light-asd.talkset.")] = "light-asd",
-    weights: Annotated[Path | None, typer.Option(help="Local checkpoint file; skips the download.")] = None,
+    videos: Annotated[
+        list[Path], typer.Argument(help="Input video file(s); anything FFmpeg reads.")
+    ],
+    out: Annotated[
+        Path, typer.Option("-o", "--out", help="Output folder (created if needed).")
+    ] = Path("out"),
+    model: Annotated[
+        str, typer.Option(help="Registry model name, e.g. light-asd or light-asd.talkset.")
+    ] = "light-asd",
+    weights: Annotated[
+        Path | None, typer.Option(help="Local checkpoint file; skips the download.")
+    ] = None,
     device: Annotated[str, typer.Option(help="Torch device: cpu, cuda, cuda:1, mps.")] = "cpu",
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="Inference backend: auto (ONNX Runtime on CPU, torch elsewhere), torch or ort."
+        ),
+    ] = "auto",
     start: Annotated[float, typer.Option(help="Start of the analysed interval (s).")] = 0.0,
-    duration: Annotated[float | None, typer.Option(help="Length of the analysed interval (s); default: to the end.")] = None,
-    detect_every: Annotated[int, typer.Option(help="Run the face detector every N model frames; boxes in between are interpolated.")] = 1,
-    detector_size: Annotated[int, typer.Option(help="Longer side (px) of the downscaled copy the face detector sees.")] = 640,
-    face_threshold: Annotated[float, typer.Option(help="Face detector confidence threshold.")] = 0.9,
-    min_face: Annotated[float, typer.Option(help="Ignore faces smaller than this (px, shorter box side).")] = 0.0,
-    faces: Annotated[Path | None, typer.Option(help="Use these face boxes (AVA CSV layout) instead of detecting faces.")] = None,
-    min_track: Annotated[int, typer.Option(help="Drop face tracks shorter than this (frames at 25 fps).")] = 10,
-    max_gap: Annotated[int, typer.Option(help="Bridge detection gaps up to this many frames inside a track.")] = 10,
+    duration: Annotated[
+        float | None, typer.Option(help="Length of the analysed interval (s); default: to the end.")
+    ] = None,
+    detect_every: Annotated[
+        int,
+        typer.Option(
+            help="Run the face detector every N model frames; boxes in between are interpolated."
+        ),
+    ] = 1,
+    detector_size: Annotated[
+        int, typer.Option(help="Longer side (px) of the downscaled copy the face detector sees.")
+    ] = 640,
+    face_threshold: Annotated[
+        float, typer.Option(help="Face detector confidence threshold.")
+    ] = 0.9,
+    min_face: Annotated[
+        float, typer.Option(help="Ignore faces smaller than this (px, shorter box side).")
+    ] = 0.0,
+    faces: Annotated[
+        Path | None,
+        typer.Option(help="Use these face boxes (AVA CSV layout) instead of detecting faces."),
+    ] = None,
+    min_track: Annotated[
+        int, typer.Option(help="Drop face tracks shorter than this (frames at 25 fps).")
+    ] = 10,
+    max_gap: Annotated[
+        int, typer.Option(help="Bridge detection gaps up to this many frames inside a track.")
+    ] = 10,
     iou: Annotated[float, typer.Option(help="Minimum IoU to continue a track.")] = 0.5,
-    shot_threshold: Annotated[float, typer.Option(help="PySceneDetect content threshold for shot cuts.")] = 27.0,
-    scoring: Annotated[str, typer.Option(help="chunk: one pass over overlapping windows; demo: the peers' 6-duration average + smoothing.")] = "chunk",
+    shot_threshold: Annotated[
+        float, typer.Option(help="PySceneDetect content threshold for shot cuts.")
+    ] = 27.0,
+    scoring: Annotated[
+        str,
+        typer.Option(
+            help="chunk: one pass over overlapping windows; "
+            "demo: the peers' 6-duration average + smoothing."
+        ),
+    ] = "chunk",
     window: Annotated[float, typer.Option(help="Scoring window (s) for --scoring chunk.")] = 6.0,
     threshold: Annotated[float, typer.Option(help="Speaking when probability >= this.")] = 0.5,
-    min_turn: Annotated[float, typer.Option(help="RTTM: drop speaking turns shorter than this (s).")] = 0.0,
-    merge_gap: Annotated[float, typer.Option(help="RTTM: merge turns of a face separated by at most this (s).")] = 0.0,
-    allow_silent: Annotated[bool, typer.Option(help="Score videos whose audio is digital silence instead of refusing them.")] = False,
-    render: Annotated[bool, typer.Option(help="Also write OUT/<stem>.mp4 with boxes and the original audio.")] = False,
+    min_turn: Annotated[
+        float, typer.Option(help="RTTM: drop speaking turns shorter than this (s).")
+    ] = 0.0,
+    merge_gap: Annotated[
+        float, typer.Option(help="RTTM: merge turns of a face separated by at most this (s).")
+    ] = 0.0,
+    allow_silent: Annotated[
+        bool,
+        typer.Option(help="Score videos whose audio is digital silence instead of refusing them."),
+    ] = False,
+    render: Annotated[
+        bool, typer.Option(help="Also write OUT/<stem>.mp4 with boxes and the original audio.")
+    ] = False,
     threads: Annotated[int, typer.Option(help="CPU threads for models (0 = library default).")] = 0,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log stage timings.")] = False,
@@ -70,6 +121,7 @@ def detect(
             model=model,
             weights=str(weights) if weights else None,
             device=device,
+            backend=backend,
             start=start,
             duration=duration,
             detect_every=detect_every,

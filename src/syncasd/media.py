@@ -1,4 +1,4 @@
-"""Media I/O with PyAV: probe, audio to 16 kHz mono int16, and streaming video on the 25 fps timeline.
+"""Media I/O with PyAV: probe, 16 kHz mono int16 audio, streaming video on the 25 fps timeline.
 
 Times are seconds from the first video frame of the source (what a player shows as 0:00).
 """

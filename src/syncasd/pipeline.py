@@ -29,6 +29,8 @@ from .faces.crop import face_crop
 from .faces.detect import FaceDetector, RetinaFaceDetector
 from .faces.track import FaceTrack, IoUTracker, ShotDetector
 from .models import load_model
+from .models.onnx import to_ort
+from .models.zoo import cache_dir
 from .results import Result, Track, speaking_turns
 from .scoring import ChunkScorer, DemoScorer
 
@@ -44,6 +46,7 @@ class DetectOptions:
     model: str = "light-asd"
     weights: str | None = None
     device: str = "cpu"
+    backend: str = "auto"
     start: float = 0.0
     duration: float | None = None
     detect_every: int = 1
@@ -89,9 +92,18 @@ class Detector:
             raise InputError("--detect-every must be at least 1")
         if o.scoring not in ("chunk", "demo"):
             raise InputError(f"unknown scoring {o.scoring!r}; choose chunk or demo")
+        if o.backend not in ("auto", "torch", "ort"):
+            raise InputError(f"unknown backend {o.backend!r}; choose auto, torch or ort")
+        if o.device.startswith("cuda") and not torch.cuda.is_available():
+            raise InputError(f"--device {o.device}: CUDA is not available on this machine")
         if o.threads:
             torch.set_num_threads(o.threads)
         self.model = load_model(o.model, weights=o.weights, device=o.device)
+        # ONNX Runtime is 2-4x faster than torch on CPU for these small conv nets.
+        if o.backend == "ort" or (o.backend == "auto" and o.device == "cpu"):
+            if o.device != "cpu":
+                raise InputError("--backend ort runs on the CPU; use --device cpu")
+            self.model = to_ort(self.model, o.model, cache_dir(), threads=o.threads)
         self.face_detector = face_detector
         if self.face_detector is None and o.faces_csv is None:
             self.face_detector = RetinaFaceDetector(
@@ -228,7 +240,7 @@ class Detector:
                 t0 = time.perf_counter()
                 params = lt.track.smoothed(frames)
                 crops = np.stack(
-                    [face_crop(gray[f], cx, cy, s) for f, (cx, cy, s) in zip(frames, params)]
+                    [face_crop(gray[f], *p) for f, p in zip(frames, params, strict=True)]
                 )
                 t1 = time.perf_counter()
                 lt.scorer.push(crops)
@@ -261,7 +273,10 @@ class Detector:
 
         frames = media.iter_frames(path, o.start, o.duration, origin=info.origin)
         bar = tqdm(
-            total=n_limit, unit="frame", desc=f"{Path(path).name}", disable=not o.progress,
+            total=n_limit,
+            unit="frame",
+            desc=f"{Path(path).name}",
+            disable=not o.progress,
             leave=False,
         )
         t0 = time.perf_counter()

@@ -19,7 +19,7 @@ from syncasd.results import MODEL_FPS, Result, Track
 
 __all__ = ["render_video"]
 
-GREEN = (0, 255, 0)
+GREEN = (0, 255, 0)  # BGR, as OpenCV draws
 RED = (0, 0, 255)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 MP4_AUDIO = {"aac", "mp3"}  # audio codecs copied as they are; anything else becomes AAC
@@ -62,11 +62,12 @@ def _render(result: Result, tmp: str, progress: bool) -> None:
         ain = src.streams.audio[0] if src.streams.audio else None
         if ain is not None and ain.codec_context is None:
             ain = None
-        # Source seconds count from the first video frame, as the decoders of the pipeline do.
+        # Result times count from the video stream's first timestamp, not the container clock.
         origin = float(vin.start_time * vin.time_base) if vin.start_time is not None else 0.0
         t0 = origin + result.start
         t1 = t0 + result.n_frames / MODEL_FPS
         rate = vin.average_rate or vin.guessed_rate or Fraction(int(MODEL_FPS))
+        rate = rate.limit_denominator(1001)  # variable-rate sources report unwieldy averages
         if result.start > 0:
             src.seek(max(0, int((t0 - SEEK_MARGIN) / vin.time_base)), stream=vin)
 
@@ -300,8 +301,10 @@ class _AudioOut:
             self.out = dst.add_stream_from_template(ain)
             return
         rate = ain.rate if ain.rate in AAC_RATES else 48000
-        layout = ain.layout.name if ain.layout.nb_channels <= 2 else "stereo"
+        # Named layouts only: the encoder rejects unordered ones such as "2 channels".
+        layout = "mono" if ain.layout.nb_channels == 1 else "stereo"
         self.out = dst.add_stream("aac", rate=rate, layout=layout)
+        self.out.codec_context.time_base = Fraction(1, rate)
         self.resampler = av.AudioResampler(
             format="fltp", layout=layout, rate=rate, frame_size=AAC_FRAME
         )

@@ -95,7 +95,7 @@ def speaking_turns(
         speaking = track.probs >= threshold
         runs: list[list[float]] = []
         edges = np.flatnonzero(np.diff(np.r_[0, speaking.astype(np.int8), 0]))
-        for a, b in zip(edges[::2], edges[1::2]):
+        for a, b in zip(edges[::2], edges[1::2], strict=True):
             t0 = start + (track.start + a) / MODEL_FPS
             t1 = start + (track.start + b) / MODEL_FPS
             if runs and t0 - runs[-1][1] <= merge_gap:

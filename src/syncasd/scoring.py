@@ -17,16 +17,18 @@ import torch
 from torch import nn
 
 from .audio import ROWS_PER_FRAME
+from .models.onnx import OrtModel
 
 DEMO_DURATIONS = (1, 2, 3, 4, 5, 6)  # seconds; the peers' {1,1,1,2,2,2,3,3,4,5,6} is a set
 
 
-def run_model(model: nn.Module, crops: np.ndarray, mfcc: np.ndarray) -> np.ndarray:
+def run_model(model: nn.Module | OrtModel, crops: np.ndarray, mfcc: np.ndarray) -> np.ndarray:
     """(T, 112, 112) uint8 crops and (4T, 13) MFCC rows → (T, 2) float32 logits."""
     with torch.inference_mode():
         video = torch.from_numpy(np.ascontiguousarray(crops)).float().unsqueeze(0)
         audio = torch.from_numpy(np.ascontiguousarray(mfcc, dtype=np.float32)).unsqueeze(0)
-        device = next(model.parameters()).device
+        # Torch modules live on a device; the ONNX Runtime twin says `device` itself.
+        device = getattr(model, "device", None) or next(model.parameters()).device
         return model.frame_logits(video.to(device), audio.to(device))[0].float().cpu().numpy()
 
 

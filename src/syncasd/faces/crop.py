@@ -31,7 +31,9 @@ def face_crop(gray: np.ndarray, cx: float, cy: float, s: float) -> np.ndarray:
     y0, y1 = max(top - pad, 0), min(bottom - pad, h)
     x0, x1 = max(left - pad, 0), min(right - pad, w)
     if y1 > y0 and x1 > x0:
-        region[y0 + pad - top : y1 + pad - top, x0 + pad - left : x1 + pad - left] = gray[y0:y1, x0:x1]
+        region[y0 + pad - top : y1 + pad - top, x0 + pad - left : x1 + pad - left] = gray[
+            y0:y1, x0:x1
+        ]
     face = cv2.resize(region, (CROP_SIZE, CROP_SIZE))
     lo = CROP_SIZE // 2 - MODEL_SIZE // 2
     return face[lo : lo + MODEL_SIZE, lo : lo + MODEL_SIZE]

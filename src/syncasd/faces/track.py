@@ -120,7 +120,7 @@ class IoUTracker:
         if self.active and len(boxes):
             last = np.stack([t.det_boxes[-1] for t in self.active])
             iou = iou_matrix(last, boxes)
-            for r, c in zip(*linear_sum_assignment(-iou)):
+            for r, c in zip(*linear_sum_assignment(-iou), strict=True):
                 if iou[r, c] >= self.iou_threshold:
                     self.active[r].add(frame, boxes[c])
                     unmatched.discard(c)

@@ -109,7 +109,7 @@ class AudioEncoder(nn.Module):
 
 
 class BGRU(nn.Module):
-    """Forward GRU, then a backward GRU over the forward GRU's output (in sequence, as the original)."""
+    """Forward GRU, then a backward GRU over the forward GRU's output: run in sequence."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -141,7 +141,9 @@ class LightASDBackbone(nn.Module):
     def forward_audio_frontend(self, mfcc: torch.Tensor) -> torch.Tensor:
         return self.audioEncoder(mfcc.unsqueeze(1).transpose(2, 3))
 
-    def forward_audio_visual_backend(self, audio: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
+    def forward_audio_visual_backend(
+        self, audio: torch.Tensor, visual: torch.Tensor
+    ) -> torch.Tensor:
         return self.GRU(audio + visual)
 
 

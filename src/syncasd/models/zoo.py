@@ -53,7 +53,7 @@ REGISTRY: dict[str, ModelSpec] = {
     "light-asd": ModelSpec(
         name="light-asd",
         builder=LightASD,
-        description="Light-ASD: lightweight 2D+1D CNN encoders, additive fusion, BGRU (1.0 M params)",
+        description="Light-ASD: light 2D+1D CNN encoders, additive fusion, BGRU (1.0 M params)",
         license="MIT (Junhua-Liao/Light-ASD)",
         paper="Liao et al., A Light Weight Model for Active Speaker Detection, CVPR 2023",
         checkpoints={
@@ -125,7 +125,10 @@ def download(name: str, progress: bool = True) -> Path:
             from tqdm import tqdm
 
             with tqdm(
-                total=total or None, unit="B", unit_scale=True, desc=ckpt.filename,
+                total=total or None,
+                unit="B",
+                unit_scale=True,
+                desc=ckpt.filename,
                 disable=not progress,
             ) as bar:
                 for block in iter(lambda: response.read(1 << 16), b""):
@@ -153,7 +156,9 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt or non-torch files
-        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__})") from None
+        raise WeightsError(
+            f"{path}: not a readable PyTorch checkpoint ({type(e).__name__})"
+        ) from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"{path}: not a state dict of tensors")
     return state
