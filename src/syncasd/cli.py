@@ -102,6 +102,9 @@ def detect(
     render: Annotated[
         bool, typer.Option(help="Also write OUT/<stem>.mp4 with boxes and the original audio.")
     ] = False,
+    batch: Annotated[
+        int, typer.Option(help="Frames per face-detector call (batched inference).")
+    ] = 4,
     threads: Annotated[int, typer.Option(help="CPU threads for models (0 = library default).")] = 0,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log stage timings.")] = False,
@@ -139,6 +142,7 @@ def detect(
             min_turn=min_turn,
             merge_gap=merge_gap,
             allow_silent=allow_silent,
+            batch=batch,
             threads=threads,
             progress=progress,
         )

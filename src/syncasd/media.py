@@ -45,7 +45,10 @@ def _open(path: str | Path) -> av.container.InputContainer:
     try:
         return av.open(str(p))
     except av.FFmpegError as e:
-        raise MediaError(f"{p}: not a readable video file ({e.strerror or e})") from None
+        raise MediaError(
+            f"{p}: not a readable video file ({e.strerror or e}); it is damaged, truncated "
+            "or not a video"
+        ) from None
 
 
 def _video_stream(container: av.container.InputContainer, path: str | Path) -> av.VideoStream:
@@ -120,7 +123,11 @@ def read_audio(
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray().reshape(-1))
         except av.FFmpegError as e:
-            raise MediaError(f"{path}: audio cannot be decoded ({e.strerror or e})") from None
+            at = (first_time or 0.0) + n / SAMPLE_RATE
+            raise MediaError(
+                f"{path}: truncated or damaged: audio stops decoding at {at:.1f} s "
+                f"({e.strerror or e})"
+            ) from None
     audio = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
     if first_time is None:
         first_time = origin
@@ -180,7 +187,9 @@ def iter_frames(
                     last_dt = t - prev[0]
                 while tick <= t and tick < end:
                     # Nearest of the previous and the current frame.
-                    use_prev = prev is not None and (tick - prev[0]) < (t - tick)
+                    # A tie (tick halfway between two frames) goes to the later frame, whatever
+                    # float noise says, so no frame repeats and none is skipped.
+                    use_prev = prev is not None and (tick - prev[0]) < (t - tick) - 1e-6
                     chosen_t, chosen = prev if use_prev else (t, frame)
                     if chosen_t < start - step / 2:
                         # Before the requested start (after a backward seek): not on our timeline.
@@ -194,7 +203,10 @@ def iter_frames(
                     return
                 prev = (t, frame)
         except av.FFmpegError as e:
-            raise MediaError(f"{path}: video cannot be decoded ({e.strerror or e})") from None
+            raise MediaError(
+                f"{path}: truncated or damaged: video stops decoding at {tick:.1f} s "
+                f"({e.strerror or e})"
+            ) from None
         # Ticks up to the end of the last frame's display interval.
         if prev is not None:
             stop = min(prev[0] + last_dt, end)

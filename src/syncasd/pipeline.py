@@ -92,6 +92,8 @@ class Detector:
             raise InputError("--detect-every must be at least 1")
         if o.scoring not in ("chunk", "demo"):
             raise InputError(f"unknown scoring {o.scoring!r}; choose chunk or demo")
+        if o.scoring == "demo" and o.min_track < 3:
+            raise InputError("--scoring demo needs --min-track of at least 3 frames")
         if o.backend not in ("auto", "torch", "ort"):
             raise InputError(f"unknown backend {o.backend!r}; choose auto, torch or ort")
         if o.device.startswith("cuda") and not torch.cuda.is_available():

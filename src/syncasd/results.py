@@ -90,19 +90,28 @@ def speaking_turns(
     merge_gap: float = 0.0,
 ) -> list[Turn]:
     """Runs of frames with probability ≥ threshold, gaps ≤ merge_gap merged, short turns dropped."""
+    # Work in whole frames so that gaps and lengths compare exactly.
+    max_gap = int(np.floor(merge_gap * MODEL_FPS + 1e-6))
+    min_frames = int(np.ceil(min_duration * MODEL_FPS - 1e-6))
     turns: list[Turn] = []
     for track in tracks:
         speaking = track.probs >= threshold
-        runs: list[list[float]] = []
         edges = np.flatnonzero(np.diff(np.r_[0, speaking.astype(np.int8), 0]))
+        runs: list[list[int]] = []
         for a, b in zip(edges[::2], edges[1::2], strict=True):
-            t0 = start + (track.start + a) / MODEL_FPS
-            t1 = start + (track.start + b) / MODEL_FPS
-            if runs and t0 - runs[-1][1] <= merge_gap:
-                runs[-1][1] = t1
+            if runs and a - runs[-1][1] <= max_gap:
+                runs[-1][1] = b
             else:
-                runs.append([t0, t1])
-        turns += [Turn(track.id, t0, t1) for t0, t1 in runs if t1 - t0 >= min_duration]
+                runs.append([a, b])
+        turns += [
+            Turn(
+                track.id,
+                start + (track.start + a) / MODEL_FPS,
+                start + (track.start + b) / MODEL_FPS,
+            )
+            for a, b in runs
+            if b - a >= min_frames
+        ]
     return sorted(turns, key=lambda t: (t.start, t.track))
 
 

@@ -115,8 +115,13 @@ def download(name: str, progress: bool = True) -> Path:
     """Fetch a published checkpoint into the cache (once) and verify its sha256."""
     _, ckpt = _resolve(name)
     path = cache_dir() / ckpt.filename
-    if path.exists() and _sha256(path) == ckpt.sha256:
-        return path
+    if path.exists():
+        if _sha256(path) == ckpt.sha256:
+            return path
+        raise WeightsError(
+            f"{path} is not the published {name} checkpoint (sha256 differs); delete it and "
+            f"run `syncasd download {name}`, or pass --weights PATH"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".part")
     try:
@@ -174,8 +179,7 @@ def load_model(name: str, weights: str | Path | None = None, device: str = "cpu"
     path = Path(weights) if weights is not None else None
     if path is None:
         _, ckpt = _resolve(name)
-        cached = cache_dir() / ckpt.filename
-        path = cached if cached.exists() else download(name)
+        path = download(name)  # verifies the sha256 of a cached file too
     state = load_state_dict(path)
     model = spec.builder()
     result = model.load_state_dict(state, strict=False)

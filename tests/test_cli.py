@@ -1,0 +1,229 @@
+"""The `syncasd` command as a user runs it: outputs on real clips, and bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from conftest import DATA, needs_shared
+
+from syncasd.media import probe
+
+pytestmark = needs_shared
+
+WEIGHTS = DATA / "weights" / "light_asd_ava.model"
+CLIP = DATA / "clips" / "vasp" / "ID1" / "014.mp4"
+
+
+def syncasd(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "syncasd", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def detect(video: object, out: Path, *extra: object) -> subprocess.CompletedProcess:
+    return syncasd("detect", video, "-o", out, "--weights", WEIGHTS, "--no-progress", *extra)
+
+
+def assert_one_error_line(proc: subprocess.CompletedProcess, *words: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("syncasd: error: ")
+    assert "Traceback" not in proc.stderr
+    message = lines[0].split(": ", 3)[-1]  # without the path, which names the test
+    for word in words:
+        assert word in message, lines[0]
+
+
+def test_four_outputs_on_a_real_clip(tmp_path):
+    out = tmp_path / "out"
+    proc = detect(CLIP, out, "--duration", "4", "--render", "--min-turn", "0.2")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["014.csv", "014.json", "014.mp4", "014.rttm"]
+
+    rows = list(csv.reader(open(out / "014.csv")))
+    assert rows[0][:9] == [
+        "video_id",
+        "frame_timestamp",
+        "entity_box_x1",
+        "entity_box_y1",
+        "entity_box_x2",
+        "entity_box_y2",
+        "label",
+        "entity_id",
+        "score",
+    ]
+    body = rows[1:]
+    assert len(body) == 100  # one face × 100 model frames
+    assert [float(r[1]) for r in body[:3]] == [0.0, 0.04, 0.08]
+    assert all(r[0] == "014" and r[7] == "014:0" for r in body)
+    boxes = np.array([[float(v) for v in r[2:6]] for r in body])
+    assert boxes.min() >= 0 and boxes.max() <= 1
+    scores = np.array([float(r[8]) for r in body])
+    assert ((scores >= 0.5) == np.array([r[6] == "SPEAKING_AUDIBLE" for r in body])).all()
+    assert scores.mean() > 0.6
+
+    doc = json.load(open(out / "014.json"))
+    assert doc["n_frames"] == 100 and len(doc["tracks"]) == 1
+    assert len(doc["tracks"][0]["probs"]) == 100
+    assert doc["metadata"]["options"]["duration"] == 4.0
+
+    rttm = (out / "014.rttm").read_text().splitlines()
+    assert rttm, "a speaking face gives at least one turn"
+    for line in rttm:
+        fields = line.split()
+        assert fields[0] == "SPEAKER" and fields[1] == "014" and fields[7] == "014:0"
+        assert float(fields[4]) >= 0.2
+
+    with av.open(str(out / "014.mp4")) as c:
+        assert c.streams.video and c.streams.audio
+        assert abs(float(c.streams.video[0].duration * c.streams.video[0].time_base) - 4) < 0.1
+
+
+def test_help_documents_every_option():
+    from dataclasses import fields
+
+    from syncasd.pipeline import DetectOptions
+
+    proc = syncasd("detect", "--help")
+    assert proc.returncode == 0
+    text = proc.stdout.replace("\n", " ")
+    names = {"faces_csv": "--faces", "progress": "--progress"}
+    for f in fields(DetectOptions):
+        assert names.get(f.name, "--" + f.name.replace("_", "-")) in text, f.name
+
+
+def test_missing_file(tmp_path):
+    assert_one_error_line(detect(tmp_path / "nope.mp4", tmp_path / "out"), "no such file")
+    assert not (tmp_path / "out").exists()
+
+
+def test_empty_file(tmp_path):
+    video = tmp_path / "empty.mp4"
+    video.touch()
+    assert_one_error_line(detect(video, tmp_path / "out"), "empty")
+
+
+def test_not_a_video(tmp_path):
+    video = tmp_path / "notes.mp4"
+    video.write_text("these are not the frames you are looking for\n" * 100)
+    assert_one_error_line(detect(video, tmp_path / "out"), "not a readable video")
+
+
+def test_truncated_file(tmp_path):
+    data = CLIP.read_bytes()
+    video = tmp_path / "cut.mp4"
+    video.write_bytes(data[: len(data) // 2])  # the index (moov) is at the end: it is gone
+    assert_one_error_line(detect(video, tmp_path / "out"), "truncated")
+    assert not (tmp_path / "out").exists()
+
+
+def test_truncated_file_with_index_first(tmp_path):
+    # A "faststart" MP4 announces 10 s, but its data stops at 60 %.
+    whole = tmp_path / "faststart.mp4"
+    with (
+        av.open(str(CLIP)) as src,
+        av.open(str(whole), "w", options={"movflags": "+faststart"}) as dst,
+    ):
+        streams = {s.index: dst.add_stream_from_template(s) for s in src.streams}
+        for packet in src.demux():
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream.index]
+                dst.mux(packet)
+    video = tmp_path / "cut.mp4"
+    video.write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])
+    assert_one_error_line(detect(video, tmp_path / "out"), "truncated")
+
+
+def test_no_audio_stream(tmp_path):
+    proc = detect(DATA / "clips" / "liveportrait" / "d0.mp4", tmp_path / "out")
+    assert_one_error_line(proc, "no audio track")
+
+
+def test_silent_audio_is_refused_unless_allowed(tmp_path):
+    video = DATA / "clips" / "liveportrait" / "d3.mp4"  # a moving face over digital silence
+    assert_one_error_line(detect(video, tmp_path / "out"), "silent", "--allow-silent")
+    proc = detect(video, tmp_path / "out", "--allow-silent", "--duration", "3")
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(open(tmp_path / "out" / "d3.csv")))
+    assert rows and np.mean([float(r["score"]) for r in rows]) < 0.2
+
+
+def _faceless_video(path: Path, seconds: float = 2.0) -> None:
+    """Smooth moving gradients (no face) with the VASP clip's voice."""
+    from syncasd.data.compose import replace_audio
+    from syncasd.media import read_audio
+
+    plain = path.with_name("plain.mp4")
+    with av.open(str(plain), "w") as c:
+        stream = c.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        y, x = np.mgrid[0:240, 0:320]
+        for i in range(int(seconds * 25)):
+            img = np.stack([(x + 3 * i) % 256, (y + 2 * i) % 256, (x + y) % 256], -1)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img.astype(np.uint8), "rgb24")):
+                c.mux(packet)
+        for packet in stream.encode():
+            c.mux(packet)
+    replace_audio(plain, path, audio=read_audio(CLIP)[: int(seconds * 16000)])
+
+
+def test_no_face_is_a_warning_with_empty_outputs(tmp_path):
+    video = tmp_path / "noface.mp4"
+    _faceless_video(video)
+    proc = detect(video, tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    assert "warning" in proc.stderr and "no face" in proc.stderr
+    rows = list(csv.reader(open(tmp_path / "out" / "noface.csv")))
+    assert len(rows) == 1  # header only
+    assert json.load(open(tmp_path / "out" / "noface.json"))["tracks"] == []
+    assert (tmp_path / "out" / "noface.rttm").read_text() == ""
+
+
+def test_unreadable_weights(tmp_path):
+    bad = tmp_path / "weights.model"
+    bad.write_text("not a checkpoint")
+    proc = syncasd("detect", CLIP, "-o", tmp_path / "out", "--weights", bad, "--no-progress")
+    assert_one_error_line(proc, "not a readable PyTorch checkpoint")
+
+
+def test_weights_of_another_model(tmp_path):
+    other = DATA / "weights" / "lr_asd_ava.model"
+    proc = syncasd("detect", CLIP, "-o", tmp_path / "out", "--weights", other, "--no-progress")
+    assert_one_error_line(proc, "not a light-asd checkpoint", "missing")
+
+
+def test_several_videos_one_bad(tmp_path):
+    out = tmp_path / "out"
+    proc = syncasd(
+        "detect",
+        tmp_path / "nope.mp4",
+        CLIP,
+        "-o",
+        out,
+        "--weights",
+        WEIGHTS,
+        "--no-progress",
+        "--duration",
+        "2",
+    )
+    assert proc.returncode == 2
+    assert sorted(p.name for p in out.iterdir()) == ["014.csv", "014.json", "014.rttm"]
+    assert proc.stderr.count("syncasd: error:") == 1
+
+
+@pytest.mark.parametrize("video", ["grid/bbaf2n.mpg", "liveportrait/d10.mp4", "lrs2/00001.mp4"])
+def test_other_sources_and_frame_rates(tmp_path, video):
+    path = DATA / "clips" / video
+    proc = detect(path, tmp_path / "out", "--duration", "3")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.load(open(tmp_path / "out" / f"{path.stem}.json"))
+    # 3 s on the 25 fps timeline, or the whole clip when it is shorter (GRID: 2.98 s).
+    assert doc["n_frames"] == min(75, int(probe(path).duration * 25))
+    assert len(doc["tracks"]) >= 1

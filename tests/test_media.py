@@ -1,0 +1,157 @@
+"""syncasd.media on real clips: probe, 16 kHz audio and the 25 fps frame timeline."""
+
+from __future__ import annotations
+
+from itertools import islice
+
+import av
+import cv2
+import numpy as np
+import pytest
+from conftest import DATA, FIXTURES, needs_shared
+
+from syncasd.errors import MediaError
+from syncasd.media import iter_frames, probe, read_audio
+
+CLIP014 = DATA / "clips" / "vasp" / "ID1" / "014.mp4"  # 224×224, 25 fps, 251 frames, AAC 16 kHz
+CLIP30 = DATA / "clips" / "liveportrait" / "d10.mp4"  # 512×512, 30 fps, 448 frames, AAC 44.1 kHz
+NO_AUDIO = DATA / "clips" / "liveportrait" / "d0.mp4"
+CLIP30_FRAMES = 448
+
+
+@pytest.fixture(scope="module")
+def audio014() -> np.ndarray:
+    return np.load(FIXTURES / "inputs" / "clip014_audio16k_int16.npy")
+
+
+def _nearest_30fps_frame(tick_time: float) -> int:
+    """Index of the 30 fps source frame nearest to a time (never a tie on the 25 fps grid)."""
+    return min(round(tick_time * 30), CLIP30_FRAMES - 1)
+
+
+# --- probe ------------------------------------------------------------------------------------
+
+
+@needs_shared
+def test_probe_25fps_clip_with_audio():
+    info = probe(CLIP014)
+    assert (info.width, info.height) == (224, 224)
+    assert info.fps == 25.0
+    assert info.duration == pytest.approx(10.04)
+    assert info.origin == 0.0
+    assert info.has_audio
+    assert info.video_codec == "h264"
+    assert info.audio_codec == "aac"
+
+
+@needs_shared
+def test_probe_30fps_clip():
+    info = probe(CLIP30)
+    assert (info.width, info.height) == (512, 512)
+    assert info.fps == 30.0
+    assert info.duration == pytest.approx(CLIP30_FRAMES / 30)
+    assert info.has_audio
+
+
+def test_probe_missing_file(tmp_path):
+    with pytest.raises(MediaError, match="no such file"):
+        probe(tmp_path / "missing.mp4")
+
+
+def test_probe_empty_file(tmp_path):
+    path = tmp_path / "empty.mp4"
+    path.write_bytes(b"")
+    with pytest.raises(MediaError, match="empty"):
+        probe(path)
+
+
+def test_probe_text_file(tmp_path):
+    path = tmp_path / "notes.mp4"
+    path.write_text("this is not a video\n" * 20)
+    with pytest.raises(MediaError, match="not a readable video"):
+        probe(path)
+
+
+# --- read_audio -------------------------------------------------------------------------------
+
+
+@needs_shared
+def test_read_audio_matches_ffmpeg_wav(audio014):
+    audio = read_audio(CLIP014)
+    assert audio.dtype == np.int16
+    assert audio.shape == audio014.shape == (160768,)
+    assert np.abs(audio.astype(np.int32) - audio014).max() <= 1
+
+
+@needs_shared
+def test_read_audio_window(audio014):
+    audio = read_audio(CLIP014, start=2, duration=3)
+    assert audio.shape == (48000,)
+    expected = audio014[2 * 16000 : 5 * 16000]
+    # Seek-decoding AAC is not bit-exact (noise substitution), but the samples must line up.
+    assert np.corrcoef(audio.astype(np.float64), expected)[0, 1] > 0.99
+
+
+@needs_shared
+def test_read_audio_without_audio_stream():
+    with pytest.raises(MediaError, match="no audio"):
+        read_audio(NO_AUDIO)
+
+
+# --- iter_frames ------------------------------------------------------------------------------
+
+
+@needs_shared
+def test_iter_frames_25fps_whole_clip():
+    frames = list(iter_frames(CLIP014))
+    assert len(frames) == 251
+    assert [f.index for f in frames] == list(range(251))
+    np.testing.assert_allclose([f.time for f in frames], np.arange(251) / 25, atol=1e-9)
+    gray = np.stack([cv2.cvtColor(f.image, cv2.COLOR_BGR2GRAY)[56:168, 56:168] for f in frames])
+    np.testing.assert_array_equal(gray, np.load(FIXTURES / "inputs" / "clip014_gray112.npy"))
+
+
+@needs_shared
+def test_iter_frames_bgr_matches_opencv_decode():
+    frames = [f.image for f in iter_frames(CLIP014, duration=0.4)]
+    assert len(frames) == 10
+    expected = np.load(FIXTURES / "inputs" / "clip014_bgr224_first10.npy")
+    np.testing.assert_array_equal(np.stack(frames), expected)
+
+
+@needs_shared
+def test_iter_frames_window_25fps():
+    frames = list(iter_frames(CLIP014, start=3.0, duration=2.0))
+    assert len(frames) == 50
+    assert frames[0].index == 0
+    assert frames[0].time == pytest.approx(3.0)
+    np.testing.assert_allclose([f.time for f in frames], 3.0 + np.arange(50) / 25, atol=1e-9)
+
+
+@needs_shared
+def test_iter_frames_30fps_maps_ticks_to_nearest_source_frame():
+    frames = list(iter_frames(CLIP30))
+    # Ticks run to the end of the last frame's display interval: k/25 < 448/30.
+    assert len(frames) == 374
+    expected = [_nearest_30fps_frame(k / 25) / 30 for k in range(374)]
+    np.testing.assert_allclose([f.time for f in frames], expected, atol=1e-9)
+    # Tick 3 (0.12 s) shows source frame 4 (0.133 s); source frame 3 (0.1 s) is skipped.
+    assert frames[3].time == pytest.approx(4 / 30)
+
+
+@needs_shared
+def test_iter_frames_30fps_images_are_the_chosen_source_frames():
+    with av.open(str(CLIP30)) as c:
+        source = [f.to_ndarray(format="bgr24") for f in islice(c.decode(video=0), 15)]
+    for f in iter_frames(CLIP30, duration=0.4):
+        np.testing.assert_array_equal(f.image, source[_nearest_30fps_frame(f.index / 25)])
+
+
+@needs_shared
+def test_iter_frames_window_30fps():
+    frames = list(iter_frames(CLIP30, start=2.0, duration=1.0))
+    assert len(frames) == 25
+    assert frames[0].index == 0
+    assert frames[0].time == pytest.approx(2.0)
+    expected = [_nearest_30fps_frame(2.0 + k / 25) / 30 for k in range(25)]
+    np.testing.assert_allclose([f.time for f in frames], expected, atol=1e-9)

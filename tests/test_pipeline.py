@@ -1,0 +1,136 @@
+"""End to end through `syncasd.detect` on real clips: real decode, detector, tracker, model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import DATA, needs_shared
+
+import syncasd
+from syncasd import media
+
+pytestmark = needs_shared
+
+WEIGHTS = DATA / "weights" / "light_asd_ava.model"
+CLIP = DATA / "clips" / "vasp" / "ID1" / "014.mp4"
+OTHER = DATA / "clips" / "vasp" / "ID10" / "017.mp4"
+
+
+@pytest.fixture(scope="module")
+def detector() -> syncasd.Detector:
+    return syncasd.Detector(weights=str(WEIGHTS), allow_silent=True)
+
+
+def speech_frames(path, n_frames: int) -> np.ndarray:
+    """Frames whose audio energy is well above the clip's quiet floor (a simple VAD)."""
+    audio = media.read_audio(path).astype(np.float64)[: n_frames * 640]
+    rms = np.sqrt((audio.reshape(-1, 640) ** 2).mean(axis=1))
+    return rms > 0.2 * np.percentile(rms, 95)
+
+
+def test_single_speaker_clip_speaks_on_speech_frames(detector):
+    result = detector(CLIP)
+    assert result.n_frames == 251
+    assert len(result.tracks) == 1
+    track = result.tracks[0]
+    assert (track.start, track.end) == (0, 250)
+    speech = speech_frames(CLIP, result.n_frames)
+    assert speech.mean() > 0.5
+    speaking = track.probs >= 0.5
+    # The visible face is the speaker: it is found speaking on most speech frames.
+    assert speaking[speech].mean() > 0.85
+    assert float(np.median(track.probs[speech])) > 0.8
+    assert result.turns and all(t.track == 0 for t in result.turns)
+    # The face box lies where the face is in this 224×224 crop.
+    x1, y1, x2, y2 = np.median(track.boxes, axis=0)
+    assert 40 < x1 < 80 and 150 < x2 < 190 and y1 < 30 and 130 < y2 < 180
+
+
+def test_same_clip_with_silence_is_mostly_not_speaking(detector, tmp_path):
+    from syncasd.data.compose import silence_audio
+
+    silent = tmp_path / "silent.mp4"
+    silence_audio(CLIP, silent)
+    result = detector(silent)
+    assert len(result.tracks) == 1
+    probs = result.tracks[0].probs
+    assert (probs >= 0.5).mean() < 0.1
+    assert float(np.median(probs)) < 0.05
+    assert result.turns == [] or sum(t.duration for t in result.turns) < 1.0
+
+
+def test_two_faces_side_by_side_get_their_own_tracks(detector, tmp_path):
+    from syncasd.data.compose import compose_side_by_side
+
+    video = tmp_path / "two.mp4"
+    tiles = compose_side_by_side([CLIP, OTHER], video, size=(640, 360), duration=4.0)
+    result = detector(video)
+    assert result.n_frames == 100
+    assert len(result.tracks) == 2
+    ids = {result.entity_id(t) for t in result.tracks}
+    assert len(ids) == 2
+    halves = []
+    for track in result.tracks:
+        assert len(track.frames) >= 95
+        cx = (track.boxes[:, 0] + track.boxes[:, 2]) / 2
+        half = "left" if cx.max() < 320 else "right" if cx.min() > 320 else "both"
+        halves.append(half)
+        tile = tiles[0] if half == "left" else tiles[1]
+        # Each box stays inside its own tile.
+        assert track.boxes[:, 0].min() >= tile[0] - 4 and track.boxes[:, 2].max() <= tile[2] + 4
+    assert sorted(halves) == ["left", "right"]
+
+
+def test_other_frame_rate_maps_to_25_fps_timeline(detector, tmp_path):
+    from syncasd.data.compose import compose_side_by_side
+
+    video = tmp_path / "ntsc.mp4"
+    compose_side_by_side([CLIP], video, size=(640, 360), fps=30000 / 1001, duration=4.0)
+    assert abs(media.probe(video).fps - 29.97) < 0.01
+    result = detector(video)
+    assert result.n_frames == 100  # 4 s on the 25 fps model timeline
+    assert len(result.tracks) == 1
+    speech = speech_frames(video, result.n_frames)
+    assert (result.tracks[0].probs >= 0.5)[speech].mean() > 0.8
+
+
+def test_start_and_duration_select_an_interval(detector):
+    result = syncasd.Detector(weights=str(WEIGHTS), start=2.0, duration=3.0)(CLIP)
+    assert result.n_frames == 75
+    assert result.start == 2.0
+    assert float(result.timestamp(0)) == 2.0
+    full = detector(CLIP).tracks[0]
+    part = result.tracks[0]
+    assert (part.start, part.end) == (0, 74)
+    # Same face boxes as in the full run, 50 frames later.
+    assert np.abs(part.boxes - full.boxes[50:125]).max() < 2.0
+
+
+def test_demo_scoring_and_chunk_scoring_agree_on_decisions(detector):
+    demo = syncasd.Detector(weights=str(WEIGHTS), scoring="demo")(CLIP).tracks[0]
+    chunk = detector(CLIP).tracks[0]
+    agree = ((demo.probs >= 0.5) == (chunk.probs >= 0.5)).mean()
+    assert agree > 0.95
+    assert np.abs(demo.probs - chunk.probs).mean() < 0.1
+
+
+def test_torch_and_ort_backends_agree(detector):
+    torch_result = syncasd.Detector(weights=str(WEIGHTS), backend="torch")(CLIP).tracks[0]
+    ort_result = detector(CLIP).tracks[0]
+    assert np.abs(torch_result.logits - ort_result.logits).max() < 1e-3
+
+
+def test_own_boxes_from_an_ava_csv(detector, tmp_path):
+    from syncasd.results import write_csv
+
+    first = detector(CLIP)
+    boxes = tmp_path / "boxes.csv"
+    write_csv(first, boxes)
+    again = syncasd.Detector(weights=str(WEIGHTS), faces_csv=str(boxes))(CLIP)
+    assert len(again.tracks) == 1
+    track = again.tracks[0]
+    assert track.entity == "014:0"
+    assert (track.start, track.end) == (0, 250)
+    # Boxes round-trip through the CSV (normalised, clipped to the frame).
+    assert np.abs(track.boxes - first.tracks[0].boxes).max() <= 3.0
+    assert np.abs(track.probs - first.tracks[0].probs).mean() < 0.05
