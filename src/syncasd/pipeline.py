@@ -11,7 +11,9 @@ length of the video.
 from __future__ import annotations
 
 import csv
+import ctypes
 import logging
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -37,6 +39,21 @@ from .scoring import ChunkScorer, DemoScorer
 log = logging.getLogger("syncasd")
 
 SHOT_FRAME_WIDTH = 160  # shot-cut detection needs little detail
+
+
+def _keep_frame_buffers_off_the_heap() -> None:
+    """Serve large allocations (decoded frames) with mmap so that freeing them returns memory.
+
+    glibc raises its mmap threshold after the first large free, after which every decoded
+    frame comes from the heap, which fragments: RSS then grows by megabytes a second on 720p
+    video. A fixed threshold keeps memory flat in video length.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL("libc.so.6")
+            libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
+        except (OSError, AttributeError):
+            pass  # not glibc (e.g. musl): nothing to tune
 
 
 @dataclass
@@ -100,6 +117,7 @@ class Detector:
             raise InputError(f"--device {o.device}: CUDA is not available on this machine")
         if o.threads:
             torch.set_num_threads(o.threads)
+        _keep_frame_buffers_off_the_heap()
         self.model = load_model(o.model, weights=o.weights, device=o.device)
         # ONNX Runtime is 2-4x faster than torch on CPU for these small conv nets.
         if o.backend == "ort" or (o.backend == "auto" and o.device == "cpu"):

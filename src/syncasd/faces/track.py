@@ -8,6 +8,7 @@ interpolation between detections, then a median filter of size 13 on size and ce
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -68,9 +69,12 @@ class FaceTrack:
         self.det_boxes.append(np.asarray(box, np.float64))
 
     def boxes(self, frames: np.ndarray) -> np.ndarray:
-        """Linearly interpolated boxes (len(frames), 4) for frames within [first, last]."""
-        known = np.asarray(self.det_frames)
-        boxes = np.asarray(self.det_boxes)
+        """Linearly interpolated boxes (len(frames), 4) for sorted frames in [first, last]."""
+        # Only the detections around the requested span: cost stays flat as the track grows.
+        lo = max(bisect.bisect_right(self.det_frames, frames[0]) - 1, 0)
+        hi = bisect.bisect_left(self.det_frames, frames[-1]) + 1
+        known = np.asarray(self.det_frames[lo:hi])
+        boxes = np.asarray(self.det_boxes[lo:hi])
         return np.stack([np.interp(frames, known, boxes[:, i]) for i in range(4)], axis=1)
 
     def settled_until(self, kernel: int = MEDIAN_KERNEL) -> int:
