@@ -7,8 +7,10 @@ a package, so pytest puts this folder on sys.path when it loads this file.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -50,8 +52,38 @@ class MemoModel(nn.Module):
 
 
 @pytest.fixture(scope="session")
+def gray() -> np.ndarray:
+    """The 251 gray 112×112 face crops of VASP ID1/014 as the original demo makes them."""
+    return np.load(FIXTURES / "inputs" / "clip014_gray112.npy")
+
+
+@pytest.fixture(scope="session")
+def mfcc_full() -> np.ndarray:
+    """python_speech_features MFCC (1004, 13) of the same clip's whole audio."""
+    return np.load(FIXTURES / "inputs" / "clip014_mfcc_full.npy")
+
+
+@pytest.fixture(scope="session")
 def light_asd() -> MemoModel:
     """Light-ASD with the AVA weights, loaded once per session (the CPU passes are the cost)."""
     from syncasd.models import load_model
 
     return MemoModel(load_model("light-asd", weights=DATA / "weights" / "light_asd_ava.model"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Downloads and ONNX exports go to a per-session folder, not the user's cache.
+
+    Set through the environment so the `syncasd` subprocesses of the CLI tests use it too.
+    """
+    import os
+
+    cache = tmp_path_factory.mktemp("syncasd-cache")
+    old = os.environ.get("SYNCASD_CACHE")
+    os.environ["SYNCASD_CACHE"] = str(cache)
+    yield cache
+    if old is None:
+        os.environ.pop("SYNCASD_CACHE", None)
+    else:
+        os.environ["SYNCASD_CACHE"] = old

@@ -16,16 +16,6 @@ from syncasd.scoring import ChunkScorer, DemoScorer, demo_smoothing, run_model, 
 INPUTS = FIXTURES / "inputs"
 
 
-@pytest.fixture(scope="module")
-def gray() -> np.ndarray:
-    return np.load(INPUTS / "clip014_gray112.npy")
-
-
-@pytest.fixture(scope="module")
-def mfcc_full() -> np.ndarray:
-    return np.load(INPUTS / "clip014_mfcc_full.npy")
-
-
 def _push_in_slices(scorer, crops: np.ndarray, size: int):
     for i in range(0, len(crops), size):
         scorer.push(crops[i : i + size])

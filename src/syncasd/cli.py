@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated
 
@@ -115,37 +116,16 @@ def detect(
     and with --render OUT/<stem>.mp4.
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
-    from .pipeline import Detector
+    from .pipeline import DetectOptions, Detector
     from .render import render_video
     from .results import get_writer
 
+    # The CLI options are DetectOptions' fields under the same names, but for two paths.
+    chosen = {k: v for k, v in locals().items() if k in {f.name for f in fields(DetectOptions)}}
+    chosen["weights"] = str(weights) if weights else None
+    chosen["faces_csv"] = str(faces) if faces else None
     try:
-        detector = Detector(
-            model=model,
-            weights=str(weights) if weights else None,
-            device=device,
-            backend=backend,
-            start=start,
-            duration=duration,
-            detect_every=detect_every,
-            detector_size=detector_size,
-            face_threshold=face_threshold,
-            min_face=min_face,
-            faces_csv=str(faces) if faces else None,
-            min_track=min_track,
-            max_gap=max_gap,
-            iou=iou,
-            shot_threshold=shot_threshold,
-            scoring=scoring,
-            window=window,
-            threshold=threshold,
-            min_turn=min_turn,
-            merge_gap=merge_gap,
-            allow_silent=allow_silent,
-            batch=batch,
-            threads=threads,
-            progress=progress,
-        )
+        detector = Detector(**chosen)
     except SyncASDError as e:
         _fail(str(e))
         raise typer.Exit(EXIT_ERROR) from None

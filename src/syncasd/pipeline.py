@@ -243,7 +243,7 @@ class Detector:
         timing = dict.fromkeys(("decode", "shots", "faces", "crops", "scores"), 0.0)
         tracker = IoUTracker(o.iou, max_gap=max(o.max_gap, 2 * o.detect_every))
         shots = ShotDetector(o.shot_threshold)
-        gray: dict[int, np.ndarray] = {}  # ring buffer of frames not yet cropped by all tracks
+        images: dict[int, np.ndarray] = {}  # ring buffer: frames not yet cropped by all tracks
         queue: list[tuple[int, bool, np.ndarray | None]] = []  # (frame, cut, image to detect)
         live: dict[int, _LiveTrack] = {}
         tracks: list[Track] = []
@@ -260,7 +260,7 @@ class Detector:
                 t0 = time.perf_counter()
                 params = lt.track.smoothed(frames)
                 crops = np.stack(
-                    [face_crop(gray[f], *p) for f, p in zip(frames, params, strict=True)]
+                    [face_crop(images[f], *p) for f, p in zip(frames, params, strict=True)]
                 )
                 t1 = time.perf_counter()
                 lt.scorer.push(crops)
@@ -288,8 +288,8 @@ class Detector:
             self._close(ended, live, tracks, crop_settled)
             crop_settled(live.values())
             oldest = min([lt.next_crop for lt in live.values()] + [n_frames])
-            for f in [f for f in gray if f < oldest]:
-                del gray[f]
+            for f in [f for f in images if f < oldest]:
+                del images[f]
 
         frames = media.iter_frames(path, o.start, o.duration, origin=info.origin)
         bar = tqdm(
@@ -305,9 +305,10 @@ class Detector:
                 break
             t1 = time.perf_counter()
             timing["decode"] += t1 - t0
-            image = frame.image
-            gray[frame.index] = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-            small = cv2.resize(image, shot_size, interpolation=cv2.INTER_AREA)
+            image = images[frame.index] = frame.image
+            # Bilinear (4 source pixels per output pixel) is 7× cheaper than area averaging
+            # here, and the content detector only compares frame-wide means.
+            small = cv2.resize(image, shot_size, interpolation=cv2.INTER_LINEAR)
             cut = shots.is_cut(frame.index, small) and frame.index > 0
             t2 = time.perf_counter()
             timing["shots"] += t2 - t1
@@ -361,11 +362,10 @@ class Detector:
             while pending and pending[0][0].first == frame.index:
                 face, entity = pending.pop(0)
                 live.append((face, entity, self._new_scorer(features, face.first)))
-            gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
             for face, entity, scorer in list(live):
                 cx, cy, s = face.smoothed(np.array([frame.index]))[0]
                 t2 = time.perf_counter()
-                crop = face_crop(gray, cx, cy, s)
+                crop = face_crop(frame.image, cx, cy, s)
                 t3 = time.perf_counter()
                 scorer.push(crop[None])
                 timing["crops"] += t3 - t2

@@ -59,3 +59,13 @@ def test_face_crop_pads_with_gray_110():
     crop = face_crop(black, 0.0, 0.0, 50.0)
     assert crop[0, 0] == 110
     assert crop[-1, -1] == 0
+
+
+@pytest.mark.parametrize(
+    "cx, cy, s", [(100.0, 80.0, 30.0), (5.0, 150.0, 60.0), (190.0, 10.0, 45.5)]
+)
+def test_bgr_frame_gives_the_crop_of_its_gray_conversion(cx, cy, s):
+    rng = np.random.default_rng(3)
+    bgr = rng.integers(0, 256, size=(160, 200, 3), dtype=np.uint8)
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    assert np.array_equal(face_crop(bgr, cx, cy, s), face_crop(gray, cx, cy, s))

@@ -33,16 +33,6 @@ def model(light_asd):
 
 
 @pytest.fixture(scope="module")
-def gray() -> np.ndarray:
-    return np.load(INPUTS / "clip014_gray112.npy")
-
-
-@pytest.fixture(scope="module")
-def mfcc_full() -> np.ndarray:
-    return np.load(INPUTS / "clip014_mfcc_full.npy")
-
-
-@pytest.fixture(scope="module")
 def reference() -> dict:
     return torch.load(REF / "lightasd_outputs_fp32.pt", weights_only=True)
 
