@@ -134,3 +134,13 @@ def test_own_boxes_from_an_ava_csv(detector, tmp_path):
     # Boxes round-trip through the CSV (normalised, clipped to the frame).
     assert np.abs(track.boxes - first.tracks[0].boxes).max() <= 3.0
     assert np.abs(track.probs - first.tracks[0].probs).mean() < 0.05
+
+
+def test_detecting_every_few_frames_tracks_the_same_face(detector):
+    every_frame = syncasd.Detector(weights=str(WEIGHTS), detect_every=1)(CLIP).tracks[0]
+    every_third = syncasd.Detector(weights=str(WEIGHTS), detect_every=3)(CLIP).tracks[0]
+    # The last detection (frame 249) vouches for the face until the clip ends at frame 250.
+    assert (every_third.start, every_third.end) == (every_frame.start, every_frame.end) == (0, 250)
+    assert np.abs(every_third.boxes - every_frame.boxes).mean() < 3.0
+    agree = ((every_third.probs >= 0.5) == (every_frame.probs >= 0.5)).mean()
+    assert agree > 0.95

@@ -57,7 +57,7 @@ def detect(
         typer.Option(
             help="Run the face detector every N model frames; boxes in between are interpolated."
         ),
-    ] = 1,
+    ] = 2,
     detector_size: Annotated[
         int, typer.Option(help="Longer side (px) of the downscaled copy the face detector sees.")
     ] = 640,

@@ -66,7 +66,7 @@ class DetectOptions:
     backend: str = "auto"
     start: float = 0.0
     duration: float | None = None
-    detect_every: int = 1
+    detect_every: int = 2
     detector_size: int = 640
     face_threshold: float = 0.9
     min_face: float = 0.0
@@ -273,12 +273,12 @@ class Detector:
             t0 = time.perf_counter()
             found = iter(self.face_detector.detect(detect_frames) if detect_frames else [])
             timing["faces"] += time.perf_counter() - t0
-            ended: list[FaceTrack] = []
+            ended: list[tuple[FaceTrack, int]] = []  # (track, last frame it may reach)
             for f, cut, img in queue:
                 if cut:
-                    ended += tracker.reset()
+                    ended += [(face, f - 1) for face in tracker.reset()]
                 if img is not None:
-                    ended += tracker.update(f, next(found).boxes)
+                    ended += [(face, f - 1) for face in tracker.update(f, next(found).boxes)]
             queue.clear()
             for face in tracker.active:
                 if face.id not in live:
@@ -321,7 +321,8 @@ class Detector:
             t0 = time.perf_counter()
         frames.close()
         flush_queue()
-        self._close(tracker.reset(new_shot=False), live, tracks, crop_settled)
+        ended = [(face, n_frames - 1) for face in tracker.reset(new_shot=False)]
+        self._close(ended, live, tracks, crop_settled)
         bar.close()
         tracks.sort(key=lambda t: (t.start, t.id))
         for i, t in enumerate(tracks):
@@ -329,11 +330,18 @@ class Detector:
         return tracks, n_frames, timing
 
     def _close(self, ended, live, tracks, crop_settled) -> None:
-        """Crop the rest of each ended track, score it and keep it if long enough."""
-        for face in ended:
+        """Crop the rest of each ended track, score it and keep it if long enough.
+
+        A detection every N frames vouches for the face until the next detection: the last
+        box is held for N − 1 more frames, up to the frame where the track was ended.
+        """
+        for face, upto in ended:
             lt = live.pop(face.id, None)
             if lt is None:
                 continue
+            held = min(face.last + self.options.detect_every - 1, upto)
+            if held > face.last:
+                face.add(held, face.det_boxes[-1])
             if len(face) >= self.options.min_track:
                 crop_settled([lt])
             self._append(tracks, lt.track, lt.scorer)
