@@ -100,7 +100,8 @@ def report(rows: list[dict]) -> str:
         f"CPU: {os.cpu_count()} cores, {platform.processor() or platform.machine()}; "
         f"load average before: {os.getloadavg()[0]:.2f}",
         "",
-        "| video | s | tracks | RTF | " + " | ".join(f"{s} ms/f" for s in stages)
+        "| video | s | tracks | RTF | "
+        + " | ".join(f"{s} ms/f" for s in stages)
         + " | peak RSS MB | options |",
         "|---" * (len(stages) + 6) + "|",
     ]
