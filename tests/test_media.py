@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from itertools import islice
 
 import av
@@ -155,3 +156,48 @@ def test_iter_frames_window_30fps():
     assert frames[0].time == pytest.approx(2.0)
     expected = [_nearest_30fps_frame(2.0 + k / 25) / 30 for k in range(25)]
     np.testing.assert_allclose([f.time for f in frames], expected, atol=1e-9)
+
+
+def _encode(path, times: list[float], size: int = 64) -> None:
+    """A video whose frame k shows gray level 4k and is stamped at times[k] (ms time base)."""
+    with av.open(str(path), "w") as c:
+        stream = c.add_stream("mpeg4", rate=1000)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.bit_rate = 20_000_000  # near-lossless, so each frame's gray level survives
+        stream.time_base = Fraction(1, 1000)
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for k, t in enumerate(times):
+            frame = av.VideoFrame.from_ndarray(np.full((size, size, 3), 4 * k, np.uint8), "rgb24")
+            frame.pts = round(t * 1000)
+            frame.time_base = Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                c.mux(packet)
+        for packet in stream.encode():
+            c.mux(packet)
+
+
+def _nearest(times: list[float], tick: float) -> float:
+    return min(times, key=lambda t: (abs(t - tick), -t))
+
+
+@pytest.mark.parametrize(
+    "name, times",
+    [
+        ("50fps", [k / 50 for k in range(50)]),
+        # Variable frame rate: 30 ms and 50 ms intervals alternating.
+        ("vfr", [round(0.04 * k + (0.01 if k % 2 else 0.0), 3) for k in range(25)]),
+    ],
+)
+def test_iter_frames_any_rate_maps_each_tick_to_the_nearest_frame(tmp_path, name, times):
+    path = tmp_path / f"{name}.mp4"
+    _encode(path, times)
+    frames = list(iter_frames(path))
+    span = times[-1] + (times[-1] - times[-2])
+    assert len(frames) == int(np.ceil(span * 25 - 1e-6))
+    for f in frames:
+        expected = _nearest(times, f.index / 25)
+        assert f.time == pytest.approx(expected, abs=1e-6), f.index
+        # The image is that source frame's (gray level 4k, within codec noise).
+        k = times.index(expected)
+        assert abs(float(f.image.mean()) - 4 * k) < 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import av
 import numpy as np
 import pytest
 from conftest import DATA, needs_shared
@@ -144,3 +145,31 @@ def test_detecting_every_few_frames_tracks_the_same_face(detector):
     assert np.abs(every_third.boxes - every_frame.boxes).mean() < 3.0
     agree = ((every_third.probs >= 0.5) == (every_frame.probs >= 0.5)).mean()
     assert agree > 0.95
+
+
+def test_no_track_crosses_a_shot_cut(detector, tmp_path):
+    """Two different faces at the same place, one after the other: the cut splits the tracks."""
+    from syncasd.data.compose import replace_audio
+
+    plain = tmp_path / "cut_plain.mp4"
+    with av.open(str(plain), "w") as out:
+        stream = out.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=25)
+        stream.width = stream.height = 224
+        stream.pix_fmt = "yuv420p"
+        for clip in (CLIP, OTHER):
+            for i, frame in enumerate(media.iter_frames(clip)):
+                if i == 50:
+                    break
+                vf = av.VideoFrame.from_ndarray(frame.image, "bgr24")
+                for packet in stream.encode(vf):
+                    out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    video = tmp_path / "cut.mp4"
+    replace_audio(plain, video, audio=media.read_audio(CLIP)[: 100 * 640])
+    result = detector(video)
+    assert len(result.tracks) == 2
+    first, second = sorted(result.tracks, key=lambda t: t.start)
+    assert first.end < 50 <= second.start
+    assert first.end >= 45 and second.start <= 52
+    assert first.shot != second.shot

@@ -64,13 +64,8 @@ def probe(path: str | Path) -> MediaInfo:
         if not v.width or not v.height:
             raise MediaError(f"{path}: video stream has no frame size (damaged or unsupported)")
         fps = float(v.average_rate or v.guessed_rate or 0) or float(MODEL_FPS)
-        if v.duration is not None and v.time_base is not None:
-            duration = float(v.duration * v.time_base)
-        elif c.duration is not None:
-            duration = c.duration / av.time_base
-        else:
-            duration = math.nan
         origin = float(v.start_time * v.time_base) if v.start_time is not None else 0.0
+        duration = _stated_duration(c, v) - origin
         a = c.streams.audio[0] if c.streams.audio else None
         return MediaInfo(
             path=str(path),
@@ -207,6 +202,14 @@ def iter_frames(
                 f"{path}: truncated or damaged: video stops decoding at {tick:.1f} s "
                 f"({e.strerror or e})"
             ) from None
+        # The stream ended on its own: well before its announced duration means damage.
+        stated = _stated_duration(c, stream) - origin
+        reached = prev[0] + last_dt if prev is not None else 0.0
+        if stated - reached > max(1.0, 0.05 * stated) and reached < end:
+            raise MediaError(
+                f"{path}: truncated or damaged: video frames stop at {reached:.1f} s of "
+                f"{stated:.1f} s"
+            )
         # Ticks up to the end of the last frame's display interval.
         if prev is not None:
             stop = min(prev[0] + last_dt, end)
@@ -216,6 +219,17 @@ def iter_frames(
                 yield TimelineFrame(k, prev[0], prev_image[1])
                 k += 1
                 tick = start + k * step
+
+
+def _stated_duration(container: av.container.InputContainer, stream: av.VideoStream) -> float:
+    """What the file announces, in source seconds (nan when it does not say)."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(
+            (stream.start_time or 0) * stream.time_base + stream.duration * stream.time_base
+        )
+    if container.duration is not None:
+        return ((container.start_time or 0) + container.duration) / av.time_base
+    return math.nan
 
 
 def model_frame_count(n_samples: int) -> int:

@@ -16,7 +16,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
@@ -93,7 +93,6 @@ class _LiveTrack:
     track: FaceTrack
     scorer: ChunkScorer | DemoScorer
     next_crop: int  # model frame
-    boxes: list[np.ndarray] = field(default_factory=list)
 
 
 class Detector:
@@ -160,8 +159,6 @@ class Detector:
         else:
             tracks, n_frames, stage = self._tracks_from_video(path, info, features, n_audio_frames)
         timings.update(stage)
-        if len(audio) and n_frames and info.duration == info.duration:
-            self._check_truncated(path, info, n_frames)
 
         result = Result(
             path=str(path),
@@ -190,20 +187,14 @@ class Detector:
             if timings["total"] > 0
             else None,
         }
+        log.info(
+            "%s: %d frames, %d tracks; stage seconds %s",
+            path,
+            n_frames,
+            len(tracks),
+            result.metadata["timings_s"],
+        )
         return result
-
-    def _check_truncated(self, path: str | Path, info: media.MediaInfo, n_frames: int) -> None:
-        """A file whose frames stop well before its stated duration is damaged."""
-        o = self.options
-        expected = info.duration - o.start
-        if o.duration is not None:
-            expected = min(expected, o.duration)
-        got = n_frames / media.MODEL_FPS
-        if expected - got > max(1.0, 0.05 * expected):
-            raise MediaError(
-                f"{path}: truncated or damaged: decoding stopped at {o.start + got:.1f} s of "
-                f"{info.duration:.1f} s"
-            )
 
     def _new_scorer(self, features: np.ndarray, start: int) -> ChunkScorer | DemoScorer:
         o = self.options
