@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -243,7 +242,7 @@ __all__ = [
     "probe",
     "read_audio",
     "iter_frames",
+    "model_frame_count",
     "SAMPLE_RATE",
     "MODEL_FPS",
-    "Fraction",
 ]

@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import numpy as np
 
-MODEL_FPS = 25.0
+from .media import MODEL_FPS
 
 
 @dataclass

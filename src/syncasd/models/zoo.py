@@ -19,6 +19,7 @@ from torch import nn
 
 from ..errors import WeightsError
 from .light_asd import LightASD
+from .lr_asd import LRASD
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class ModelSpec:
 
 
 _LIGHT_ASD_URL = "https://github.com/Junhua-Liao/Light-ASD/raw/main/weight/"
+_LR_ASD_URL = "https://github.com/Junhua-Liao/LR-ASD/raw/main/weight/"
 
 REGISTRY: dict[str, ModelSpec] = {
     "light-asd": ModelSpec(
@@ -68,6 +70,31 @@ REGISTRY: dict[str, ModelSpec] = {
                 "efc375833887eefa9d209dc92810e18519b04c3c73ea35a549f2a7f40b7d94d5",
                 "light_asd_talkset.model",
                 "AVA model fine-tuned on TalkSet (Columbia F1 95.5)",
+            ),
+        },
+        default_checkpoint="ava",
+    ),
+    "lr-asd": ModelSpec(
+        name="lr-asd",
+        builder=LRASD,
+        description="LR-ASD: light 2D+1D CNN encoders, gated fusion, two-GRU detector (0.84 M)",
+        license="MIT (Junhua-Liao/LR-ASD)",
+        paper=(
+            "Liao et al., LR-ASD: Lightweight and Robust Network for Active Speaker Detection, "
+            "IJCV 2025"
+        ),
+        checkpoints={
+            "ava": Checkpoint(
+                _LR_ASD_URL + "pretrain_AVA.model",
+                "85e6c77fc981595234790d1e128ebb60352d37726b2445e0ef8891e2512fe9e3",
+                "lr_asd_ava.model",
+                "trained on AVA-ActiveSpeaker (94.5 mAP val)",
+            ),
+            "talkset": Checkpoint(
+                _LR_ASD_URL + "finetuning_TalkSet.model",
+                "6b4ef53694e874e96cf630198dc479c78aebb3993bbf166aee3d926dfe7d9342",
+                "lr_asd_talkset.model",
+                "AVA model fine-tuned on TalkSet",
             ),
         },
         default_checkpoint="ava",

@@ -1,0 +1,192 @@
+"""LR-ASD (Liao et al., IJCV 2025): a lightweight and robust active speaker detector.
+
+The module tree mirrors the public checkpoints (`model.visualEncoder.*`, `model.audioEncoder.*`,
+`model.fusion.*`, `model.detector.*`, `lossAV.FC`, `lossV.FC`) so `pretrain_AVA.model` and
+`finetuning_TalkSet.model` load unchanged with strict keys.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .light_asd import VIDEO_MEAN, VIDEO_STD, Head
+
+# Every BatchNorm in the original uses these (not PyTorch's defaults).
+_BN = {"momentum": 0.01, "eps": 1e-3}
+
+
+def _conv_bn_relu(conv: nn.Module, bn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return torch.relu(bn(conv(x)))
+
+
+class VisualBlock(nn.Module):
+    """Spatial k1×k1 → k2×k2 (halving then full channels), then temporal k1 → k2, in series."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, k1: int = 5, k2: int = 3, is_down: bool = False
+    ) -> None:
+        super().__init__()
+        mid = out_channels // 2
+        p1, p2 = (k1 - 1) // 2, (k2 - 1) // 2
+        stride = (1, 2, 2) if is_down else (1, 1, 1)
+        self.s_1 = nn.Conv3d(in_channels, mid, (1, k1, k1), stride, (0, p1, p1), bias=False)
+        self.s_norm_1 = nn.BatchNorm3d(mid, **_BN)
+        self.s_2 = nn.Conv3d(mid, out_channels, (1, k2, k2), padding=(0, p2, p2), bias=False)
+        self.s_norm_2 = nn.BatchNorm3d(out_channels, **_BN)
+        self.t_1 = nn.Conv3d(out_channels, out_channels, (k1, 1, 1), padding=(p1, 0, 0), bias=False)
+        self.t_norm_1 = nn.BatchNorm3d(out_channels, **_BN)
+        self.t_2 = nn.Conv3d(out_channels, out_channels, (k2, 1, 1), padding=(p2, 0, 0), bias=False)
+        self.t_norm_2 = nn.BatchNorm3d(out_channels, **_BN)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = _conv_bn_relu(self.s_1, self.s_norm_1, x)
+        x = _conv_bn_relu(self.s_2, self.s_norm_2, x)
+        x = _conv_bn_relu(self.t_1, self.t_norm_1, x)
+        return _conv_bn_relu(self.t_2, self.t_norm_2, x)
+
+
+class AudioBlock(nn.Module):
+    """Audio counterpart of VisualBlock on (B, C, mfcc, time): k×1 over MFCC, 1×k over time."""
+
+    def __init__(self, in_channels: int, out_channels: int, k1: int = 5, k2: int = 3) -> None:
+        super().__init__()
+        mid = out_channels // 2
+        p1, p2 = (k1 - 1) // 2, (k2 - 1) // 2
+        self.m_1 = nn.Conv2d(in_channels, mid, (k1, 1), padding=(p1, 0), bias=False)
+        self.m_norm_1 = nn.BatchNorm2d(mid, **_BN)
+        self.m_2 = nn.Conv2d(mid, out_channels, (k2, 1), padding=(p2, 0), bias=False)
+        self.m_norm_2 = nn.BatchNorm2d(out_channels, **_BN)
+        self.t_1 = nn.Conv2d(out_channels, out_channels, (1, k1), padding=(0, p1), bias=False)
+        self.t_norm_1 = nn.BatchNorm2d(out_channels, **_BN)
+        self.t_2 = nn.Conv2d(out_channels, out_channels, (1, k2), padding=(0, p2), bias=False)
+        self.t_norm_2 = nn.BatchNorm2d(out_channels, **_BN)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = _conv_bn_relu(self.m_1, self.m_norm_1, x)
+        x = _conv_bn_relu(self.m_2, self.m_norm_2, x)
+        x = _conv_bn_relu(self.t_1, self.t_norm_1, x)
+        return _conv_bn_relu(self.t_2, self.t_norm_2, x)
+
+
+class VisualEncoder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.block1 = VisualBlock(1, 32, is_down=True)
+        self.pool1 = nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1))
+        self.block2 = VisualBlock(32, 64)
+        self.pool2 = nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1))
+        self.block3 = VisualBlock(64, 128)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, T, H, W) normalised gray → (B, T, 128)."""
+        x = self.pool1(self.block1(x))
+        x = self.pool2(self.block2(x))
+        x = self.block3(x)
+        # Global spatial max per frame.
+        return x.amax(dim=(3, 4)).transpose(1, 2)
+
+
+class AudioEncoder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.block1 = AudioBlock(1, 32)
+        # The original applies MaxPool3d to a 4-D tensor, which pools only the last (time) axis
+        # by 2; a 2-D pool with a unit kernel on the MFCC axis is the same operation.
+        self.pool1 = nn.MaxPool2d((1, 3), (1, 2), (0, 1))
+        self.block2 = AudioBlock(32, 64)
+        self.pool2 = nn.MaxPool2d((1, 3), (1, 2), (0, 1))
+        self.block3 = AudioBlock(64, 128)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, 13, 4T) MFCC → (B, T, 128)."""
+        x = self.pool1(self.block1(x))
+        x = self.pool2(self.block2(x))
+        x = self.block3(x)
+        return x.mean(dim=2).transpose(1, 2)
+
+
+class Fusion(nn.Module):
+    """Concatenate two (B, T, C) streams on channels and gate them: x · σ(BN(1×1 conv(x)))."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.attention = nn.Conv1d(channels, channels, kernel_size=1, bias=False)
+        self.bn = nn.BatchNorm1d(channels, **_BN)
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        x = torch.cat((x1, x2), dim=2).transpose(1, 2)
+        gate = torch.sigmoid(self.bn(self.attention(x)))
+        return (x * gate).transpose(1, 2)
+
+
+class Detector(nn.Module):
+    """Two GRUs read the same input, one reversed in time; their outputs are fused by a gate.
+
+    Unlike Light-ASD's BGRU, the backward GRU reads the fused features, not the forward output.
+    """
+
+    def __init__(self, channels: int = 256) -> None:
+        super().__init__()
+        hidden = channels // 4
+        self.gru_forward = nn.GRU(channels, hidden, num_layers=1, batch_first=True)
+        self.gru_backward = nn.GRU(channels, hidden, num_layers=1, batch_first=True)
+        self.drop = nn.Dropout(0.5)
+        self.attention = Fusion(channels // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.drop(x)
+        forward, _ = self.gru_forward(x)
+        backward, _ = self.gru_backward(torch.flip(x, dims=[1]))
+        return self.attention(forward, torch.flip(backward, dims=[1]))
+
+
+class LRASDBackbone(nn.Module):
+    """The original `ASD_Model`: encoders, gated concatenation fusion, bidirectional detector."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.visualEncoder = VisualEncoder()
+        self.audioEncoder = AudioEncoder()
+        self.fusion = Fusion(256)
+        self.detector = Detector(256)
+
+    def forward_visual_frontend(self, video: torch.Tensor) -> torch.Tensor:
+        x = video.unsqueeze(1)
+        x = (x / 255.0 - VIDEO_MEAN) / VIDEO_STD
+        return self.visualEncoder(x)
+
+    def forward_audio_frontend(self, mfcc: torch.Tensor) -> torch.Tensor:
+        return self.audioEncoder(mfcc.unsqueeze(1).transpose(2, 3))
+
+    def forward_audio_visual_backend(
+        self, audio: torch.Tensor, visual: torch.Tensor
+    ) -> torch.Tensor:
+        # Audio first: the gate's channel order follows the checkpoint.
+        return self.detector(self.fusion(audio, visual))
+
+
+class LRASD(nn.Module):
+    """LR-ASD with the checkpoint's key tree and the common ASD model API."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = LRASDBackbone()
+        self.lossAV = Head(128)
+        self.lossV = Head(128)
+
+    def frame_logits(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
+        """video (B, T, 112, 112) gray 0–255, mfcc (B, 4T, 13) → (B, T, 2) speaking logits."""
+        audio = self.model.forward_audio_frontend(mfcc)
+        visual = self.model.forward_visual_frontend(video)
+        t = min(audio.shape[1], visual.shape[1])
+        fused = self.model.forward_audio_visual_backend(audio[:, :t], visual[:, :t])
+        return self.lossAV(fused)
+
+    def forward(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
+        return self.frame_logits(video, mfcc)
+
+    @torch.no_grad()
+    def predict(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
+        """Speaking probability per frame, (B, T)."""
+        return self.frame_logits(video, mfcc).softmax(dim=-1)[..., 1]
