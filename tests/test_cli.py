@@ -227,3 +227,32 @@ def test_other_sources_and_frame_rates(tmp_path, video):
     # 3 s on the 25 fps timeline, or the whole clip when it is shorter (GRID: 2.98 s).
     assert doc["n_frames"] == min(75, int(probe(path).duration * 25))
     assert len(doc["tracks"]) >= 1
+
+
+def test_export_writes_an_onnx_model_that_scores_like_torch(tmp_path, gray, mfcc_full):
+    import onnxruntime as ort
+    import torch
+
+    from syncasd.models import load_model
+
+    out = tmp_path / "light_asd.onnx"
+    proc = syncasd("export", "light-asd", "--onnx", out, "--weights", WEIGHTS)
+    assert proc.returncode == 0, proc.stderr
+    assert out.stat().st_mode & 0o044, "the file keeps the umask's permissions, not 0600"
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    video = gray[None, :60].astype(np.float32)
+    mfcc = mfcc_full[None, :240].astype(np.float32)
+    (logits,) = session.run(None, {"video": video, "mfcc": mfcc})
+    with torch.no_grad():
+        expected = load_model("light-asd", weights=WEIGHTS).frame_logits(
+            torch.from_numpy(video), torch.from_numpy(mfcc)
+        )
+    assert logits.shape == (1, 60, 2)
+    assert np.abs(logits - expected.numpy()).max() < 1e-4
+
+
+def test_models_lists_the_registry():
+    proc = syncasd("models")
+    assert proc.returncode == 0
+    for name in ("light-asd.ava", "light-asd.talkset", "lr-asd.ava"):
+        assert name in proc.stdout

@@ -189,6 +189,30 @@ def download(
         raise typer.Exit(EXIT_ERROR) from None
 
 
+@app.command()
+def export(
+    name: Annotated[str, typer.Argument(help="Registry model name, e.g. light-asd.")],
+    onnx: Annotated[Path, typer.Option(help="Where to write the ONNX model.")],
+    weights: Annotated[
+        Path | None, typer.Option(help="Local checkpoint file; default: the published one.")
+    ] = None,
+) -> None:
+    """Export a model's frame_logits(video, mfcc) to ONNX (dynamic number of frames)."""
+    from .models import load_model
+    from .models.onnx import export_onnx
+
+    try:
+        model = load_model(name, weights=weights)
+        export_onnx(model, onnx)
+    except SyncASDError as e:
+        _fail(str(e))
+        raise typer.Exit(EXIT_ERROR) from None
+    except OSError as e:
+        _fail(f"cannot write {onnx}: {e.strerror or e}")
+        raise typer.Exit(EXIT_ERROR) from None
+    typer.echo(str(onnx))
+
+
 def main() -> None:
     app(prog_name="syncasd")
 

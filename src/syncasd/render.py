@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from fractions import Fraction
@@ -14,8 +12,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from syncasd.errors import MediaError
-from syncasd.results import MODEL_FPS, Result, Track
+from .atomic import atomic_path
+from .errors import MediaError
+from .results import MODEL_FPS, Result, Track
 
 __all__ = ["render_video"]
 
@@ -40,17 +39,11 @@ def render_video(result: Result, out_path: str | Path, *, progress: bool = False
     pixel) and the source audio. The file appears at `out_path` only once it is complete.
     """
     out_path = Path(out_path)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".mp4")
-    os.close(fd)
     try:
-        _render(result, tmp, progress)
-        os.replace(tmp, out_path)
+        with atomic_path(out_path) as tmp:
+            _render(result, str(tmp), progress)
     except av.FFmpegError as e:
-        Path(tmp).unlink(missing_ok=True)
         raise MediaError(f"cannot render {result.path} to {out_path}: {e}") from e
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _render(result: Result, tmp: str, progress: bool) -> None:

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_write
 from .media import MODEL_FPS
 
 
@@ -113,20 +111,6 @@ def speaking_turns(
             if b - a >= min_frames
         ]
     return sorted(turns, key=lambda t: (t.start, t.track))
-
-
-@contextmanager
-def atomic_write(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
-    """Open a temporary file beside `path`; rename it over `path` only if the block succeeds."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, mode, **kwargs) as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 AVA_COLUMNS = [

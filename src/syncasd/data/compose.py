@@ -8,8 +8,6 @@ moved into place only on success.
 from __future__ import annotations
 
 import contextlib
-import os
-import secrets
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -17,23 +15,11 @@ from pathlib import Path
 import av
 import numpy as np
 
+from ..atomic import atomic_path
+
 SAMPLE_RATE = 16000
 
 Rect = tuple[float, float, float, float]
-
-
-@contextlib.contextmanager
-def _atomic_output(out_path: str | Path) -> Iterator[str]:
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # Not mkstemp: its 0600 mode would survive os.replace.
-    tmp = out.with_name(f".{out.stem}.{secrets.token_hex(4)}.tmp.mp4")
-    try:
-        yield str(tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _video_codec() -> str:
@@ -215,8 +201,8 @@ def compose_side_by_side(
             _Buffered(stack.enter_context(contextlib.closing(sources[i].audio(SAMPLE_RATE))))
             for i in audio_ids
         ]
-        tmp = stack.enter_context(_atomic_output(out_path))
-        out = stack.enter_context(av.open(tmp, "w", format="mp4"))
+        tmp = stack.enter_context(atomic_path(out_path))
+        out = stack.enter_context(av.open(str(tmp), "w", format="mp4"))
 
         vstream = out.add_stream(_video_codec(), rate=rate)
         vstream.width, vstream.height = size
@@ -288,8 +274,8 @@ def replace_audio(
         raise ValueError(f"audio must be mono int16, got {audio.dtype} {audio.shape}")
     with (
         av.open(video_path) as src,
-        _atomic_output(out_path) as tmp,
-        av.open(tmp, "w", format="mp4") as out,
+        atomic_path(out_path) as tmp,
+        av.open(str(tmp), "w", format="mp4") as out,
     ):
         vin = src.streams.video[0]
         vout = out.add_stream_from_template(vin)

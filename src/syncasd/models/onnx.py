@@ -7,8 +7,6 @@ and run by ONNX Runtime with the same `frame_logits(video, mfcc)` API as the tor
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..atomic import atomic_path
 from ..errors import WeightsError
 
 
@@ -45,9 +44,7 @@ def export_onnx(model: nn.Module, path: str | Path, frames: int = 50) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     video = torch.rand(1, frames, 112, 112) * 255
     mfcc = torch.randn(1, 4 * frames, 13)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.part")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer warnings about the GRU's fixed batch
             # The exporter restores the wrapper's train/eval mode onto the model: keep it eval.
@@ -61,10 +58,6 @@ def export_onnx(model: nn.Module, path: str | Path, frames: int = 50) -> Path:
                 opset_version=17,
                 dynamo=False,
             )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
