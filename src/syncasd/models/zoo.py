@@ -20,12 +20,15 @@ from torch import nn
 from ..errors import WeightsError
 from .light_asd import LightASD
 from .lr_asd import LRASD
+from .multitask import MultiTaskASD
+from .rothnet import RothNet, SyncRothNet
+from .talknet import SyncTalkNet, TalkNet
 
 
 @dataclass(frozen=True)
 class Checkpoint:
     url: str
-    sha256: str
+    sha256: str | None  # None: published, but we have no verified digest; never downloaded
     filename: str
     description: str = ""
 
@@ -50,6 +53,13 @@ class ModelSpec:
 
 _LIGHT_ASD_URL = "https://github.com/Junhua-Liao/Light-ASD/raw/main/weight/"
 _LR_ASD_URL = "https://github.com/Junhua-Liao/LR-ASD/raw/main/weight/"
+# Google Drive ids from TaoRuijie/TalkNet-ASD: demoTalkNet.py (TalkSet) and utils/tools.py
+# `download_pretrain_model_AVA` (AVA); both are fetched there with `gdown --id`.
+_GDRIVE_URL = "https://drive.google.com/uc?id="
+_TALKNET_PAPER = (
+    "Tao et al., Is Someone Speaking? Exploring Long-term Temporal Features for Audio-visual "
+    "Active Speaker Detection, ACM MM 2021"
+)
 
 REGISTRY: dict[str, ModelSpec] = {
     "light-asd": ModelSpec(
@@ -99,6 +109,83 @@ REGISTRY: dict[str, ModelSpec] = {
         },
         default_checkpoint="ava",
     ),
+    "talknet": ModelSpec(
+        name="talknet",
+        builder=TalkNet,
+        description=(
+            "TalkNet: 3D conv + ResNet18 / SE-ResNet34 temporal encoders, audio-visual cross- "
+            "and self-attention (15.7 M params)"
+        ),
+        license="MIT (TaoRuijie/TalkNet-ASD)",
+        paper=_TALKNET_PAPER,
+        checkpoints={
+            "talkset": Checkpoint(
+                _GDRIVE_URL + "1AbN9fCf9IexMxEKXLQY2KYBlb-IhSEea",
+                None,
+                "pretrain_TalkSet.model",
+                "trained on TalkSet, the demo's model (Columbia F1 96.3); sha256 not verified",
+            ),
+            "ava": Checkpoint(
+                _GDRIVE_URL + "1NVIkksrD3zbxbDuDbPc_846bLfPSZcZm",
+                None,
+                "pretrain_AVA.model",
+                "trained on AVA-ActiveSpeaker (92.3 mAP val); sha256 not verified",
+            ),
+        },
+        default_checkpoint="talkset",
+    ),
+    "sync-talknet": ModelSpec(
+        name="sync-talknet",
+        builder=SyncTalkNet,
+        description=(
+            "Sync-TalkNet: TalkNet + sinusoidal positional encoding in the cross- and "
+            "self-attention; no checkpoint of its own, pass TalkNet-architecture weights"
+        ),
+        license="MIT (TaoRuijie/TalkNet-ASD)",
+        paper=(
+            "Wuerkaixi et al., Rethinking Audio-visual Synchronization for Active Speaker "
+            "Detection, MLSP 2022; " + _TALKNET_PAPER
+        ),
+    ),
+    "rothnet": ModelSpec(
+        name="rothnet",
+        builder=RothNet,
+        description=(
+            "RothNet: 11-frame window (stacked gray crops + 44 MFCC rows) → visual/audio "
+            "encoders → concat → centre-frame classifier, slid over the track (0.81 M params)"
+        ),
+        license="MIT (this project; no upstream code or weights)",
+        paper=(
+            "Roth et al., AVA-ActiveSpeaker, arXiv:1901.01342; as described in Wuerkaixi et al., "
+            "MLSP 2022"
+        ),
+    ),
+    "sync-rothnet": ModelSpec(
+        name="sync-rothnet",
+        builder=SyncRothNet,
+        description=(
+            "Sync-RothNet: RothNet trained with cross-modal contrastive learning (swapped-audio "
+            "negatives, β = 1); same weights layout as rothnet"
+        ),
+        license="MIT (this project)",
+        paper=(
+            "Wuerkaixi et al., Rethinking Audio-visual Synchronization for Active Speaker "
+            "Detection, MLSP 2022"
+        ),
+    ),
+    "multitask-asd": ModelSpec(
+        name="multitask-asd",
+        builder=MultiTaskASD,
+        description=(
+            "Multi-task ASD: 3D-ResNet18 + VGG-M audio (128-d each) → 2-layer BiGRU (256) → "
+            "3 FC; CE + Euclidean contrastive loss (18.6 M params)"
+        ),
+        license="MIT (this project)",
+        paper=(
+            "Zhang et al., Multi-Task Learning for Audio-Visual Active Speaker Detection, "
+            "ActivityNet Challenge 2019"
+        ),
+    ),
 }
 
 
@@ -141,6 +228,11 @@ def _resolve(name: str) -> tuple[ModelSpec, Checkpoint]:
 def download(name: str, progress: bool = True) -> Path:
     """Fetch a published checkpoint into the cache (once) and verify its sha256."""
     _, ckpt = _resolve(name)
+    if ckpt.sha256 is None:
+        raise WeightsError(
+            f"{name}: no verified sha256 for {ckpt.filename}, so it is not downloaded "
+            f"automatically; fetch it yourself from {ckpt.url} and pass --weights PATH"
+        )
     path = cache_dir() / ckpt.filename
     if path.exists():
         if _sha256(path) == ckpt.sha256:
@@ -205,21 +297,25 @@ def load_model(name: str, weights: str | Path | None = None, device: str = "cpu"
     spec = get_spec(name)
     path = Path(weights) if weights is not None else None
     if path is None:
-        _, ckpt = _resolve(name)
         path = download(name)  # verifies the sha256 of a cached file too
     state = load_state_dict(path)
     model = spec.builder()
-    result = model.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        missing = len(result.missing_keys)
-        unexpected = len(result.unexpected_keys)
-        example = (result.missing_keys or result.unexpected_keys)[0]
+    # Compare key trees and shapes first: torch's own errors are long and not actionable.
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        example = (missing or unexpected)[0]
         raise WeightsError(
-            f"{path}: not a {spec.name} checkpoint ({missing} missing, {unexpected} unexpected "
-            f"keys, e.g. {example!r})"
+            f"{path}: not a {spec.name} checkpoint ({len(missing)} missing, {len(unexpected)} "
+            f"unexpected keys, e.g. {example!r})"
         )
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise WeightsError(f"{path}: tensor shapes do not fit {spec.name}: {e}") from None
+    wrong = [k for k, v in expected.items() if v.shape != state[k].shape]
+    if wrong:
+        k = wrong[0]
+        raise WeightsError(
+            f"{path}: not a {spec.name} checkpoint: {len(wrong)} tensors have other shapes, "
+            f"e.g. {k} {tuple(state[k].shape)} instead of {tuple(expected[k].shape)}"
+        )
+    model.load_state_dict(state, strict=True)
     return model.to(device).eval()

@@ -1,0 +1,172 @@
+"""Training losses shared by the ASD models.
+
+- `frame_cross_entropy`: the routine per-frame speaking / not-speaking cross-entropy.
+- `cross_modal_contrastive_loss`: the cross-modal contrastive learning of Sync-TalkNet and
+  Sync-RothNet (Wuerkaixi et al., "Rethinking Audio-visual Synchronization for Active Speaker
+  Detection", MLSP 2022, §4.1): the audio embeddings of positive face tracks are exchanged
+  between tracks and the backend is trained to call these mismatched pairs "not speaking".
+- `euclidean_contrastive_loss`: the SyncNet-style contrastive loss on the Euclidean distance
+  between audio and visual embeddings, with a margin (Chung & Zisserman, "Out of time", ACCV
+  2016, after Hadsell et al. 2006), as used by the multi-task ASD model (Zhang et al.,
+  ActivityNet 2019, §2.4).
+
+Everything speaks in the ASD models' terms: logits are (..., 2) with class 1 = speaking, labels
+are integer 0/1 per frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal, NamedTuple
+
+import torch
+from torch.nn import functional as F
+
+Reduction = Literal["mean", "sum", "none"]
+
+
+def _reduce(x: torch.Tensor, reduction: Reduction) -> torch.Tensor:
+    if reduction == "mean":
+        return x.mean()
+    if reduction == "sum":
+        return x.sum()
+    if reduction == "none":
+        return x
+    raise ValueError(f"unknown reduction {reduction!r}")
+
+
+def frame_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, reduction: Reduction = "mean"
+) -> torch.Tensor:
+    """Two-class cross-entropy per frame: logits (..., 2), labels (...) in {0, 1}.
+
+    With two logits this is the binary cross-entropy of p = softmax(logits)[1], which is how the
+    TalkNet family (and the Sync-TalkNet code) implement the papers' "BCE loss".
+    """
+    per_frame = F.cross_entropy(logits.reshape(-1, 2), labels.reshape(-1).long(), reduction="none")
+    return _reduce(per_frame.reshape(labels.shape), reduction)
+
+
+# --- Sync-TalkNet / Sync-RothNet: cross-modal contrastive learning ------------------------------
+
+
+def derangement(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A uniformly random permutation of range(n) with no fixed point (n ≥ 2), as a LongTensor.
+
+    Drawn by rejection like the Sync-TalkNet code (re-shuffle while any index maps to itself);
+    about e ≈ 2.7 draws on average.
+    """
+    if n < 2:
+        raise ValueError("a derangement needs at least 2 elements")
+    identity = torch.arange(n)
+    while True:
+        perm = torch.randperm(n, generator=generator)
+        if not bool((perm == identity).any()):
+            return perm
+
+
+class CrossModalLoss(NamedTuple):
+    """Terms of the Sync-TalkNet / Sync-RothNet training loss."""
+
+    total: torch.Tensor  # asd + beta * contrast (paper), or the pooled mean (official code)
+    asd: torch.Tensor  # BCE(f_b(V_i, A_i), y_i) over the original batch
+    contrast: torch.Tensor  # BCE(f_b(V_γ, A_φ(γ)), 0) over the exchanged pairs; 0 if none
+    positives: torch.Tensor  # Γ: indices of the tracks with at least one speaking frame
+    partners: torch.Tensor  # φ(γ) for each γ in Γ (empty when |Γ| < 2)
+
+
+def cross_modal_contrastive_loss(
+    backend: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    visual: torch.Tensor,
+    audio: torch.Tensor,
+    labels: torch.Tensor,
+    beta: float = 1.0,
+    partners: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    pooled: bool = False,
+) -> CrossModalLoss:
+    """Cross-modal contrastive learning of Wuerkaixi et al. (MLSP 2022), §4.1:
+
+        L = BCE(f_b(V_i, A_i), y_i) + β · BCE(f_b(V_γ, A_φ(γ)), 0),   β = 1 in the paper,
+
+    where Γ is the set of face tracks whose labels y_i contain at least one speaking frame, and
+    for every γ ∈ Γ the audio embeddings are taken from another positive track φ(γ) ∈ Γ,
+    φ(γ) ≠ γ (a random derangement of Γ). The exchanged pairs are labelled "not speaking" at
+    every frame. There is no temperature, margin or similarity in this loss: the "contrast" is
+    the backend's own classification of mismatched pairs. With fewer than two positive tracks no
+    pair can be formed and the second term is 0.
+
+    backend: f_b, maps (visual (N, T, d), audio (N, T, d)) → logits (N, T, 2).
+    visual, audio: (B, T, d) front-end embeddings; labels: (B, T) in {0, 1}.
+    partners: φ as positions within Γ (a derangement of range(|Γ|)); random when None.
+    pooled: False = the paper's equation (each term a mean over its own frames, summed with β).
+        True = what the Sync-TalkNet code optimises: one cross-entropy mean over the original and
+        the exchanged frames together (beta is then ignored), i.e. the exchanged frames weigh
+        |Γ|/(B + |Γ|) of the loss.
+
+    The original and exchanged pairs go through the backend in one batch, as in the Sync-TalkNet
+    code (this matters only for a backend with batch statistics).
+    """
+    if visual.shape[:2] != audio.shape[:2] or labels.shape != visual.shape[:2]:
+        raise ValueError(
+            f"visual {tuple(visual.shape)}, audio {tuple(audio.shape)} and labels "
+            f"{tuple(labels.shape)} must share (B, T)"
+        )
+    b = visual.shape[0]
+    labels = labels.long()
+    positives = torch.nonzero(labels.sum(dim=1) > 0).flatten().to(visual.device)
+    n_pos = positives.numel()
+    if partners is None:
+        partners = derangement(n_pos, generator) if n_pos >= 2 else torch.empty(0, dtype=torch.long)
+    else:
+        partners = torch.as_tensor(partners, dtype=torch.long)
+        if n_pos >= 2 and (
+            partners.numel() != n_pos
+            or sorted(partners.tolist()) != list(range(n_pos))
+            or bool((partners == torch.arange(n_pos)).any())
+        ):
+            raise ValueError(f"partners must be a derangement of range({n_pos}), got {partners}")
+    partners = partners.to(visual.device)
+
+    if n_pos >= 2:
+        v_all = torch.cat([visual, visual[positives]], dim=0)
+        a_all = torch.cat([audio, audio[positives[partners]]], dim=0)
+    else:
+        v_all, a_all = visual, audio
+    logits = backend(v_all, a_all)
+    targets = torch.cat([labels, labels.new_zeros((v_all.shape[0] - b, labels.shape[1]))], dim=0)
+    per_frame = frame_cross_entropy(logits, targets, reduction="none")
+    asd = per_frame[:b].mean()
+    contrast = per_frame[b:].mean() if n_pos >= 2 else per_frame.new_zeros(())
+    total = per_frame.mean() if pooled else asd + beta * contrast
+    partner_tracks = positives[partners] if n_pos >= 2 else positives.new_empty(0)
+    return CrossModalLoss(total, asd, contrast, positives, partner_tracks)
+
+
+# --- multi-task ASD: SyncNet-style Euclidean contrastive loss with a margin ---------------------
+
+
+def euclidean_contrastive_loss(
+    x1: torch.Tensor,
+    x2: torch.Tensor,
+    matched: torch.Tensor,
+    margin: float = 1.0,
+    reduction: Reduction = "mean",
+) -> torch.Tensor:
+    """Contrastive loss on the Euclidean distance d = ‖x1 − x2‖₂ of paired embeddings (..., d):
+
+        L = ½ · [ y · d² + (1 − y) · max(margin − d, 0)² ]
+
+    per pair, y = 1 for a matched (synchronized, speaking) pair and 0 otherwise: matched pairs
+    are pulled together, unmatched ones pushed at least `margin` apart. This is the loss SyncNet
+    is trained with (Chung & Zisserman 2016, eq. 1, E = 1/(2N) Σ …, from Hadsell et al. 2006);
+    reduction "mean" over the pairs gives exactly SyncNet's E.
+
+    The distance inside the hinge is sqrt(max(d², 1e-12)), so the gradient stays finite when
+    two embeddings coincide; the value is unchanged for d > 1e-6.
+    """
+    y = matched.to(x1.dtype)
+    d2 = (x1 - x2).pow(2).sum(dim=-1)
+    d = d2.clamp_min(1e-12).sqrt()
+    per_pair = 0.5 * (y * d2 + (1 - y) * F.relu(margin - d).pow(2))
+    return _reduce(per_pair, reduction)
