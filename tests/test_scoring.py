@@ -126,3 +126,21 @@ def test_chunk_scorer_push_granularity(light_asd, gray, mfcc_full, push):
 def test_chunk_scorer_rejects_window_without_core():
     with pytest.raises(ValueError, match="window"):
         ChunkScorer(nn.Linear(1, 1), np.zeros((0, 13)), 0, window=50, context=25)
+
+
+def test_track_ending_with_the_audio_gets_whole_frames_of_mfcc():
+    """n frames of 16 kHz audio give 4n − 1 MFCC rows; a model that needs 4 rows per frame
+    (RothNet reshapes them per frame) still scores the last window."""
+    from syncasd.audio import mfcc
+    from syncasd.models.rothnet import RothNet
+
+    torch.manual_seed(0)
+    model = RothNet().eval()
+    rng = np.random.default_rng(0)
+    features = mfcc(rng.integers(-3000, 3000, 20 * 640).astype(np.int16))
+    assert len(features) == 79
+    scorer = ChunkScorer(model, features, start=0, window=150, context=25)
+    scorer.push(rng.integers(0, 256, (20, 112, 112), dtype=np.uint8))
+    logits, probs = scorer.finish()
+    assert logits.shape == probs.shape == (20,)
+    assert np.isfinite(logits).all()

@@ -54,12 +54,17 @@ class _Scorer:
         self.n += len(crops)
         self._advance(final=False)
 
-    def _window(self, a: int, b: int, rows: int | None = None) -> np.ndarray:
-        """Logits for track frames [a, b)."""
+    def _window(self, a: int, b: int) -> np.ndarray:
+        """Logits for track frames [a, b), with exactly 4 MFCC rows per frame."""
         crops = np.stack(self._crops[a - self._crops_start : b - self._crops_start])
         r0 = (self.start + a) * ROWS_PER_FRAME
-        r1 = r0 + (rows if rows is not None else (b - a) * ROWS_PER_FRAME)
-        return run_model(self.model, crops, self.mfcc[r0:r1])
+        r1 = (self.start + b) * ROWS_PER_FRAME
+        rows = self.mfcc[r0:r1]
+        if len(rows) < r1 - r0:
+            # The file's MFCC ends inside its last frame (n frames give 4n − 1 rows): repeat
+            # the last row, so models that need whole frames of audio get them.
+            rows = np.concatenate([rows, np.repeat(rows[-1:], r1 - r0 - len(rows), axis=0)])
+        return run_model(self.model, crops, rows)
 
     def _drop_before(self, a: int) -> None:
         del self._crops[: a - self._crops_start]
