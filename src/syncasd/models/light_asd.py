@@ -10,12 +10,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .layers import VIDEO_MEAN, VIDEO_STD, ASDModel, Head
+
 # Every BatchNorm in the original uses these (not PyTorch's defaults).
 _BN = {"momentum": 0.01, "eps": 1e-3}
-
-# Gray-level normalisation of the face crops, from the original visual front end.
-VIDEO_MEAN = 0.4161
-VIDEO_STD = 0.1688
 
 
 class VisualBlock(nn.Module):
@@ -147,18 +145,7 @@ class LightASDBackbone(nn.Module):
         return self.GRU(audio + visual)
 
 
-class Head(nn.Module):
-    """Classifier head; named as in the original loss modules so checkpoint keys match."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.FC = nn.Linear(channels, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.FC(x)
-
-
-class LightASD(nn.Module):
+class LightASD(ASDModel):
     """Light-ASD with the checkpoint's key tree and the common ASD model API."""
 
     def __init__(self) -> None:
@@ -174,11 +161,3 @@ class LightASD(nn.Module):
         t = min(audio.shape[1], visual.shape[1])
         fused = self.model.forward_audio_visual_backend(audio[:, :t], visual[:, :t])
         return self.lossAV(fused)
-
-    def forward(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
-        return self.frame_logits(video, mfcc)
-
-    @torch.no_grad()
-    def predict(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
-        """Speaking probability per frame, (B, T)."""
-        return self.frame_logits(video, mfcc).softmax(dim=-1)[..., 1]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .light_asd import VIDEO_MEAN, VIDEO_STD, Head
+from .layers import VIDEO_MEAN, VIDEO_STD, ASDModel, Head
 
 # Every BatchNorm in the original uses these (not PyTorch's defaults).
 _BN = {"momentum": 0.01, "eps": 1e-3}
@@ -166,7 +166,7 @@ class LRASDBackbone(nn.Module):
         return self.detector(self.fusion(audio, visual))
 
 
-class LRASD(nn.Module):
+class LRASD(ASDModel):
     """LR-ASD with the checkpoint's key tree and the common ASD model API."""
 
     def __init__(self) -> None:
@@ -182,11 +182,3 @@ class LRASD(nn.Module):
         t = min(audio.shape[1], visual.shape[1])
         fused = self.model.forward_audio_visual_backend(audio[:, :t], visual[:, :t])
         return self.lossAV(fused)
-
-    def forward(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
-        return self.frame_logits(video, mfcc)
-
-    @torch.no_grad()
-    def predict(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
-        """Speaking probability per frame, (B, T)."""
-        return self.frame_logits(video, mfcc).softmax(dim=-1)[..., 1]

@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from ..losses import euclidean_contrastive_loss, frame_cross_entropy
-from .light_asd import VIDEO_MEAN, VIDEO_STD
+from .layers import VIDEO_MEAN, VIDEO_STD, ASDModel
 from .rothnet import ROWS_PER_FRAME, align_lengths, init_conv_bn, mfcc_windows
 
 AUDIO_CONTEXT = 2  # frames either side: 5 frames × 4 rows = 20 audio frames per video frame
@@ -160,7 +160,7 @@ class AudioNet(nn.Module):
 # --- the model -----------------------------------------------------------------------------------
 
 
-class MultiTaskASD(nn.Module):
+class MultiTaskASD(ASDModel):
     """Zhang et al. 2019 multi-task ASD with the common ASD API and the paper's loss."""
 
     def __init__(
@@ -209,14 +209,6 @@ class MultiTaskASD(nn.Module):
     def frame_logits(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
         """video (B, T, 112, 112) gray 0–255, mfcc (B, 4T, 13) → (B, T, 2) speaking logits."""
         return self.backend(*self.embed(video, mfcc))
-
-    def forward(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
-        return self.frame_logits(video, mfcc)
-
-    @torch.no_grad()
-    def predict(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
-        """Speaking probability per frame, (B, T)."""
-        return self.frame_logits(video, mfcc).softmax(dim=-1)[..., 1]
 
     # --- training --------------------------------------------------------------------------
 

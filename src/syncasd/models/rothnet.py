@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from ..losses import CrossModalLoss, cross_modal_contrastive_loss, frame_cross_entropy
-from .light_asd import VIDEO_MEAN, VIDEO_STD, Head
+from .layers import VIDEO_MEAN, VIDEO_STD, ASDModel, Head
 
 # 100 MFCC rows per second at 25 fps.
 ROWS_PER_FRAME = 4
@@ -179,7 +179,7 @@ class AudioEncoder(nn.Module):
         return self.fc(self.blocks(self.stem(x)).mean(dim=(2, 3)))
 
 
-class RothNet(nn.Module):
+class RothNet(ASDModel):
     """RothNet with the common ASD API; trained with the per-frame cross-entropy (`loss`)."""
 
     def __init__(self, embed_dim: int = 128, hidden: int = 128) -> None:
@@ -213,14 +213,6 @@ class RothNet(nn.Module):
     def frame_logits(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
         """video (B, T, 112, 112) gray 0–255, mfcc (B, 4T, 13) → (B, T, 2) speaking logits."""
         return self.backend(*self.embed(video, mfcc))
-
-    def forward(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
-        return self.frame_logits(video, mfcc)
-
-    @torch.no_grad()
-    def predict(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
-        """Speaking probability per frame, (B, T)."""
-        return self.frame_logits(video, mfcc).softmax(dim=-1)[..., 1]
 
     # --- training --------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .light_asd import VIDEO_MEAN, VIDEO_STD, Head
+from .layers import VIDEO_MEAN, VIDEO_STD, ASDModel, Head
 
 # The visual front end's BatchNorms use these; the audio encoder and the temporal nets keep
 # PyTorch's defaults (eps 1e-5).
@@ -417,7 +417,7 @@ class TalkNetBackbone(nn.Module):
         return visual.reshape(-1, 128)
 
 
-class TalkNet(nn.Module):
+class TalkNet(ASDModel):
     """TalkNet with the checkpoint's key tree and the common ASD model API.
 
     `lossA` and `lossV` are the auxiliary training heads (on the audio and visual cross-attention
@@ -445,14 +445,6 @@ class TalkNet(nn.Module):
         audio, visual = self.model.forward_cross_attention(audio[:, :t], visual[:, :t])
         fused = self.model.forward_audio_visual_backend(audio, visual)
         return self.lossAV(fused).reshape(video.shape[0], t, 2)
-
-    def forward(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
-        return self.frame_logits(video, mfcc)
-
-    @torch.no_grad()
-    def predict(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
-        """Speaking probability per frame, (B, T)."""
-        return self.frame_logits(video, mfcc).softmax(dim=-1)[..., 1]
 
 
 class SyncTalkNet(TalkNet):
