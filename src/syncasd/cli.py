@@ -213,6 +213,26 @@ def export(
     typer.echo(str(onnx))
 
 
+eval_app = typer.Typer(no_args_is_help=True, help="Evaluation protocols.")
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("ava")
+def eval_ava(
+    gt: Annotated[Path, typer.Option(help="Ground truth, AVA-ActiveSpeaker CSV layout.")],
+    pred: Annotated[Path, typer.Option(help="Predictions with a score column (our detect CSV).")],
+) -> None:
+    """The official AVA-ActiveSpeaker mAP; printed last as `mAP: NN.NN%`."""
+    from .evaluate.ava_map import ava_map
+
+    try:
+        value = ava_map(gt, pred)
+    except SyncASDError as e:
+        _fail(str(e))
+        raise typer.Exit(EXIT_ERROR) from None
+    typer.echo(f"mAP: {value:.2f}%")
+
+
 def main() -> None:
     app(prog_name="syncasd")
 

@@ -1,0 +1,1 @@
+"""Evaluation protocols: reproduce published numbers and measure your own models the same way."""
