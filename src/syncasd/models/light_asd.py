@@ -13,7 +13,7 @@ from torch import nn
 from .layers import VIDEO_MEAN, VIDEO_STD, ASDModel, Head
 
 # Every BatchNorm in the original uses these (not PyTorch's defaults).
-_BN = {"momentum": 0.01, "eps": 1e-3}
+BN_ARGS = {"momentum": 0.01, "eps": 1e-3}
 
 
 class VisualBlock(nn.Module):
@@ -24,15 +24,15 @@ class VisualBlock(nn.Module):
         stride = (1, 2, 2) if is_down else (1, 1, 1)
         self.relu = nn.ReLU()
         self.s_3 = nn.Conv3d(in_channels, out_channels, (1, 3, 3), stride, (0, 1, 1), bias=False)
-        self.bn_s_3 = nn.BatchNorm3d(out_channels, **_BN)
+        self.bn_s_3 = nn.BatchNorm3d(out_channels, **BN_ARGS)
         self.t_3 = nn.Conv3d(out_channels, out_channels, (3, 1, 1), padding=(1, 0, 0), bias=False)
-        self.bn_t_3 = nn.BatchNorm3d(out_channels, **_BN)
+        self.bn_t_3 = nn.BatchNorm3d(out_channels, **BN_ARGS)
         self.s_5 = nn.Conv3d(in_channels, out_channels, (1, 5, 5), stride, (0, 2, 2), bias=False)
-        self.bn_s_5 = nn.BatchNorm3d(out_channels, **_BN)
+        self.bn_s_5 = nn.BatchNorm3d(out_channels, **BN_ARGS)
         self.t_5 = nn.Conv3d(out_channels, out_channels, (5, 1, 1), padding=(2, 0, 0), bias=False)
-        self.bn_t_5 = nn.BatchNorm3d(out_channels, **_BN)
+        self.bn_t_5 = nn.BatchNorm3d(out_channels, **BN_ARGS)
         self.last = nn.Conv3d(out_channels, out_channels, (1, 1, 1), bias=False)
-        self.bn_last = nn.BatchNorm3d(out_channels, **_BN)
+        self.bn_last = nn.BatchNorm3d(out_channels, **BN_ARGS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x3 = self.relu(self.bn_s_3(self.s_3(x)))
@@ -49,15 +49,15 @@ class AudioBlock(nn.Module):
         super().__init__()
         self.relu = nn.ReLU()
         self.m_3 = nn.Conv2d(in_channels, out_channels, (3, 1), padding=(1, 0), bias=False)
-        self.bn_m_3 = nn.BatchNorm2d(out_channels, **_BN)
+        self.bn_m_3 = nn.BatchNorm2d(out_channels, **BN_ARGS)
         self.t_3 = nn.Conv2d(out_channels, out_channels, (1, 3), padding=(0, 1), bias=False)
-        self.bn_t_3 = nn.BatchNorm2d(out_channels, **_BN)
+        self.bn_t_3 = nn.BatchNorm2d(out_channels, **BN_ARGS)
         self.m_5 = nn.Conv2d(in_channels, out_channels, (5, 1), padding=(2, 0), bias=False)
-        self.bn_m_5 = nn.BatchNorm2d(out_channels, **_BN)
+        self.bn_m_5 = nn.BatchNorm2d(out_channels, **BN_ARGS)
         self.t_5 = nn.Conv2d(out_channels, out_channels, (1, 5), padding=(0, 2), bias=False)
-        self.bn_t_5 = nn.BatchNorm2d(out_channels, **_BN)
+        self.bn_t_5 = nn.BatchNorm2d(out_channels, **BN_ARGS)
         self.last = nn.Conv2d(out_channels, out_channels, (1, 1), bias=False)
-        self.bn_last = nn.BatchNorm2d(out_channels, **_BN)
+        self.bn_last = nn.BatchNorm2d(out_channels, **BN_ARGS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x3 = self.relu(self.bn_m_3(self.m_3(x)))
@@ -68,14 +68,15 @@ class AudioBlock(nn.Module):
 
 
 class VisualEncoder(nn.Module):
-    def __init__(self) -> None:
+    """Three blocks (32, 64, 128 channels) with spatial max pools; LR-ASD passes its own block."""
+
+    def __init__(self, block: type[nn.Module] = VisualBlock) -> None:
         super().__init__()
-        self.block1 = VisualBlock(1, 32, is_down=True)
+        self.block1 = block(1, 32, is_down=True)
         self.pool1 = nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1))
-        self.block2 = VisualBlock(32, 64)
+        self.block2 = block(32, 64)
         self.pool2 = nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1))
-        self.block3 = VisualBlock(64, 128)
-        self.maxpool = nn.AdaptiveMaxPool2d((1, 1))
+        self.block3 = block(64, 128)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, T, H, W) normalised gray → (B, T, 128)."""
@@ -88,15 +89,17 @@ class VisualEncoder(nn.Module):
 
 
 class AudioEncoder(nn.Module):
-    def __init__(self) -> None:
+    """Three blocks (32, 64, 128 channels) pooling time 4 → 1; LR-ASD passes its own block."""
+
+    def __init__(self, block: type[nn.Module] = AudioBlock) -> None:
         super().__init__()
-        self.block1 = AudioBlock(1, 32)
+        self.block1 = block(1, 32)
         # The original applies MaxPool3d to a 4-D tensor, which pools only the last (time) axis
         # by 2; a 2-D pool with a unit kernel on the MFCC axis is the same operation.
         self.pool1 = nn.MaxPool2d((1, 3), (1, 2), (0, 1))
-        self.block2 = AudioBlock(32, 64)
+        self.block2 = block(32, 64)
         self.pool2 = nn.MaxPool2d((1, 3), (1, 2), (0, 1))
-        self.block3 = AudioBlock(64, 128)
+        self.block3 = block(64, 128)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, 13, 4T) MFCC → (B, T, 128)."""

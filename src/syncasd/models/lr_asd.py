@@ -12,8 +12,8 @@ from torch import nn
 
 from .layers import VIDEO_MEAN, VIDEO_STD, ASDModel, Head
 
-# Every BatchNorm in the original uses these (not PyTorch's defaults).
-_BN = {"momentum": 0.01, "eps": 1e-3}
+# Same encoders as Light-ASD around LR-ASD's own blocks; same BatchNorm settings.
+from .light_asd import BN_ARGS, AudioEncoder, VisualEncoder
 
 
 def _conv_bn_relu(conv: nn.Module, bn: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -31,13 +31,13 @@ class VisualBlock(nn.Module):
         p1, p2 = (k1 - 1) // 2, (k2 - 1) // 2
         stride = (1, 2, 2) if is_down else (1, 1, 1)
         self.s_1 = nn.Conv3d(in_channels, mid, (1, k1, k1), stride, (0, p1, p1), bias=False)
-        self.s_norm_1 = nn.BatchNorm3d(mid, **_BN)
+        self.s_norm_1 = nn.BatchNorm3d(mid, **BN_ARGS)
         self.s_2 = nn.Conv3d(mid, out_channels, (1, k2, k2), padding=(0, p2, p2), bias=False)
-        self.s_norm_2 = nn.BatchNorm3d(out_channels, **_BN)
+        self.s_norm_2 = nn.BatchNorm3d(out_channels, **BN_ARGS)
         self.t_1 = nn.Conv3d(out_channels, out_channels, (k1, 1, 1), padding=(p1, 0, 0), bias=False)
-        self.t_norm_1 = nn.BatchNorm3d(out_channels, **_BN)
+        self.t_norm_1 = nn.BatchNorm3d(out_channels, **BN_ARGS)
         self.t_2 = nn.Conv3d(out_channels, out_channels, (k2, 1, 1), padding=(p2, 0, 0), bias=False)
-        self.t_norm_2 = nn.BatchNorm3d(out_channels, **_BN)
+        self.t_norm_2 = nn.BatchNorm3d(out_channels, **BN_ARGS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = _conv_bn_relu(self.s_1, self.s_norm_1, x)
@@ -54,13 +54,13 @@ class AudioBlock(nn.Module):
         mid = out_channels // 2
         p1, p2 = (k1 - 1) // 2, (k2 - 1) // 2
         self.m_1 = nn.Conv2d(in_channels, mid, (k1, 1), padding=(p1, 0), bias=False)
-        self.m_norm_1 = nn.BatchNorm2d(mid, **_BN)
+        self.m_norm_1 = nn.BatchNorm2d(mid, **BN_ARGS)
         self.m_2 = nn.Conv2d(mid, out_channels, (k2, 1), padding=(p2, 0), bias=False)
-        self.m_norm_2 = nn.BatchNorm2d(out_channels, **_BN)
+        self.m_norm_2 = nn.BatchNorm2d(out_channels, **BN_ARGS)
         self.t_1 = nn.Conv2d(out_channels, out_channels, (1, k1), padding=(0, p1), bias=False)
-        self.t_norm_1 = nn.BatchNorm2d(out_channels, **_BN)
+        self.t_norm_1 = nn.BatchNorm2d(out_channels, **BN_ARGS)
         self.t_2 = nn.Conv2d(out_channels, out_channels, (1, k2), padding=(0, p2), bias=False)
-        self.t_norm_2 = nn.BatchNorm2d(out_channels, **_BN)
+        self.t_norm_2 = nn.BatchNorm2d(out_channels, **BN_ARGS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = _conv_bn_relu(self.m_1, self.m_norm_1, x)
@@ -69,50 +69,13 @@ class AudioBlock(nn.Module):
         return _conv_bn_relu(self.t_2, self.t_norm_2, x)
 
 
-class VisualEncoder(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.block1 = VisualBlock(1, 32, is_down=True)
-        self.pool1 = nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1))
-        self.block2 = VisualBlock(32, 64)
-        self.pool2 = nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1))
-        self.block3 = VisualBlock(64, 128)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 1, T, H, W) normalised gray → (B, T, 128)."""
-        x = self.pool1(self.block1(x))
-        x = self.pool2(self.block2(x))
-        x = self.block3(x)
-        # Global spatial max per frame.
-        return x.amax(dim=(3, 4)).transpose(1, 2)
-
-
-class AudioEncoder(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.block1 = AudioBlock(1, 32)
-        # The original applies MaxPool3d to a 4-D tensor, which pools only the last (time) axis
-        # by 2; a 2-D pool with a unit kernel on the MFCC axis is the same operation.
-        self.pool1 = nn.MaxPool2d((1, 3), (1, 2), (0, 1))
-        self.block2 = AudioBlock(32, 64)
-        self.pool2 = nn.MaxPool2d((1, 3), (1, 2), (0, 1))
-        self.block3 = AudioBlock(64, 128)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 1, 13, 4T) MFCC → (B, T, 128)."""
-        x = self.pool1(self.block1(x))
-        x = self.pool2(self.block2(x))
-        x = self.block3(x)
-        return x.mean(dim=2).transpose(1, 2)
-
-
 class Fusion(nn.Module):
     """Concatenate two (B, T, C) streams on channels and gate them: x · σ(BN(1×1 conv(x)))."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.attention = nn.Conv1d(channels, channels, kernel_size=1, bias=False)
-        self.bn = nn.BatchNorm1d(channels, **_BN)
+        self.bn = nn.BatchNorm1d(channels, **BN_ARGS)
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
         x = torch.cat((x1, x2), dim=2).transpose(1, 2)
@@ -146,8 +109,8 @@ class LRASDBackbone(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.visualEncoder = VisualEncoder()
-        self.audioEncoder = AudioEncoder()
+        self.visualEncoder = VisualEncoder(VisualBlock)
+        self.audioEncoder = AudioEncoder(AudioBlock)
         self.fusion = Fusion(256)
         self.detector = Detector(256)
 
