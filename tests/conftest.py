@@ -87,3 +87,37 @@ def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ.pop("SYNCASD_CACHE", None)
     else:
         os.environ["SYNCASD_CACHE"] = old
+
+
+# A CI-sized labelled set for the evaluation protocols: four single-speaker VASP clips (Silero
+# VAD labels), one GRID sentence (word-timing labels), and two LivePortrait faces that never
+# speak (silent audio; a music bed), 4 s of each.
+EVAL_SPEAKING = [
+    DATA / "clips" / "vasp" / "ID1" / "014.mp4",
+    DATA / "clips" / "vasp" / "ID2" / "013.mp4",
+    DATA / "clips" / "vasp" / "ID3" / "015.mp4",
+    DATA / "clips" / "vasp" / "ID10" / "017.mp4",
+    DATA / "clips" / "grid" / "bbaf2n.mpg",
+]
+EVAL_NEGATIVE = [
+    DATA / "clips" / "liveportrait" / "d3.mp4",
+    DATA / "clips" / "liveportrait" / "d6.mp4",
+]
+
+
+@pytest.fixture(scope="session")
+def eval_tracks() -> list:
+    from syncasd.data.labelled import tracks_from_clips
+
+    options = {"weights": str(DATA / "weights" / "light_asd_ava.model"), "duration": 4.0}
+    return tracks_from_clips(EVAL_SPEAKING, **options) + tracks_from_clips(
+        EVAL_NEGATIVE, negative=True, **options
+    )
+
+
+@pytest.fixture(scope="session")
+def light_asd_scorer():
+    """Light-ASD (AVA) through ONNX Runtime as a track scorer, as the eval commands run it."""
+    from syncasd.evaluate.tracks import model_scorer
+
+    return model_scorer(f"light-asd={DATA / 'weights' / 'light_asd_ava.model'}")[1]

@@ -217,20 +217,236 @@ eval_app = typer.Typer(no_args_is_help=True, help="Evaluation protocols.")
 app.add_typer(eval_app, name="eval")
 
 
+ReportOption = Annotated[
+    Path | None, typer.Option(help="Write a Markdown report with plots into this folder.")
+]
+
+
+def _save_report(report, folder: Path | None) -> None:
+    if folder is not None:
+        typer.echo(f"report: {report.save(folder)}", err=True)
+
+
 @eval_app.command("ava")
 def eval_ava(
     gt: Annotated[Path, typer.Option(help="Ground truth, AVA-ActiveSpeaker CSV layout.")],
     pred: Annotated[Path, typer.Option(help="Predictions with a score column (our detect CSV).")],
+    report: ReportOption = None,
 ) -> None:
     """The official AVA-ActiveSpeaker mAP; printed last as `mAP: NN.NN%`."""
     from .evaluate.ava_map import ava_map
+    from .evaluate.report import Report
 
     try:
         value = ava_map(gt, pred)
+        if report is not None:
+            r = Report("AVA-ActiveSpeaker mAP")
+            r.text(f"Ground truth `{gt}`, predictions `{pred}`: **mAP {value:.2f} %**.")
+            _save_report(r, report)
     except SyncASDError as e:
         _fail(str(e))
         raise typer.Exit(EXIT_ERROR) from None
     typer.echo(f"mAP: {value:.2f}%")
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not WIDTHxHEIGHT, e.g. 640x360") from None
+    return w, h
+
+
+@eval_app.command("columbia")
+def eval_columbia(
+    labels: Annotated[Path, typer.Option(help="Folder of Columbia label files <speaker>.txt.")],
+    pred: Annotated[Path, typer.Option(help="Our detect CSV for the Columbia video.")],
+    label_size: Annotated[
+        str, typer.Option(help="Frame size the label boxes refer to, WIDTHxHEIGHT.")
+    ] = "640x360",
+    fps: Annotated[float, typer.Option(help="Frame rate of the label frame numbers.")] = 29.97,
+    exclude: Annotated[
+        list[str], typer.Option(help="Speakers left out of the average (repeatable).")
+    ] = ["abbas"],  # noqa: B006 (typer reads the default, never mutates it)
+    video_id: Annotated[
+        str | None, typer.Option(help="Which video of the CSV, if it holds several.")
+    ] = None,
+    report: ReportOption = None,
+) -> None:
+    """Columbia ASD: F1 per speaker (TalkNet's protocol); printed last as `Average F1:NN.NN`."""
+    from .evaluate import columbia
+
+    try:
+        result = columbia.columbia_f1(
+            labels,
+            pred,
+            label_size=_size(label_size),
+            fps=fps,
+            exclude=tuple(exclude),
+            video_id=video_id,
+        )
+        _save_report(columbia.report(result), report)
+    except SyncASDError as e:
+        _fail(str(e))
+        raise typer.Exit(EXIT_ERROR) from None
+    for line in columbia.format_lines(result):
+        typer.echo(line)
+
+
+@eval_app.command("dubbing")
+def eval_dubbing(
+    gt: Annotated[Path, typer.Option(help="Ground truth, AVA-ActiveSpeaker CSV layout.")],
+    pred: Annotated[Path, typer.Option(help="Predictions with a score column (our detect CSV).")],
+    threshold: Annotated[float, typer.Option(help="Speaking when score >= this.")] = 0.5,
+    dubbed: Annotated[
+        list[str] | None, typer.Option(help="Video ids known to be dubbed (repeatable).")
+    ] = None,
+    report: ReportOption = None,
+) -> None:
+    """Rank videos by true-positive rate: the lowest are likely dubbed or narrated."""
+    from .evaluate import dubbing as dub
+
+    try:
+        ranked = dub.tprs_from_csv(gt, pred, threshold)
+        if report is not None:
+            _save_report(dub.report(ranked, dubbed=set(dubbed or ())), report)
+    except (SyncASDError, ValueError) as e:
+        _fail(str(e))
+        raise typer.Exit(EXIT_ERROR) from None
+    for line in dub.format_ranking(ranked):
+        typer.echo(line)
+
+
+VIDEO_SUFFIXES = {".mp4", ".mpg", ".mpeg", ".avi", ".mkv", ".mov", ".webm", ".m4v"}
+
+
+def _videos(paths: list[Path]) -> list[Path]:
+    """Files as given; folders expanded to the video files under them, sorted."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            out += sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+        else:
+            out.append(path)
+    return out
+
+
+ClipsArgument = Annotated[
+    list[Path] | None,
+    typer.Argument(
+        help="Single-speaker clips or folders of them (labels: word timings beside the clip, "
+        "else Silero VAD)."
+    ),
+]
+NegativesOption = Annotated[
+    list[Path] | None,
+    typer.Option(help="Clips whose face never speaks (music, silence, another voice)."),
+]
+VideosOption = Annotated[
+    list[Path] | None, typer.Option(help="Videos with AVA ground truth (use with --gt).")
+]
+GtOption = Annotated[Path | None, typer.Option(help="AVA-layout ground truth for --videos.")]
+ModelsOption = Annotated[
+    list[str],
+    typer.Option(
+        "--model", help="Model to score, NAME or NAME=CHECKPOINT (repeatable).", show_default=False
+    ),
+]
+BaselineOption = Annotated[
+    bool,
+    typer.Option(
+        help="Also score the VAD × lip-movement product baseline (Silero VAD × the first "
+        "model's visual-only head)."
+    ),
+]
+
+
+def _labelled(clips, negatives, videos, gt, model: str):
+    from .data.labelled import tracks_from_ava, tracks_from_clips
+
+    name, _, weights = model.partition("=")
+    options = {"model": name, "weights": weights or None}
+    tracks = tracks_from_clips(_videos(clips or []), **options)
+    tracks += tracks_from_clips(_videos(negatives or []), negative=True, **options)
+    if videos:
+        if gt is None:
+            raise typer.BadParameter("--videos needs --gt (their AVA-layout ground truth)")
+        tracks += tracks_from_ava(_videos(videos), gt, **options)
+    if not tracks:
+        raise typer.BadParameter("no labelled face tracks: give clips, --negatives or --videos")
+    return tracks
+
+
+def _scorers(models: list[str], baseline: bool):
+    from .evaluate.baselines import VadLipBaseline
+    from .evaluate.tracks import model_scorer
+    from .models import load_model
+
+    scorers = [model_scorer(spec) for spec in models]
+    if baseline:
+        name, _, weights = models[0].partition("=")
+        lips = VadLipBaseline(load_model(name, weights=weights or None))
+        scorers.append((f"VAD × lip movement ({name})", lips))
+    return scorers
+
+
+@eval_app.command("unsync")
+def eval_unsync(
+    clips: ClipsArgument = None,
+    negatives: NegativesOption = None,
+    videos: VideosOption = None,
+    gt: GtOption = None,
+    models: ModelsOption = ["light-asd"],  # noqa: B006
+    baseline: BaselineOption = True,
+    shares: Annotated[str, typer.Option(help="Unsynchronized shares (%), comma-separated.")] = (
+        "0,25,50,75,100"
+    ),
+    seed: Annotated[int, typer.Option(help="Seed for the twins' audio and the choice.")] = 0,
+    report: ReportOption = None,
+) -> None:
+    """The unsynchronization test: mAP as mismatched / misaligned tracks replace originals."""
+    from .evaluate import unsync
+
+    try:
+        values = [int(v) for v in shares.split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"--shares {shares!r}: expected e.g. 0,25,50,75,100") from None
+    try:
+        test = unsync.UnsyncTest(_labelled(clips, negatives, videos, gt, models[0]), values, seed)
+        results = [test.run(scorer, name) for name, scorer in _scorers(models, baseline)]
+        _save_report(unsync.report(test, results), report)
+    except (SyncASDError, ValueError) as e:
+        _fail(str(e))
+        raise typer.Exit(EXIT_ERROR) from None
+    typer.echo("model\tkind\t" + "\t".join(f"{s}%" for s in values))
+    for res in results:
+        for kind in unsync.KINDS:
+            typer.echo(f"{res.model}\t{kind}\t" + "\t".join(f"{m:.2f}" for m in res.maps[kind]))
+
+
+@eval_app.command("ablate")
+def eval_ablate(
+    clips: ClipsArgument = None,
+    negatives: NegativesOption = None,
+    videos: VideosOption = None,
+    gt: GtOption = None,
+    models: ModelsOption = ["light-asd"],  # noqa: B006
+    baseline: BaselineOption = True,
+    report: ReportOption = None,
+) -> None:
+    """mAP with the audio silenced and with the lips masked, beside VAD × lip movement."""
+    from .evaluate import ablations
+
+    try:
+        tracks = _labelled(clips, negatives, videos, gt, models[0])
+        results = [ablations.ablate(s, tracks, name) for name, s in _scorers(models, baseline)]
+        _save_report(ablations.report(tracks, results), report)
+    except (SyncASDError, ValueError) as e:
+        _fail(str(e))
+        raise typer.Exit(EXIT_ERROR) from None
+    typer.echo("model\t" + "\t".join(ablations.CONDITIONS))
+    for res in results:
+        typer.echo(f"{res.model}\t" + "\t".join(f"{m:.2f}" for m in res.maps.values()))
 
 
 def main() -> None:

@@ -81,9 +81,29 @@ class DetectOptions:
     merge_gap: float = 0.0
     faces_csv: str | None = None
     allow_silent: bool = False
+    keep_crops: bool = False  # attach each track's 112×112 crops to it (evaluation)
     batch: int = 4
     threads: int = 0
     progress: bool = False
+
+
+class _KeepingScorer:
+    """A scorer that also keeps every crop pushed into it (`keep_crops`)."""
+
+    def __init__(self, scorer: ChunkScorer | DemoScorer) -> None:
+        self.scorer = scorer
+        self.crops: list[np.ndarray] = []
+
+    @property
+    def n(self) -> int:
+        return self.scorer.n
+
+    def push(self, crops: np.ndarray) -> None:
+        self.crops.append(crops)
+        self.scorer.push(crops)
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.scorer.finish()
 
 
 @dataclass
@@ -199,9 +219,11 @@ class Detector:
     def _new_scorer(self, features: np.ndarray, start: int) -> ChunkScorer | DemoScorer:
         o = self.options
         if o.scoring == "demo":
-            return DemoScorer(self.model, features, start)
-        window = max(int(round(o.window * media.MODEL_FPS)), 60)
-        return ChunkScorer(self.model, features, start, window=window, context=window // 6)
+            scorer = DemoScorer(self.model, features, start)
+        else:
+            window = max(int(round(o.window * media.MODEL_FPS)), 60)
+            scorer = ChunkScorer(self.model, features, start, window=window, context=window // 6)
+        return _KeepingScorer(scorer) if o.keep_crops else scorer
 
     def _append(
         self,
@@ -224,6 +246,9 @@ class Detector:
                 logits=logits.astype(np.float32),
                 probs=probs.astype(np.float32),
                 entity=entity,
+                crops=np.concatenate(scorer.crops)[: len(frames)]
+                if isinstance(scorer, _KeepingScorer)
+                else None,
             )
         )
 

@@ -31,6 +31,7 @@ class Track:
     logits: np.ndarray
     probs: np.ndarray
     entity: str | None = None  # the caller's entity id when boxes came from --faces
+    crops: np.ndarray | None = None  # (T, 112, 112) uint8 model inputs, with keep_crops only
 
     @property
     def start(self) -> int:

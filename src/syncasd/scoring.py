@@ -174,3 +174,18 @@ def demo_scores(model: nn.Module, video: np.ndarray, mfcc: np.ndarray) -> np.nda
             )
         )
     return np.round(np.mean(np.array(per_duration), axis=0), 1).astype(float)
+
+
+def score_track(
+    model: nn.Module | OrtModel, crops: np.ndarray, audio: np.ndarray, window: int = 150
+) -> tuple[np.ndarray, np.ndarray]:
+    """Class-1 logits and speaking probabilities of one whole face track: (T,), (T,).
+
+    `crops` (T, 112, 112) uint8, `audio` the track's own 16 kHz int16 samples (640·T): scored as
+    `detect` scores it (`ChunkScorer`, 6 s windows with 1 s of context each side).
+    """
+    from .audio import mfcc
+
+    scorer = ChunkScorer(model, mfcc(audio), 0, window=window, context=window // 6)
+    scorer.push(crops)
+    return scorer.finish()

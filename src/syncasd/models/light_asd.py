@@ -151,9 +151,11 @@ class LightASDBackbone(nn.Module):
 class LightASD(ASDModel):
     """Light-ASD with the checkpoint's key tree and the common ASD model API."""
 
+    backbone: type[nn.Module] = LightASDBackbone
+
     def __init__(self) -> None:
         super().__init__()
-        self.model = LightASDBackbone()
+        self.model = self.backbone()
         self.lossAV = Head(128)
         self.lossV = Head(128)
 
@@ -164,3 +166,11 @@ class LightASD(ASDModel):
         t = min(audio.shape[1], visual.shape[1])
         fused = self.model.forward_audio_visual_backend(audio[:, :t], visual[:, :t])
         return self.lossAV(fused)
+
+    def visual_logits(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, T, 112, 112) → (B, T, 2) speaking logits from the face alone.
+
+        The auxiliary head `lossV` is trained on the visual embeddings to predict speaking: a
+        lip-movement model, as the VAD × lip-movement baseline needs.
+        """
+        return self.lossV(self.model.forward_visual_frontend(video))

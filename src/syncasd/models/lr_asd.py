@@ -10,10 +10,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import VIDEO_MEAN, VIDEO_STD, ASDModel, Head
+from .layers import VIDEO_MEAN, VIDEO_STD
 
 # Same encoders as Light-ASD around LR-ASD's own blocks; same BatchNorm settings.
-from .light_asd import BN_ARGS, AudioEncoder, VisualEncoder
+from .light_asd import BN_ARGS, AudioEncoder, LightASD, VisualEncoder
 
 
 def _conv_bn_relu(conv: nn.Module, bn: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -129,19 +129,7 @@ class LRASDBackbone(nn.Module):
         return self.detector(self.fusion(audio, visual))
 
 
-class LRASD(ASDModel):
-    """LR-ASD with the checkpoint's key tree and the common ASD model API."""
+class LRASD(LightASD):
+    """LR-ASD with the checkpoint's key tree; Light-ASD's API around another backbone."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.model = LRASDBackbone()
-        self.lossAV = Head(128)
-        self.lossV = Head(128)
-
-    def frame_logits(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
-        """video (B, T, 112, 112) gray 0–255, mfcc (B, 4T, 13) → (B, T, 2) speaking logits."""
-        audio = self.model.forward_audio_frontend(mfcc)
-        visual = self.model.forward_visual_frontend(video)
-        t = min(audio.shape[1], visual.shape[1])
-        fused = self.model.forward_audio_visual_backend(audio[:, :t], visual[:, :t])
-        return self.lossAV(fused)
+    backbone = LRASDBackbone
