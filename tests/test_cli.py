@@ -14,6 +14,7 @@ import pytest
 from conftest import DATA, needs_shared
 
 from syncasd.media import probe
+from syncasd.results import AVA_COLUMNS, EXTRA_COLUMNS
 
 pytestmark = needs_shared
 
@@ -256,3 +257,91 @@ def test_models_lists_the_registry():
     assert proc.returncode == 0
     for name in ("light-asd.ava", "light-asd.talkset", "lr-asd.ava"):
         assert name in proc.stdout
+
+
+GRID = DATA / "clips" / "grid"
+SHORT_CLIPS = [
+    GRID / "bbaf2n.mpg",
+    GRID / "id2_vcd_swwp2s.mpg",
+    DATA / "clips" / "lrs2" / "00009.mp4",
+]
+
+
+def test_eval_unsync_and_ablate_on_real_clips(tmp_path):
+    """Three short word-timed clips; the second command reads the crops from the cache."""
+    model = f"light-asd={WEIGHTS}"
+    proc = syncasd("eval", "unsync", *SHORT_CLIPS, "--model", model, "--report", tmp_path / "u")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0] == "model\tkind\t0%\t25%\t50%\t75%\t100%"
+    rows = {tuple(line.split("\t")[:2]): line.split("\t")[2:] for line in lines[1:]}
+    assert set(rows) == {
+        ("light-asd", "mismatch"),
+        ("light-asd", "misalign"),
+        ("VAD × lip movement (light-asd)", "mismatch"),
+        ("VAD × lip movement (light-asd)", "misalign"),
+    }
+    original = float(rows[("light-asd", "mismatch")][0])
+    assert original == float(rows[("light-asd", "misalign")][0]) > 80
+    assert (tmp_path / "u" / "report.md").exists()
+    assert (tmp_path / "u" / "map_vs_share_mismatch.png").stat().st_size > 1000
+
+    proc = syncasd("eval", "ablate", *SHORT_CLIPS, "--model", model, "--no-baseline")
+    assert proc.returncode == 0, proc.stderr
+    header, row = proc.stdout.strip().splitlines()
+    assert header == "model\toriginal\tsilenced audio\tlips masked"
+    values = [float(v) for v in row.split("\t")[1:]]
+    assert row.startswith("light-asd\t") and values[0] == original
+    assert values[1] < values[0]  # without the audio it cannot tell speech from silence
+
+
+def test_eval_needs_labelled_material(tmp_path):
+    proc = syncasd("eval", "unsync", "--model", f"light-asd={WEIGHTS}")
+    assert proc.returncode == 2 and "no labelled face tracks" in proc.stderr
+    assert_one_error_line(
+        syncasd("eval", "ablate", tmp_path / "missing.mp4", "--model", f"light-asd={WEIGHTS}"),
+        "no such file",
+    )
+
+
+def test_eval_dubbing_and_columbia_from_files(tmp_path):
+    gt, pred = tmp_path / "gt.csv", tmp_path / "pred.csv"
+    with open(gt, "w", newline="") as f:
+        out = csv.writer(f)
+        for video, k in [(v, k) for v in ("a", "b") for k in range(10)]:
+            out.writerow([video, f"{k / 25:.3f}", 0, 0, 1, 1, "SPEAKING_AUDIBLE", "e"])
+    with open(pred, "w", newline="") as f:
+        out = csv.writer(f)
+        for video, k in [(v, k) for v in ("a", "b") for k in range(10)]:
+            score = 0.9 if video == "b" or k < 3 else 0.2
+            out.writerow([video, f"{k / 25:.3f}", 0, 0, 1, 1, "", "e", score])
+    proc = syncasd("eval", "dubbing", "--gt", gt, "--pred", pred, "--report", tmp_path / "d")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "a\tTPR 30.00%\t(10 speaking frames)",
+        "b\tTPR 100.00%\t(10 speaking frames)",
+    ]
+    assert (tmp_path / "d" / "tpr.png").exists()
+
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    # One speaker at label frames 0-29 (29.97 fps → model frames 0-24), speaking from frame 15.
+    (labels / "bell.txt").write_text(
+        "".join(f"{f}\t100\t50\t100\t{int(f >= 15)}\n" for f in range(30))
+    )
+    with open(tmp_path / "col.csv", "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(AVA_COLUMNS + EXTRA_COLUMNS)
+        for k in range(25):  # the same box (640×360 frame), logit +2 from model frame 12 on
+            logit = 2.0 if k >= 12 else -2.0
+            out.writerow(
+                ["col", f"{k / 25:.3f}", 0.16, 0.14, 0.31, 0.42, "", "col:0", 0.5, logit, k, 0, 0]
+            )
+    proc = syncasd("eval", "columbia", "--labels", labels, "--pred", tmp_path / "col.csv")
+    assert proc.returncode == 0, proc.stderr
+    # Labels speak from label frame 15 = model frame 12; the 5-frame mean of the logits
+    # turns positive at model frame 12 too ((−2·2 + 2·3) / 5 = 0.4): every frame right.
+    assert proc.stdout.strip().splitlines() == ["bell, ACC:100.00, F1:100.00", "Average F1:100.00"]
+    assert_one_error_line(
+        syncasd("eval", "columbia", "--labels", tmp_path / "none", "--pred", tmp_path / "col.csv"),
+    )

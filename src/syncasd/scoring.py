@@ -140,12 +140,15 @@ class DemoScorer(_Scorer):
 def demo_smoothing(scores: np.ndarray, n_frames: int) -> np.ndarray:
     """The demo's visualisation smoothing: frame f gets mean(scores[max(f−2, 0) : min(f+3, N−1)]).
 
-    The end bound N − 1 is the original's: the last score never enters the mean.
+    The end bound N − 1 is the original's: the last score never enters the mean. (TalkNet's
+    Columbia evaluation smooths the same way.) Where that slice is empty (N = 1) the frame keeps
+    its own score rather than the original's NaN.
     """
     n = len(scores)
     out = np.empty((n_frames, *scores.shape[1:]), dtype=np.float64)
     for f in range(n_frames):
-        out[f] = scores[max(f - 2, 0) : min(f + 3, n - 1)].mean(axis=0)
+        window = scores[max(f - 2, 0) : min(f + 3, n - 1)]
+        out[f] = window.mean(axis=0) if len(window) else scores[min(f, n - 1)]
     return out
 
 

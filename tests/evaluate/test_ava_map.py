@@ -11,7 +11,7 @@ import pytest
 from conftest import FIXTURES, needs_shared
 
 from syncasd.errors import InputError
-from syncasd.evaluate.ava_map import ava_map, average_precision
+from syncasd.evaluate.ava_map import ava_map, average_precision, join
 
 CASES = FIXTURES / "ava_map"
 
@@ -72,3 +72,39 @@ def test_cli_prints_map_on_its_last_line():
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "mAP: 78.71%"
+
+
+def test_detect_csv_at_25_fps_joins_ground_truth_at_30_fps(tmp_path):
+    """Each 30 fps label takes the nearest 25 fps prediction of its entity (≤ 20 ms away)."""
+    import csv
+
+    gt, pred = tmp_path / "gt.csv", tmp_path / "pred.csv"
+    with open(gt, "w", newline="") as f:
+        for k in range(6):  # 0.005, 0.038, 0.072, 0.105, 0.138, 0.172 s; speaking from 0.1 s
+            label = "SPEAKING_AUDIBLE" if k >= 3 else "NOT_SPEAKING"
+            csv.writer(f).writerow(["v", f"{k / 30 + 0.005:.3f}", 0, 0, 1, 1, label, "v:0"])
+    with open(pred, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(
+            ["video_id", "frame_timestamp", "x1", "y1", "x2", "y2", "label", "entity_id", "score"]
+        )
+        for k, score in enumerate([0.1, 0.2, 0.9, 0.8, 0.3]):  # 0, 0.04, 0.08, 0.12, 0.16 s
+            out.writerow(["v", f"{k / 25:.3f}", 0, 0, 1, 1, "", "v:0", score])
+    keys, labels, scores = join(gt, pred)
+    # 0.005 → 0, 0.038 → 0.04, 0.072 → 0.08, 0.105 and 0.138 → 0.12, 0.172 → 0.16
+    assert scores.tolist() == [0.1, 0.2, 0.9, 0.8, 0.8, 0.3]
+    assert labels.tolist() == [False, False, False, True, True, True]
+    # Ranked 0.9 (−), 0.8 (+), 0.8 (+), 0.3 (+), ...: precision 1/2, 2/3, 3/4 at recall 1/3..1.
+    assert ava_map(gt, pred) == pytest.approx(100 * (0.75 * 1 / 3 * 3))
+
+
+def test_a_label_far_from_every_prediction_is_missing(tmp_path):
+    import csv
+
+    gt, pred = tmp_path / "gt.csv", tmp_path / "pred.csv"
+    with open(gt, "w", newline="") as f:
+        csv.writer(f).writerow(["v", "1.000", 0, 0, 1, 1, "SPEAKING_AUDIBLE", "v:0"])
+    with open(pred, "w", newline="") as f:
+        csv.writer(f).writerow(["v", "1.080", 0, 0, 1, 1, "", "v:0", 0.5])
+    with pytest.raises(InputError, match="no prediction for 1 of 1"):
+        join(gt, pred)

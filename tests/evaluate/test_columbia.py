@@ -26,22 +26,9 @@ from syncasd.evaluate.columbia import (
     smooth_scores,
     to_model_frame,
 )
+from syncasd.results import AVA_COLUMNS, EXTRA_COLUMNS
 
-HEADER = [
-    "video_id",
-    "frame_timestamp",
-    "entity_box_x1",
-    "entity_box_y1",
-    "entity_box_x2",
-    "entity_box_y2",
-    "label",
-    "entity_id",
-    "score",
-    "logit",
-    "model_frame",
-    "track",
-    "shot",
-]
+HEADER = AVA_COLUMNS + EXTRA_COLUMNS
 SIZE = (160, 160)  # label frame for the constructed cases: box coordinates / 160 are exact
 
 

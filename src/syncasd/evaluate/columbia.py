@@ -36,10 +36,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..media import MODEL_FPS
+from ..scoring import demo_smoothing
 from .report import Report
 
 LABEL_FPS = 29.97
-MODEL_FPS = 25
 LABEL_SIZE = (640, 360)  # the frame the Columbia labels refer to
 MIN_OVERLAP = 0.5
 
@@ -146,18 +147,9 @@ def overlap(predicted: Sequence[int], label: Sequence[int]) -> float:
 
 
 def smooth_scores(logits: Sequence[float] | np.ndarray) -> np.ndarray:
-    """The original's 5-frame mean of one track's logits, with its end bound of n - 1.
-
-    Frame i averages logits[max(i - 2, 0) : min(i + 3, n - 1)]; an empty slice (n == 1)
-    keeps the logit itself.
-    """
+    """The original's 5-frame mean of one track's logits, with its end bound of n - 1."""
     x = np.asarray(logits, dtype=np.float64)
-    n = len(x)
-    out = np.empty(n)
-    for i in range(n):
-        window = x[max(i - 2, 0) : min(i + 3, n - 1)]
-        out[i] = window.mean() if len(window) else x[i]
-    return out
+    return demo_smoothing(x, len(x))
 
 
 def label_pixels(
