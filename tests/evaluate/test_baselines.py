@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from conftest import DATA, needs_shared
@@ -35,6 +36,8 @@ def test_each_half_on_real_tracks(eval_tracks):
     speaking, silent = by_id["ID2/013"], by_id["liveportrait/d3"]
     lips = baseline.lip_probability(speaking.crops)
     assert lips.shape == (100,)
+    torch_lips = VadLipBaseline(baseline.model, backend="torch")
+    np.testing.assert_allclose(torch_lips.lip_probability(speaking.crops), lips, atol=1e-5)
     assert lips.mean() == pytest.approx(0.672, abs=0.02)  # measured
     both = baseline(silent.crops, silent.audio)  # the face moves; the audio is silent
     assert both.max() < 0.01

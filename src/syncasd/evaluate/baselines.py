@@ -18,6 +18,8 @@ import torch
 from torch import nn
 
 from ..audio import speech_probability
+from ..models.onnx import to_ort
+from ..models.zoo import cache_dir
 from ..scoring import score_track
 
 
@@ -35,10 +37,14 @@ class _FaceOnly(nn.Module):
 class VadLipBaseline:
     """A `TrackScorer`: Silero VAD probability × the visual head's speaking probability."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, backend: str = "ort") -> None:
         if not hasattr(model, "visual_logits"):
             raise ValueError(f"{type(model).__name__} has no visual-only head for lip movement")
-        self.face_only = _FaceOnly(model.eval())
+        self.model = model.eval()
+        self.face_only = _FaceOnly(model)
+        if backend == "ort":  # 2-4x faster than torch on the CPU, as for the whole models
+            name = f"{type(model).__name__.lower()}-face-only"
+            self.face_only = to_ort(self.face_only, name, cache_dir())
 
     def lip_probability(self, crops: np.ndarray) -> np.ndarray:
         """(T,) probability of speaking from the face alone."""

@@ -79,14 +79,18 @@ class OrtModel:
             raise WeightsError(f"{onnx_path}: not a usable ONNX model ({e})") from None
         self.path = Path(onnx_path)
         self.device = torch.device("cpu")
+        # A model that ignores an input (a face-only head) is exported without it.
+        self._inputs = {i.name for i in self.session.get_inputs()}
 
     def frame_logits(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
         """video (1, T, 112, 112) gray 0–255, mfcc (1, 4T, 13) → (1, T, 2) logits."""
+        feeds = {"video": video, "mfcc": mfcc}
         outputs = self.session.run(
             None,
             {
-                "video": np.ascontiguousarray(video.detach().cpu().numpy(), dtype=np.float32),
-                "mfcc": np.ascontiguousarray(mfcc.detach().cpu().numpy(), dtype=np.float32),
+                name: np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+                for name, x in feeds.items()
+                if name in self._inputs
             },
         )
         return torch.from_numpy(outputs[0])
