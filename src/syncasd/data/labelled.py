@@ -70,9 +70,11 @@ def track_audio(audio: np.ndarray, first: int, n: int) -> np.ndarray:
 def _detector(detector, **options):
     from ..pipeline import Detector
 
-    if detector is not None:
-        return detector
-    return Detector(keep_crops=True, allow_silent=True, **options)
+    if detector is None:
+        return Detector(keep_crops=True, allow_silent=True, **options)
+    if not detector.options.keep_crops:
+        raise ValueError("labelled tracks need a Detector(keep_crops=True)")
+    return detector
 
 
 # Detector options that change the crops or the labels; the rest (which model scores along the

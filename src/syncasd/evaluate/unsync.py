@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..data.labelled import LabelledTrack
-from ..data.unsync import misalign, mismatch
+from ..data.unsync import MIN_SHIFT_FRAMES, misalign, mismatch
 from .report import Report
 from .tracks import TrackScorer, pooled_map, score_tracks
 
@@ -81,9 +81,10 @@ class UnsyncTest:
             f"{len(self.tracks)} face tracks from {videos} videos, {n_frames} frames, "
             f"{n_pos} labelled speaking. Seed {self.seed}. Mismatched twins: every speaking "
             "segment's audio replaced by a speaking segment of another video (label negative). "
-            "Misaligned twins: every speaking segment's audio circularly shifted by 4 frames "
-            f"(160 ms) or more (label negative); {kept} speaking frames in segments shorter than "
-            "8 frames cannot be shifted that far and stay as they are."
+            f"Misaligned twins: every speaking segment's audio circularly shifted by "
+            f"{MIN_SHIFT_FRAMES} frames ({MIN_SHIFT_FRAMES * 40} ms) or more (label negative); "
+            f"{kept} speaking frames in segments shorter than {2 * MIN_SHIFT_FRAMES} frames "
+            "cannot be shifted that far and stay as they are."
         )
 
 
