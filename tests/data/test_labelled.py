@@ -113,3 +113,13 @@ def test_missing_clip_is_one_clear_error(tmp_path):
         tracks_from_clips([tmp_path / "nope.mp4"])
     with pytest.raises(InputError, match="cannot read"):
         read_ava_labels(tmp_path / "nope.csv")
+
+
+@needs_shared
+def test_a_detector_must_keep_its_crops():
+    from syncasd.pipeline import Detector
+
+    with pytest.raises(ValueError, match="keep_crops"):
+        tracks_from_clips(
+            [GRID / "bbaf2n.mpg"], detector=Detector(weights=str(WEIGHTS)), cache=False
+        )
