@@ -83,6 +83,23 @@ _SCORE_ONLY = {"model", "weights", "device", "backend", "threads", "progress", "
 CACHE_VERSION = 3  # bump when what is cached (crops, labels, ids) is made differently
 
 
+def _detect(detector, path: Path):
+    """The detector's result (with crops) and the file's audio on the same timeline."""
+    result = detector(path)
+    return result, media.read_audio(path, origin=media.probe(path).origin)
+
+
+def _labelled(video_id: str, result, track, audio: np.ndarray, labels: np.ndarray):
+    return LabelledTrack(
+        video_id=video_id,
+        entity=result.entity_id(track),
+        crops=track.crops,
+        audio=track_audio(audio, track.start, len(track.frames)),
+        labels=labels,
+        timestamps=np.asarray(result.timestamp(track.frames), np.float64),
+    )
+
+
 def _cache_file(kind: str, path: Path, extra: dict) -> Path:
     from ..models.zoo import cache_dir
 
@@ -217,24 +234,14 @@ def tracks_from_clips(
         def build(clip: Path = clip) -> list[LabelledTrack]:
             nonlocal detector
             detector = _detector(detector, **options)
-            result = detector(clip)
+            result, audio = _detect(detector, clip)
             if not result.tracks:
                 return []
             track = max(result.tracks, key=lambda t: (len(t.frames), -t.start))
-            info = media.probe(clip)
-            audio = media.read_audio(clip, origin=info.origin)
             labels = clip_labels(clip, audio, negative)
-            labels = np.concatenate([labels, np.zeros(result.n_frames, bool)])
-            return [
-                LabelledTrack(
-                    video_id=f"{clip.parent.name}/{clip.stem}",  # VASP reuses stems per folder
-                    entity=result.entity_id(track),
-                    crops=track.crops,
-                    audio=track_audio(audio, track.start, len(track.frames)),
-                    labels=labels[track.frames],
-                    timestamps=np.asarray(result.timestamp(track.frames), np.float64),
-                )
-            ]
+            labels = np.concatenate([labels, np.zeros(result.n_frames, bool)])[track.frames]
+            # VASP reuses file names in every identity folder: the folder makes the id unique.
+            return [_labelled(f"{clip.parent.name}/{clip.stem}", result, track, audio, labels)]
 
         try:
             found = _cached("clip", clip, {"negative": negative, **options}, build, cache)
@@ -300,22 +307,13 @@ def tracks_from_ava(
         def build(video: Path = video) -> list[LabelledTrack]:
             nonlocal detector
             detector = _detector(detector, faces_csv=str(gt_csv), **options)
-            result = detector(video)
-            info = media.probe(video)
-            audio = media.read_audio(video, origin=info.origin)
+            result, audio = _detect(detector, video)
             tracks = []
             for track in result.tracks:
                 times, flags = labels[(result.video_id, track.entity)]
                 stamps = np.asarray(result.timestamp(track.frames), np.float64)
                 tracks.append(
-                    LabelledTrack(
-                        video_id=result.video_id,
-                        entity=track.entity,
-                        crops=track.crops,
-                        audio=track_audio(audio, track.start, len(track.frames)),
-                        labels=flags[nearest(times, stamps)],
-                        timestamps=stamps,
-                    )
+                    _labelled(result.video_id, result, track, audio, flags[nearest(times, stamps)])
                 )
             return tracks
 

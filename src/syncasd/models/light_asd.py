@@ -125,14 +125,12 @@ class BGRU(nn.Module):
         return self.gelu(torch.flip(x, dims=[1]))
 
 
-class LightASDBackbone(nn.Module):
-    """The original `ASD_Model`: encoders, additive fusion, BGRU."""
+class Frontends(nn.Module):
+    """The input side Light-ASD and LR-ASD share: `visualEncoder` on normalised crops,
+    `audioEncoder` on MFCC (each backbone builds its own encoders)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.visualEncoder = VisualEncoder()
-        self.audioEncoder = AudioEncoder()
-        self.GRU = BGRU(128)
+    visualEncoder: nn.Module
+    audioEncoder: nn.Module
 
     def forward_visual_frontend(self, video: torch.Tensor) -> torch.Tensor:
         x = video.unsqueeze(1)
@@ -141,6 +139,16 @@ class LightASDBackbone(nn.Module):
 
     def forward_audio_frontend(self, mfcc: torch.Tensor) -> torch.Tensor:
         return self.audioEncoder(mfcc.unsqueeze(1).transpose(2, 3))
+
+
+class LightASDBackbone(Frontends):
+    """The original `ASD_Model`: encoders, additive fusion, BGRU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.visualEncoder = VisualEncoder()
+        self.audioEncoder = AudioEncoder()
+        self.GRU = BGRU(128)
 
     def forward_audio_visual_backend(
         self, audio: torch.Tensor, visual: torch.Tensor

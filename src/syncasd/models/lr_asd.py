@@ -10,10 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import VIDEO_MEAN, VIDEO_STD
-
 # Same encoders as Light-ASD around LR-ASD's own blocks; same BatchNorm settings.
-from .light_asd import BN_ARGS, AudioEncoder, LightASD, VisualEncoder
+from .light_asd import BN_ARGS, AudioEncoder, Frontends, LightASD, VisualEncoder
 
 
 def _conv_bn_relu(conv: nn.Module, bn: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -104,7 +102,7 @@ class Detector(nn.Module):
         return self.attention(forward, torch.flip(backward, dims=[1]))
 
 
-class LRASDBackbone(nn.Module):
+class LRASDBackbone(Frontends):
     """The original `ASD_Model`: encoders, gated concatenation fusion, bidirectional detector."""
 
     def __init__(self) -> None:
@@ -113,14 +111,6 @@ class LRASDBackbone(nn.Module):
         self.audioEncoder = AudioEncoder(AudioBlock)
         self.fusion = Fusion(256)
         self.detector = Detector(256)
-
-    def forward_visual_frontend(self, video: torch.Tensor) -> torch.Tensor:
-        x = video.unsqueeze(1)
-        x = (x / 255.0 - VIDEO_MEAN) / VIDEO_STD
-        return self.visualEncoder(x)
-
-    def forward_audio_frontend(self, mfcc: torch.Tensor) -> torch.Tensor:
-        return self.audioEncoder(mfcc.unsqueeze(1).transpose(2, 3))
 
     def forward_audio_visual_backend(
         self, audio: torch.Tensor, visual: torch.Tensor
