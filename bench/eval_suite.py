@@ -103,8 +103,9 @@ def main() -> int:
     unsync_results, ablation_results, dubbing_reports = [], [], []
     for name, scorer in scorers:
         t1 = time.perf_counter()
-        u = test.run(scorer, name)
-        a = ablations.ablate(scorer, tracks, name)
+        original = score_tracks(scorer, tracks)  # shared by both protocols
+        u = test.run(scorer, name, original)
+        a = ablations.ablate(scorer, tracks, name, original)
         scores = score_tracks(scorer, dubbed_tracks)
         videos = np.concatenate([[t.video_id] * len(t) for t in dubbed_tracks])
         labels = np.concatenate([t.labels for t in dubbed_tracks])

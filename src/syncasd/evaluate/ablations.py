@@ -37,16 +37,20 @@ class AblationResult:
     maps: dict[str, float] = field(default_factory=dict)  # condition → mAP (%)
 
 
-def ablate(scorer: TrackScorer, tracks: Sequence[LabelledTrack], name: str) -> AblationResult:
+def ablate(
+    scorer: TrackScorer,
+    tracks: Sequence[LabelledTrack],
+    name: str,
+    original: list[np.ndarray] | None = None,
+) -> AblationResult:
+    """mAP per condition; `original`: the scorer's scores of the tracks, if known."""
     labels = [t.labels for t in tracks]
-    sets = {
-        "original": list(tracks),
-        "silenced audio": [silence(t) for t in tracks],
-        "lips masked": [mask_lips(t) for t in tracks],
+    scores = {
+        "original": original if original is not None else score_tracks(scorer, tracks),
+        "silenced audio": score_tracks(scorer, [silence(t) for t in tracks]),
+        "lips masked": score_tracks(scorer, [mask_lips(t) for t in tracks]),
     }
-    return AblationResult(
-        name, {c: pooled_map(labels, score_tracks(scorer, sets[c])) for c in CONDITIONS}
-    )
+    return AblationResult(name, {c: pooled_map(labels, scores[c]) for c in CONDITIONS})
 
 
 def report(tracks: Sequence[LabelledTrack], results: Sequence[AblationResult]) -> Report:

@@ -57,8 +57,12 @@ class UnsyncTest:
         """Indices of the tracks replaced by their twins at `share` percent."""
         return self.order[: int(round(share / 100 * len(self.tracks)))]
 
-    def run(self, scorer: TrackScorer, name: str) -> UnsyncResult:
-        original = score_tracks(scorer, self.tracks)
+    def run(
+        self, scorer: TrackScorer, name: str, original: list[np.ndarray] | None = None
+    ) -> UnsyncResult:
+        """mAP per kind and share; `original`: the scorer's scores of the tracks, if known."""
+        if original is None:
+            original = score_tracks(scorer, self.tracks)
         result = UnsyncResult(name, self.shares)
         for kind, twins in self.twins.items():
             twin_scores = score_tracks(scorer, twins)
