@@ -121,3 +121,33 @@ def light_asd_scorer():
     from syncasd.evaluate.tracks import model_scorer
 
     return model_scorer(f"light-asd={DATA / 'weights' / 'light_asd_ava.model'}")[1]
+
+
+# A small training corpus: two train identities (VASP ID9, an LRW-AR anchor), two validation
+# ones (VASP ID7, VoxCeleb2 id01175), 4 s of each, and a truncated file that must be skipped.
+CORPUS_CLIPS = [
+    DATA / "clips" / "vasp" / "ID9" / "014.mp4",
+    DATA / "clips" / "vasp" / "ID9" / "015.mp4",
+    DATA / "clips" / "lrw_ar" / "00139.mp4",
+    DATA / "clips" / "lrw_ar" / "00154.mp4",
+    DATA / "clips" / "vasp" / "ID7" / "015.mp4",
+    DATA / "clips" / "voxceleb2" / "id01175_1oHuiSAB17E_00002.mp4",
+]
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory: pytest.TempPathFactory):
+    from syncasd.data.corpus import build_corpus
+    from syncasd.data.splits import Split
+    from syncasd.pipeline import Detector
+
+    tmp = tmp_path_factory.mktemp("corpus")
+    broken = tmp / "clips" / "vasp" / "ID11" / "999.mp4"
+    broken.parent.mkdir(parents=True)
+    data = CORPUS_CLIPS[0].read_bytes()
+    broken.write_bytes(data[: len(data) // 3])
+    detector = Detector(
+        keep_crops=True, allow_silent=True, duration=4.0,
+        weights=str(DATA / "weights" / "light_asd_ava.model"),
+    )
+    return build_corpus([*CORPUS_CLIPS, broken], tmp / "corpus", Split.load(), detector=detector)

@@ -179,3 +179,29 @@ def test_euclidean_contrastive_loss_gradient_directions():
     euclidean_contrastive_loss(x1, x2, torch.tensor([1, 0]), margin=1.0, reduction="sum").backward()
     assert x1.grad[0, 0] < 0  # a gradient step moves x1[0] towards x2[0] (+x)
     assert x1.grad[1, 0] > 0  # and x1[1] away from x2[1] (−x)
+
+
+def test_misaligned_pairs_by_hand():
+    # Γ = {0, 1}; T = 2 frames and min_shift 1: the only shift is k = 1 (the two frames swap).
+    out = cross_modal_contrastive_loss(
+        dot_backend, V, A, Y, misalign_beta=0.5, min_shift=1, shifts=torch.tensor([1, 1])
+    )
+    # (V_0, roll(A_0, 1)) = ([1,0]·[0,1], [0,1]·[1,0]) = (0, 0) → log 2, log 2
+    # (V_1, roll(A_1, 1)) = ([2,0]·[1,1], [0,0]·[0,1]) = (2, 0) → softplus(2), log 2
+    misalign = (3 * math.log(2) + softplus(2)) / 4
+    assert out.misalign.item() == pytest.approx(misalign, abs=1e-6)
+    assert out.contrast.item() == pytest.approx(CONTRAST, abs=1e-6)
+    assert out.total.item() == pytest.approx(ASD + CONTRAST + 0.5 * misalign, abs=1e-6)
+    assert out.shifts.tolist() == [1, 1]
+
+
+def test_misalignment_shifts_reach_min_shift_both_ways():
+    from syncasd.losses import misalignment_shifts
+
+    g = torch.Generator().manual_seed(0)
+    k = misalignment_shifts(1000, 20, 4, g)
+    assert int(k.min()) == 4 and int(k.max()) == 16  # 20 − 16 = 4 the other way round
+    assert misalignment_shifts(3, 7, 4).tolist() == [0, 0, 0]  # too short to shift 4 both ways
+    # No shiftable track: the term is 0, not NaN.
+    out = cross_modal_contrastive_loss(dot_backend, V, A, Y, misalign_beta=1.0, min_shift=4)
+    assert out.misalign.item() == 0.0

@@ -213,6 +213,50 @@ def export(
     typer.echo(str(onnx))
 
 
+@app.command()
+def train(
+    model: Annotated[str, typer.Argument(help="Architecture to train: light-asd or lr-asd.")],
+    config: Annotated[
+        Path,
+        typer.Option(help="YAML config, or the name of a shipped one (e.g. sync-light-asd)."),
+    ],
+    output: Annotated[
+        Path | None, typer.Option(help="Run folder (checkpoints, logs, model.pt).")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override the config's epochs.")] = None,
+    devices: Annotated[str, typer.Option(help="Devices per node: a count or 'auto'.")] = "1",
+    num_nodes: Annotated[int, typer.Option(help="Machines taking part (DDP).")] = 1,
+    strategy: Annotated[
+        str, typer.Option(help="Lightning strategy: auto, ddp, ddp_spawn, …")
+    ] = "auto",
+    accelerator: Annotated[str, typer.Option(help="cpu, gpu, auto.")] = "cpu",
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Train (or resume) an ASD model; the best validation epoch is exported as model.pt."""
+    from .train import TrainConfig
+    from .train import train as run
+
+    overrides: dict[str, object] = {"model": model}
+    if output is not None:
+        overrides["output"] = str(output)
+    if epochs is not None:
+        overrides["epochs"] = epochs
+    try:
+        cfg = TrainConfig.load(config, overrides)
+        weights = run(
+            cfg,
+            devices=int(devices) if devices.isdigit() else devices,
+            num_nodes=num_nodes,
+            strategy=strategy,
+            accelerator=accelerator,
+            progress=progress,
+        )
+    except SyncASDError as e:
+        _fail(str(e))
+        raise typer.Exit(EXIT_ERROR) from None
+    typer.echo(str(weights))
+
+
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluation protocols.")
 app.add_typer(eval_app, name="eval")
 

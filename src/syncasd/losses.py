@@ -68,11 +68,24 @@ def derangement(n: int, generator: torch.Generator | None = None) -> torch.Tenso
 class CrossModalLoss(NamedTuple):
     """Terms of the Sync-TalkNet / Sync-RothNet training loss."""
 
-    total: torch.Tensor  # asd + beta * contrast (paper), or the pooled mean (official code)
+    total: torch.Tensor  # asd + beta * contrast (+ misalign_beta * misalign), or pooled mean
     asd: torch.Tensor  # BCE(f_b(V_i, A_i), y_i) over the original batch
     contrast: torch.Tensor  # BCE(f_b(V_γ, A_φ(γ)), 0) over the exchanged pairs; 0 if none
     positives: torch.Tensor  # Γ: indices of the tracks with at least one speaking frame
     partners: torch.Tensor  # φ(γ) for each γ in Γ (empty when |Γ| < 2)
+    misalign: torch.Tensor | None = None  # BCE(f_b(V_γ, shift(A_γ, k_γ)), 0); None if off
+    shifts: torch.Tensor | None = None  # k_γ (frames) per track of Γ, 0 where T < 2·min_shift
+
+
+def misalignment_shifts(
+    n: int, length: int, min_shift: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """A circular shift k ∈ [min_shift, T − min_shift] frames for each of n tracks of T frames,
+    so that the shift is at least `min_shift` frames both ways round; 0 (no shift) when the
+    tracks are shorter than 2·min_shift."""
+    if length < 2 * min_shift:
+        return torch.zeros(n, dtype=torch.long)
+    return torch.randint(min_shift, length - min_shift + 1, (n,), generator=generator)
 
 
 def cross_modal_contrastive_loss(
@@ -84,6 +97,9 @@ def cross_modal_contrastive_loss(
     partners: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     pooled: bool = False,
+    misalign_beta: float = 0.0,
+    min_shift: int = 4,
+    shifts: torch.Tensor | None = None,
 ) -> CrossModalLoss:
     """Cross-modal contrastive learning of Wuerkaixi et al. (MLSP 2022), §4.1:
 
@@ -104,8 +120,14 @@ def cross_modal_contrastive_loss(
         the exchanged frames together (beta is then ignored), i.e. the exchanged frames weigh
         |Γ|/(B + |Γ|) of the loss.
 
-    The original and exchanged pairs go through the backend in one batch, as in the Sync-TalkNet
-    code (this matters only for a backend with batch statistics).
+    misalign_beta > 0 adds the same term for the *misaligned* embedding sequence, which the
+    seed tests with (§3.1) but does not train on: each γ ∈ Γ with its own audio embeddings
+    circularly shifted along time by k_γ ≥ `min_shift` frames both ways round (4 frames =
+    160 ms > the 125 ms people notice), labelled 0 at every frame:
+    + misalign_beta · BCE(f_b(V_γ, roll(A_γ, k_γ)), 0). `shifts` gives k_γ (else random).
+
+    The original, exchanged and shifted pairs go through the backend in one batch, as in the
+    Sync-TalkNet code (this matters only for a backend with batch statistics).
     """
     if visual.shape[:2] != audio.shape[:2] or labels.shape != visual.shape[:2]:
         raise ValueError(
@@ -128,19 +150,41 @@ def cross_modal_contrastive_loss(
             raise ValueError(f"partners must be a derangement of range({n_pos}), got {partners}")
     partners = partners.to(visual.device)
 
+    v_parts, a_parts = [visual], [audio]
     if n_pos >= 2:
-        v_all = torch.cat([visual, visual[positives]], dim=0)
-        a_all = torch.cat([audio, audio[positives[partners]]], dim=0)
-    else:
-        v_all, a_all = visual, audio
+        v_parts.append(visual[positives])
+        a_parts.append(audio[positives[partners]])
+    n_swap = n_pos if n_pos >= 2 else 0
+    shifted = None
+    if misalign_beta > 0:
+        t = visual.shape[1]
+        if shifts is None:
+            shifts = misalignment_shifts(n_pos, t, min_shift, generator)
+        shifts = torch.as_tensor(shifts, dtype=torch.long).cpu()
+        if shifts.numel() != n_pos:
+            raise ValueError(f"shifts needs one value per positive track ({n_pos})")
+        shifted = positives[(shifts > 0).to(positives.device)]
+        pairs = zip(positives, shifts, strict=True)
+        rolled = [audio[g].roll(int(k), dims=0) for g, k in pairs if k > 0]
+        if rolled:
+            v_parts.append(visual[shifted])
+            a_parts.append(torch.stack(rolled))
+    v_all, a_all = torch.cat(v_parts, dim=0), torch.cat(a_parts, dim=0)
     logits = backend(v_all, a_all)
     targets = torch.cat([labels, labels.new_zeros((v_all.shape[0] - b, labels.shape[1]))], dim=0)
     per_frame = frame_cross_entropy(logits, targets, reduction="none")
     asd = per_frame[:b].mean()
-    contrast = per_frame[b:].mean() if n_pos >= 2 else per_frame.new_zeros(())
-    total = per_frame.mean() if pooled else asd + beta * contrast
+    zero = per_frame.new_zeros(())
+    contrast = per_frame[b : b + n_swap].mean() if n_swap else zero
+    misalign = None
+    if shifted is not None:
+        misalign = per_frame[b + n_swap :].mean() if shifted.numel() else zero
+    if pooled:
+        total = per_frame.mean()
+    else:
+        total = asd + beta * contrast + (misalign_beta * misalign if misalign is not None else 0)
     partner_tracks = positives[partners] if n_pos >= 2 else positives.new_empty(0)
-    return CrossModalLoss(total, asd, contrast, positives, partner_tracks)
+    return CrossModalLoss(total, asd, contrast, positives, partner_tracks, misalign, shifts)
 
 
 # --- multi-task ASD: SyncNet-style Euclidean contrastive loss with a margin ---------------------

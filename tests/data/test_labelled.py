@@ -123,3 +123,20 @@ def test_a_detector_must_keep_its_crops():
         tracks_from_clips(
             [GRID / "bbaf2n.mpg"], detector=Detector(weights=str(WEIGHTS)), cache=False
         )
+
+
+def test_lrw_ar_word_table(tmp_path):
+    # The first word has no times: the clip starts inside it, so it runs from 0 to the next.
+    clip = tmp_path / "00001.mp4"
+    (tmp_path / "00001.csv").write_text(
+        "conf,end,start,word\n,,,qala\n0.9,0.69,0.48,inna\n0.98,1.17,0.69,alintikhabat\n"
+    )
+    assert word_intervals(clip) == [(0.0, 0.48), (0.48, 0.69), (0.69, 1.17)]
+    labels = frames_from_intervals(word_intervals(clip), 30)
+    assert labels[:29].all() and not labels[29]  # 1.17 s = frame 29.25: frame 29's centre past it
+
+
+@needs_shared
+def test_lrw_ar_clip_is_labelled_from_its_table():
+    words = word_intervals(DATA / "clips" / "lrw_ar" / "00139.mp4")
+    assert words[0][0] == 0.0 and words[-1] == (0.689125, 1.17)

@@ -11,8 +11,9 @@ under it) with a speaking label per 25 fps frame. Two sources:
   all negative (`negative=True`: a moving face under music or silence). The clip's longest
   face track is used.
 
-Crops and labels do not depend on the model, so they are cached on disk (keyed by the file's
-path, size, modification time and the options) and every model is scored on the same tracks.
+Crops and labels do not depend on the model, so they are cached on disk (keyed by the sha256
+of the file's content and the options) and every model is scored and trained on the same
+tracks, wherever the file lies.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def _detector(detector, **options):
 # Detector options that change the crops or the labels; the rest (which model scores along the
 # way, threads, progress bars) do not enter the cache key.
 _SCORE_ONLY = {"model", "weights", "device", "backend", "threads", "progress", "batch"}
-CACHE_VERSION = 3  # bump when what is cached (crops, labels, ids) is made differently
+CACHE_VERSION = 4  # bump when what is cached (crops, labels, ids) is made differently
 
 
 def _detect(detector, path: Path):
@@ -101,14 +102,10 @@ def _labelled(video_id: str, result, track, audio: np.ndarray, labels: np.ndarra
 
 
 def _cache_file(kind: str, path: Path, extra: dict) -> Path:
-    from ..models.zoo import cache_dir
+    from ..models.zoo import cache_dir, sha256_file
 
     extra = {k: v for k, v in extra.items() if k not in _SCORE_ONLY}
-    stat = path.stat()
-    key = json.dumps(
-        [CACHE_VERSION, kind, str(path.resolve()), stat.st_size, stat.st_mtime_ns, extra],
-        sort_keys=True,
-    )
+    key = json.dumps([CACHE_VERSION, kind, sha256_file(path), extra], sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:20]
     return cache_dir() / "tracks" / f"{path.stem}-{digest}.npz"
 
@@ -159,8 +156,31 @@ def _cached(kind: str, path: Path, extra: dict, build, cache: bool) -> list[Labe
 # --- single-speaker clips ---------------------------------------------------------------
 
 
+def _lrw_ar_words(table: Path) -> list[tuple[float, float]]:
+    """Word intervals of an LRW-AR `.csv` (`conf,end,start,word`).
+
+    A clip is cut from continuous speech, so a word without times (the one the clip starts
+    inside) runs from the start of the clip to the next timed word.
+    """
+    words: list[tuple[float, float]] = []
+    pending = False
+    with open(table, newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                start, end = float(row.get("start") or ""), float(row.get("end") or "")
+            except ValueError:  # a word without times, or the header written twice
+                pending = pending or (not words and row.get("word") not in (None, "", "word"))
+                continue
+            if pending:
+                words.append((0.0, start))
+                pending = False
+            words.append((start, end))
+    return words
+
+
 def word_intervals(path: str | Path) -> list[tuple[float, float]] | None:
-    """Spoken-word intervals (s) from a GRID `.align` or LRS2 `.txt` beside the clip, if any."""
+    """Spoken-word intervals (s) from a GRID `.align`, LRS2 `.txt` or LRW-AR `.csv` beside the
+    clip, if any."""
     path = Path(path)
     align = path.with_suffix(".align")
     if not align.exists():  # GRID's id2_vcd_swwp2s.mpg: the sentence id comes last
@@ -182,6 +202,12 @@ def word_intervals(path: str | Path) -> list[tuple[float, float]] | None:
                 for p in (line.split() for line in lines[start:])
                 if len(p) >= 3
             ]
+    table = path.with_suffix(".csv")
+    if table.exists():
+        with open(table, newline="") as f:
+            header = f.readline().strip().split(",")
+        if {"start", "end", "word"} <= set(header):
+            return _lrw_ar_words(table)
     return None
 
 

@@ -167,13 +167,32 @@ class LightASD(ASDModel):
         self.lossAV = Head(128)
         self.lossV = Head(128)
 
+    # Parameter groups by role, for training with a frozen front end: the visual encoder and
+    # the head trained on it alone.
+    visual_modules = ("model.visualEncoder", "lossV")
+
     def frame_logits(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
         """video (B, T, 112, 112) gray 0–255, mfcc (B, 4T, 13) → (B, T, 2) speaking logits."""
-        audio = self.model.forward_audio_frontend(mfcc)
-        visual = self.model.forward_visual_frontend(video)
+        return self.backend_logits(self.visual_embeddings(video), self.audio_embeddings(mfcc))
+
+    def visual_embeddings(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, T, 112, 112) → (B, T, 128)."""
+        return self.model.forward_visual_frontend(video)
+
+    def audio_embeddings(self, mfcc: torch.Tensor) -> torch.Tensor:
+        """(B, 4T, 13) → (B, T, 128)."""
+        return self.model.forward_audio_frontend(mfcc)
+
+    def backend_logits(self, visual: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        """The backend f_b of the seed's contrastive loss: embeddings → (B, T, 2) logits."""
         t = min(audio.shape[1], visual.shape[1])
-        fused = self.model.forward_audio_visual_backend(audio[:, :t], visual[:, :t])
-        return self.lossAV(fused)
+        return self.lossAV(self.model.forward_audio_visual_backend(audio[:, :t], visual[:, :t]))
+
+    def auxiliary_logits(
+        self, visual: torch.Tensor, audio: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Logits of the auxiliary heads the original trains beside lossAV: "V" (face alone)."""
+        return {"V": self.lossV(visual)}
 
     def visual_logits(self, video: torch.Tensor) -> torch.Tensor:
         """(B, T, 112, 112) → (B, T, 2) speaking logits from the face alone.

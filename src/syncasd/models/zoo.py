@@ -208,7 +208,8 @@ def cache_dir() -> Path:
     return Path(root)
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's content."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -235,7 +236,7 @@ def download(name: str, progress: bool = True) -> Path:
         )
     path = cache_dir() / ckpt.filename
     if path.exists():
-        if _sha256(path) == ckpt.sha256:
+        if sha256_file(path) == ckpt.sha256:
             return path
         raise WeightsError(
             f"{path} is not the published {name} checkpoint (sha256 differs); delete it and "
@@ -264,7 +265,7 @@ def download(name: str, progress: bool = True) -> Path:
             f"cannot download {ckpt.url} ({e}); place the file {ckpt.filename} "
             f"(sha256 {ckpt.sha256[:12]}…) at {path}, or pass --weights PATH"
         ) from None
-    digest = _sha256(tmp)
+    digest = sha256_file(tmp)
     if digest != ckpt.sha256:
         tmp.unlink(missing_ok=True)
         raise WeightsError(f"{ckpt.url}: sha256 {digest} does not match {ckpt.sha256}")

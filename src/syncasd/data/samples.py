@@ -1,0 +1,163 @@
+"""Training batches from a corpus, built the way the seeds build their samples.
+
+Every sample is a window of one face track with the audio under it, labelled per frame. Its
+audio is one of (TalkNet's TalkSet mix, plus what the seed tests with):
+
+- the track's own voice in sync, or shifted by at most `small_shift` frames (real videos are
+  often that far off), labels kept;
+- the own voice with another track's audio mixed in as noise (`noise_snr_db` below it),
+  labels kept;
+- near silence (faint white noise): every frame not speaking.
+
+Another speaker's voice (mismatch) and the own voice shifted by more than 125 ms (misalign)
+are made in the embedding space by the loss (`syncasd.losses.cross_modal_contrastive_loss`),
+as the seed does. Augmentations: gain, white noise, and for the face either a flipped,
+rotated, scaled and shifted crop (`augment_crops`) or, when the visual encoder is frozen,
+its embedding of such a crop, computed once per track (`visual_variants`).
+
+A batch holds about `batch_frames` frames of windows of equal length (the seed's batches of
+about 2,500 frames); batch `i` of epoch `e` is drawn from `seed, e, i` alone, so any process
+can build any batch: training resumes and runs data-parallel without shared state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..audio import SAMPLES_PER_FRAME, mfcc
+from .corpus import Corpus
+
+# python_speech_features: 25 ms windows every 10 ms; 4 rows per frame need 4·640 − 160 + 400
+# samples, i.e. 240 past the window's last frame.
+MFCC_TAIL = 400 - 160
+
+
+@dataclass
+class SampleConfig:
+    batch_frames: int = 2500
+    max_frames: int = 100  # window length cap (4 s)
+    min_frames: int = 8
+    small_shift: float = 2.0  # |shift| in frames that keeps the label
+    noise_prob: float = 0.3  # another track's audio mixed in, label kept
+    noise_snr_db: tuple[float, float] = (5.0, 20.0)
+    silence_prob: float = 0.05  # audio replaced by faint noise, every frame negative
+    white_noise_prob: float = 0.3
+    white_snr_db: tuple[float, float] = (10.0, 40.0)
+    gain_db: tuple[float, float] = (-6.0, 6.0)
+    flip_prob: float = 0.5  # the augmented visual variant (flip, rotation, scale, shift)
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
+
+
+def augment_crops(crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One random flip, rotation (±8°), scale (0.92–1.08) and shift (±4 px) for a whole
+    window of (T, 112, 112) uint8 crops, as TalkNet's and Light-ASD's training does per clip."""
+    t, h, w = crops.shape
+    angle = rng.uniform(-8, 8)
+    scale = rng.uniform(0.92, 1.08)
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
+    m[:, 2] += rng.uniform(-4, 4, 2)
+    out = np.empty_like(crops)
+    for i in range(t):
+        out[i] = cv2.warpAffine(crops[i], m, (w, h), borderMode=cv2.BORDER_REFLECT)
+    if rng.random() < 0.5:
+        out = out[:, :, ::-1]
+    return np.ascontiguousarray(out)
+
+
+class BatchMaker:
+    """Batch `(epoch, index)` → dict of arrays: "visual" (B, L, …) either crops (uint8) or
+    embeddings (float32), "mfcc" (B, 4L, 13) float32, "labels" (B, L) int64."""
+
+    def __init__(
+        self,
+        corpus: Corpus,
+        tracks: list[int],
+        config: SampleConfig,
+        seed: int = 0,
+        visual_variants: list[np.ndarray] | None = None,
+    ) -> None:
+        self.corpus = corpus
+        self.config = config
+        self.seed = seed
+        self.variants = visual_variants
+        self.tracks = [i for i in tracks if corpus.tracks[i].length >= config.min_frames]
+        if len(self.tracks) < 2:
+            raise ValueError("training needs at least two face tracks")
+        self.lengths = np.array([corpus.tracks[i].length for i in self.tracks])
+        self.weights = self.lengths / self.lengths.sum()
+
+    def steps_per_epoch(self) -> int:
+        """About one pass over every frame of the tracks."""
+        return max(1, int(self.lengths.sum()) // self.config.batch_frames)
+
+    def _window_audio(self, track: int, start: int, n: int) -> np.ndarray:
+        """Samples [start, start + 640·n + tail) of a track's audio, zeros outside it."""
+        t = self.corpus.tracks[track]
+        audio = self.corpus.audio[
+            t.offset * SAMPLES_PER_FRAME : (t.offset + t.length) * SAMPLES_PER_FRAME
+        ]
+        need = n * SAMPLES_PER_FRAME + MFCC_TAIL
+        out = np.zeros(need, np.float32)
+        a, b = max(start, 0), min(start + need, len(audio))
+        if b > a:
+            out[a - start : b - start] = audio[a:b]
+        return out
+
+    def _audio(self, rng: np.random.Generator, track: int, start: int, n: int, labels: np.ndarray):
+        c = self.config
+        if rng.random() < c.silence_prob:
+            level = 10 ** rng.uniform(0, 1.5)  # ±1 … ±30 of 32768: faint room noise
+            return rng.normal(0, level, n * SAMPLES_PER_FRAME + MFCC_TAIL), np.zeros_like(labels)
+        shift = int(rng.uniform(-c.small_shift, c.small_shift) * SAMPLES_PER_FRAME)
+        audio = self._window_audio(track, start * SAMPLES_PER_FRAME + shift, n)
+        if rng.random() < c.noise_prob:
+            other = int(rng.choice(self.tracks, p=self.weights))
+            length = self.corpus.tracks[other].length
+            o = int(rng.integers(0, max(1, length - n + 1)))
+            noise = self._window_audio(other, o * SAMPLES_PER_FRAME, n)
+            if _rms(noise) > 0 and _rms(audio) > 0:
+                snr = rng.uniform(*c.noise_snr_db)
+                audio = audio + noise * (_rms(audio) / _rms(noise)) * 10 ** (-snr / 20)
+        audio = audio * 10 ** (rng.uniform(*c.gain_db) / 20)
+        if rng.random() < c.white_noise_prob and _rms(audio) > 0:
+            snr = rng.uniform(*c.white_snr_db)
+            audio = audio + rng.normal(0, _rms(audio) * 10 ** (-snr / 20), audio.shape)
+        return audio, labels
+
+    def __call__(self, epoch: int, index: int) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng([self.seed, epoch, index])
+        c = self.config
+        anchor = int(rng.choice(len(self.tracks), p=self.weights))
+        length = int(min(self.lengths[anchor], c.max_frames))
+        fits = np.flatnonzero(self.lengths >= length)
+        p = self.weights[fits] / self.weights[fits].sum()
+        count = max(2, c.batch_frames // length)
+        chosen = [anchor] + [int(fits[k]) for k in rng.choice(len(fits), count - 1, p=p)]
+        visual, mfccs, labels = [], [], []
+        for k in chosen:
+            i = self.tracks[k]
+            t = self.corpus.tracks[i]
+            s = int(rng.integers(0, t.length - length + 1))
+            y = np.asarray(self.corpus.labels[t.offset + s : t.offset + s + length])
+            audio, y = self._audio(rng, i, s, length, y)
+            audio = np.clip(np.round(audio), -32768, 32767).astype(np.int16)
+            mfccs.append(mfcc(audio)[: 4 * length])
+            labels.append(y)
+            frames = slice(t.offset + s, t.offset + s + length)
+            if self.variants is not None:
+                flip = len(self.variants) > 1 and rng.random() < c.flip_prob
+                visual.append(np.asarray(self.variants[int(flip)][frames], np.float32))
+            else:
+                crops = np.asarray(self.corpus.crops[frames])
+                visual.append(augment_crops(crops, rng) if rng.random() < c.flip_prob else crops)
+        return {
+            "visual": np.stack(visual),
+            "mfcc": np.stack(mfccs).astype(np.float32),
+            "labels": np.stack(labels).astype(np.int64),
+        }

@@ -1,0 +1,475 @@
+"""`syncasd train`: the seeds' recipes on Lightning, for the ASD models that expose embeddings.
+
+A run is one YAML config (`configs/*.yaml` in this package, or a file of yours):
+
+    model: light-asd            # registry architecture
+    init: light-asd.ava         # registry checkpoint or a path: what fine-tuning starts from
+    freeze: [visual]            # frozen parts; a frozen visual encoder is run once per track
+    data: {clips: [...], split: shared}
+    samples: {...}              # syncasd.data.samples.SampleConfig
+    loss: {beta: 1.0, misalign_beta: 1.0, visual_weight: 0.5}
+    optim: {lr: 1.0e-4, lr_decay: 0.95}
+    epochs: 8
+    output: runs/sync-light-asd
+
+Loss (per batch): CE(f_b(V, A), y) + β·CE(f_b(V_γ, A_φ(γ)), 0) + β_m·CE(f_b(V_γ, roll(A_γ)), 0)
++ Σ w_h·CE(head_h, y) over the model's auxiliary heads (Light-ASD: "V", 0.5).
+
+Every epoch the validation identities are scored on their original tracks and on the seed's
+unsynchronization test at 50 % (mismatched, misaligned); the checkpoint with the best mean of
+the three mAPs is exported as a plain state dict (`OUTPUT/model.pt`, the registry's key layout).
+`OUTPUT/last.ckpt` holds the full training state: a killed run started again resumes from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import InputError, SyncASDError
+
+log = logging.getLogger("syncasd")
+
+CONFIG_DIR = Path(__file__).with_name("configs")
+TRAINABLE = ("light-asd", "lr-asd")  # models with visual/audio embeddings and backend_logits
+
+
+@dataclass
+class DataConfig:
+    clips: list[str] = field(default_factory=lambda: ["../shared/data/clips"])
+    split: str = "shared"  # "shared" = the package's split of ../shared/data, or a JSON path
+    corpus: str | None = None  # default: $SYNCASD_CACHE/corpus/<key of clips and split>
+
+
+@dataclass
+class LossConfig:
+    beta: float = 1.0  # mismatched (swapped audio) pairs, the seed's β
+    misalign_beta: float = 1.0  # misaligned (own audio shifted ≥ min_shift frames) pairs
+    min_shift: int = 4
+    visual_weight: float = 0.5  # auxiliary heads, by name
+    audio_weight: float = 0.0
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    lr_decay: float = 0.95  # per epoch
+    weight_decay: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    model: str = "light-asd"
+    init: str | None = "light-asd.ava"
+    freeze: list[str] = field(default_factory=lambda: ["visual"])
+    data: DataConfig = field(default_factory=DataConfig)
+    samples: dict[str, Any] = field(default_factory=dict)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    epochs: int = 8
+    steps_per_epoch: int | None = None  # default: about one pass over the training frames
+    val_tracks: int | None = None  # cap on validation tracks (None: all)
+    seed: int = 0
+    output: str = "runs/train"
+
+    @classmethod
+    def load(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+        path = resolve_config(path)
+        import yaml
+
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise InputError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(raw, dict):
+            raise InputError(f"{path}: a config is a mapping of options")
+        raw.update(overrides or {})
+        return cls.from_dict(raw, str(path))
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], where: str = "config") -> TrainConfig:
+        nested = {"data": DataConfig, "loss": LossConfig, "optim": OptimConfig}
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - names)
+        if unknown:
+            raise InputError(
+                f"{where}: unknown option {unknown[0]!r}; known: {', '.join(sorted(names))}"
+            )
+        values = dict(raw)
+        for key, kind in nested.items():
+            if key in values:
+                part = values[key] or {}
+                known = {f.name for f in dataclasses.fields(kind)}
+                bad = sorted(set(part) - known)
+                if bad:
+                    raise InputError(
+                        f"{where}: unknown option {key}.{bad[0]}; known: {', '.join(sorted(known))}"
+                    )
+                values[key] = kind(**part)
+        from .data.samples import SampleConfig
+
+        sample_fields = {f.name for f in dataclasses.fields(SampleConfig)}
+        bad = sorted(set(values.get("samples") or {}) - sample_fields)
+        if bad:
+            raise InputError(
+                f"{where}: unknown option samples.{bad[0]}; "
+                f"known: {', '.join(sorted(sample_fields))}"
+            )
+        config = cls(**values)
+        if config.model not in TRAINABLE:
+            raise InputError(
+                f"{where}: `syncasd train` trains {', '.join(TRAINABLE)} so far, "
+                f"not {config.model!r}"
+            )
+        if not set(config.freeze) <= {"visual"}:
+            raise InputError(f"{where}: freeze takes only 'visual', got {config.freeze}")
+        if config.epochs < 1:
+            raise InputError(f"{where}: epochs must be at least 1")
+        return config
+
+    def sample_config(self):
+        from .data.samples import SampleConfig
+
+        values = dict(self.samples)
+        for key in ("noise_snr_db", "white_snr_db", "gain_db"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return SampleConfig(**values)
+
+
+def resolve_config(path: str | Path) -> Path:
+    """A config file, or the name of one shipped in `syncasd/configs` (with or without .yaml)."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    for candidate in (CONFIG_DIR / path.name, CONFIG_DIR / f"{path.name}.yaml"):
+        if candidate.is_file():
+            return candidate
+    shipped = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+    raise InputError(f"{path}: no such config file (shipped configs: {shipped})")
+
+
+# --- data ---------------------------------------------------------------------------------
+
+
+def _split(config: TrainConfig):
+    from .data.splits import SHARED_SPLIT, Split
+
+    file = SHARED_SPLIT if config.data.split == "shared" else Path(config.data.split)
+    if not file.is_file():
+        raise InputError(f"split file {file} not found")
+    return Split.load(file), file
+
+
+def open_corpus(config: TrainConfig, progress: bool = True):
+    """The corpus of the config's clips, built on first use (crops from the track cache)."""
+    from .data.corpus import Corpus, build_corpus, corpus_key
+    from .data.splits import find_videos
+    from .models.zoo import cache_dir
+
+    split, split_file = _split(config)
+    missing = [c for c in config.data.clips if not Path(c).exists()]
+    if missing:
+        raise InputError(f"clip folder {missing[0]} not found (data.clips in the config)")
+    clips = find_videos(config.data.clips)
+    root = (
+        Path(config.data.corpus)
+        if config.data.corpus
+        else (cache_dir() / "corpus" / corpus_key(clips, split_file))
+    )
+    if (root / "index.json").is_file():
+        return Corpus(root)
+    from .pipeline import Detector
+
+    log.info("building the corpus of %d clips in %s", len(clips), root)
+    # Crops do not depend on the model that scores along the way: take the local init weights
+    # so that building needs no download.
+    local = config.init is not None and Path(config.init).is_file()
+    detector = Detector(
+        keep_crops=True,
+        allow_silent=True,
+        model=config.model if local else "light-asd",
+        weights=config.init if local else None,
+    )
+    return build_corpus(clips, root, split, detector=detector, progress=progress)
+
+
+def visual_variants(model, corpus, init: str, seed: int, progress: bool = True) -> list[np.ndarray]:
+    """Frozen visual embeddings of every frame: as cropped, and flipped/rotated/scaled once per
+    track (the augmentation a frozen encoder can still see)."""
+    from .data.samples import augment_crops
+    from .models.zoo import sha256_file
+
+    weights = Path(init) if init and Path(init).is_file() else None
+    tag = sha256_file(weights)[:12] if weights else (init or "scratch").replace("/", "_")
+    rng = np.random.default_rng(seed)
+    name = f"{model.__class__.__name__}-{tag}"
+    return [
+        corpus.embeddings(name, lambda crops: _encode(model, crops), progress=progress),
+        corpus.embeddings(
+            f"{name}-aug{seed}",
+            lambda crops: _encode(model, augment_crops(crops, rng)),
+            progress=progress,
+        ),
+    ]
+
+
+def _encode(model, crops: np.ndarray) -> np.ndarray:
+    with torch.inference_mode():
+        video = torch.from_numpy(np.ascontiguousarray(crops)).float()[None]
+        return model.visual_embeddings(video)[0].numpy()
+
+
+# --- Lightning ------------------------------------------------------------------------------
+
+
+def _lightning():
+    try:
+        import lightning as L
+    except ImportError:
+        raise SyncASDError("training needs Lightning: pip install 'syncasd[train]'") from None
+    return L
+
+
+class _BatchIndices(torch.utils.data.Sampler):
+    """(epoch, index) of this rank's batches; Lightning calls set_epoch before each epoch."""
+
+    def __init__(self, steps: int, rank: int, world: int) -> None:
+        self.steps, self.rank, self.world, self.epoch = steps, rank, world, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        return iter([(self.epoch, i) for i in range(self.rank, self.steps, self.world)])
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.steps, self.world))
+
+
+class _Batches(torch.utils.data.Dataset):
+    def __init__(self, maker) -> None:
+        self.maker = maker
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
+        return {k: torch.from_numpy(v) for k, v in self.maker(*key).items()}
+
+
+def build_task(config: TrainConfig, progress: bool = True):
+    """The LightningModule for a config, with its data (corpus, embeddings, batches)."""
+    L = _lightning()
+    from .data.samples import BatchMaker
+    from .evaluate.tracks import pooled_map
+    from .evaluate.unsync import UnsyncTest
+    from .models import get_spec, load_model
+
+    spec = get_spec(config.model)
+    if config.init is None:
+        model = spec.builder()
+    elif Path(config.init).is_file():
+        model = load_model(config.model, weights=config.init)
+    else:  # a registry checkpoint name, e.g. light-asd.ava
+        model = load_model(config.init)
+    corpus = open_corpus(config, progress)
+    frozen = "visual" in config.freeze
+    variants = (
+        visual_variants(model, corpus, config.init, config.seed, progress) if frozen else None
+    )
+    train_ids, val_ids = corpus.split("train"), corpus.split("val")
+    if not train_ids or not val_ids:
+        raise SyncASDError("the corpus needs tracks in both the train and the val split")
+    maker = BatchMaker(corpus, train_ids, config.sample_config(), config.seed, variants)
+    steps = config.steps_per_epoch or maker.steps_per_epoch()
+
+    val_tracks = []
+    for i in val_ids[: config.val_tracks] if config.val_tracks else val_ids:
+        track = corpus.track(i)
+        if frozen:  # the validation tracks carry the frozen embeddings in place of crops
+            track = dataclasses.replace(
+                track, crops=np.asarray(variants[0][corpus.tracks[i].frames])
+            )
+        val_tracks.append(track)
+    unsync = UnsyncTest(val_tracks, shares=(50,), seed=config.seed)
+
+    class ASDTask(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+            self.frozen = frozen
+            if frozen:
+                for name, p in self.model.named_parameters():
+                    if name.startswith(self.model.visual_modules):
+                        p.requires_grad_(False)
+
+        def train(self, mode: bool = True):
+            super().train(mode)
+            if self.frozen:  # frozen BatchNorms keep their running statistics
+                for name, m in self.model.named_modules():
+                    if name.startswith(self.model.visual_modules):
+                        m.eval()
+            return self
+
+        def _visual(self, visual: torch.Tensor) -> torch.Tensor:
+            return visual if self.frozen else self.model.visual_embeddings(visual.float())
+
+        def training_step(self, batch, index):
+            from .losses import cross_modal_contrastive_loss, frame_cross_entropy
+
+            visual = self._visual(batch["visual"])
+            audio = self.model.audio_embeddings(batch["mfcc"])
+            t = min(visual.shape[1], audio.shape[1])
+            visual, audio, labels = visual[:, :t], audio[:, :t], batch["labels"][:, :t]
+            g = torch.Generator().manual_seed(config.seed * 1_000_003 + self.global_step)
+            out = cross_modal_contrastive_loss(
+                self.model.backend_logits,
+                visual,
+                audio,
+                labels,
+                beta=config.loss.beta,
+                misalign_beta=config.loss.misalign_beta,
+                min_shift=config.loss.min_shift,
+                generator=g,
+            )
+            total = out.total
+            weights = {"V": config.loss.visual_weight, "A": config.loss.audio_weight}
+            for name, logits in self.model.auxiliary_logits(visual, audio).items():
+                if weights.get(name, 0) > 0 and logits.requires_grad:
+                    total = total + weights[name] * frame_cross_entropy(logits, labels)
+            self.log_dict(
+                {
+                    "loss": total,
+                    "asd": out.asd,
+                    "mismatch": out.contrast,
+                    "misalign": out.misalign if out.misalign is not None else 0.0,
+                },
+                prog_bar=True,
+                batch_size=labels.shape[0],
+            )
+            return total
+
+        def _score(self, visual: np.ndarray, audio: np.ndarray) -> np.ndarray:
+            from .audio import mfcc as compute_mfcc
+
+            n = len(visual)
+            rows = compute_mfcc(audio)[: 4 * n]
+            # A track's own audio gives 4n − 1 rows (the last window is partial): pad one.
+            rows = np.concatenate([rows, np.zeros((4 * n - len(rows), 13))])
+            v = torch.from_numpy(np.asarray(visual[:n])).float()[None].to(self.device)
+            a = torch.from_numpy(rows[: 4 * n].astype(np.float32))[None].to(self.device)
+            with torch.inference_mode():
+                logits = self.model.backend_logits(self._visual(v), self.model.audio_embeddings(a))
+            return logits.softmax(-1)[0, :, 1].float().cpu().numpy()
+
+        def on_train_epoch_end(self) -> None:
+            was = self.training
+            self.eval()
+            result = unsync.run(self._score, config.model)
+            original = pooled_map(
+                [t.labels for t in val_tracks], [self._score(t.crops, t.audio) for t in val_tracks]
+            )
+            self.train(was)
+            metrics = {
+                "val_map": original,
+                "val_map_mismatch50": result.maps["mismatch"][0],
+                "val_map_misalign50": result.maps["misalign"][0],
+            }
+            metrics["val_score"] = float(np.mean(list(metrics.values())))
+            self.log_dict({k: float(v) for k, v in metrics.items()}, prog_bar=True)
+            if self.trainer.is_global_zero:
+                print(
+                    f"epoch {self.current_epoch}: "
+                    + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()),
+                    flush=True,
+                )
+
+        def configure_optimizers(self):
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            opt = torch.optim.Adam(
+                params, lr=config.optim.lr, weight_decay=config.optim.weight_decay
+            )
+            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=config.optim.lr_decay)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+    class Data(L.LightningDataModule):
+        def train_dataloader(self):
+            trainer = self.trainer
+            sampler = _BatchIndices(steps, trainer.global_rank, trainer.world_size)
+            return torch.utils.data.DataLoader(
+                _Batches(maker),
+                sampler=sampler,
+                batch_size=None,
+                num_workers=1,
+                persistent_workers=False,
+            )
+
+    return ASDTask(), Data(), steps
+
+
+def export_weights(checkpoint: str | Path, out: str | Path) -> Path:
+    """Lightning checkpoint → plain state dict in the registry's key layout (`model.` dropped)."""
+    from .atomic import atomic_path
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    plain = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        torch.save(plain, tmp)
+    return out
+
+
+def train(
+    config: TrainConfig,
+    *,
+    devices: int | str = 1,
+    num_nodes: int = 1,
+    strategy: str = "auto",
+    accelerator: str = "cpu",
+    progress: bool = True,
+) -> Path:
+    """Run (or resume) a config; returns the exported weights of the best validation epoch."""
+    L = _lightning()
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    torch.manual_seed(config.seed)
+    output = Path(config.output)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+    task, data, steps = build_task(config, progress)
+    best = ModelCheckpoint(
+        dirpath=output,
+        filename="best",
+        monitor="val_score",
+        mode="max",
+        save_last=True,
+        save_on_train_epoch_end=True,
+    )
+    trainer = L.Trainer(
+        max_epochs=config.epochs,
+        accelerator=accelerator,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
+        callbacks=[best],
+        default_root_dir=output,
+        logger=L.pytorch.loggers.CSVLogger(output, name="logs"),
+        enable_progress_bar=progress,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        use_distributed_sampler=False,
+        log_every_n_steps=max(1, min(50, steps // 4)),
+        enable_model_summary=False,
+    )
+    last = output / "last.ckpt"
+    trainer.fit(task, datamodule=data, ckpt_path=str(last) if last.is_file() else None)
+    if trainer.is_global_zero:
+        source = best.best_model_path or str(last)
+        return export_weights(source, output / "model.pt")
+    return output / "model.pt"

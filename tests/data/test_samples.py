@@ -1,0 +1,80 @@
+"""Training batches from a real corpus of a few clips (built once per session)."""
+
+import numpy as np
+from conftest import needs_shared
+
+from syncasd.audio import SAMPLES_PER_FRAME, mfcc
+from syncasd.data.samples import BatchMaker, SampleConfig, augment_crops
+
+pytestmark = needs_shared
+
+QUIET = dict(
+    noise_prob=0.0,
+    silence_prob=0.0,
+    white_noise_prob=0.0,
+    gain_db=(0.0, 0.0),
+    small_shift=0.0,
+    flip_prob=0.0,
+)
+
+
+def test_batches_are_a_function_of_epoch_and_index(small_corpus):
+    maker = BatchMaker(small_corpus, small_corpus.split("train"), SampleConfig(batch_frames=300))
+    a, b, c = maker(0, 3), maker(0, 3), maker(1, 3)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    assert not np.array_equal(a["mfcc"], c["mfcc"])  # another epoch, another batch
+    n, length = a["labels"].shape
+    assert a["visual"].shape == (n, length, 112, 112) and a["visual"].dtype == np.uint8
+    assert a["mfcc"].shape == (n, 4 * length, 13)
+    assert n == max(2, 300 // length) and length <= 100
+
+
+def test_in_sync_audio_is_the_tracks_own_mfcc(small_corpus):
+    maker = BatchMaker(small_corpus, small_corpus.split("train"), SampleConfig(**QUIET))
+    rng = np.random.default_rng(0)
+    i = small_corpus.split("train")[0]
+    t = small_corpus.tracks[i]
+    y = np.asarray(small_corpus.labels[t.offset : t.offset + 20])
+    audio, labels = maker._audio(rng, i, 5, 20, y)
+    own = small_corpus.audio[(t.offset + 5) * SAMPLES_PER_FRAME :][: 20 * SAMPLES_PER_FRAME + 240]
+    np.testing.assert_array_equal(audio, own.astype(np.float32))
+    np.testing.assert_array_equal(labels, y)
+    assert mfcc(audio.astype(np.int16)).shape == (80, 13)  # exactly 4 rows per frame
+
+
+def test_silence_makes_every_frame_negative(small_corpus):
+    config = SampleConfig(**{**QUIET, "silence_prob": 1.0})
+    batch = BatchMaker(small_corpus, small_corpus.split("train"), config)(0, 0)
+    assert not batch["labels"].any()
+
+
+def test_frozen_embeddings_replace_crops(small_corpus):
+    ids = small_corpus.split("train")
+    n = small_corpus.labels.shape[0]
+    variants = [np.zeros((n, 4), np.float16), np.ones((n, 4), np.float16)]
+    config = SampleConfig(batch_frames=400, flip_prob=1.0)
+    batch = BatchMaker(small_corpus, ids, config, visual_variants=variants)(0, 1)
+    assert batch["visual"].dtype == np.float32 and (batch["visual"] == 1).all()
+
+
+def test_augment_crops_keeps_shape_and_differs():
+    crops = np.tile(np.arange(112, dtype=np.uint8)[None, None], (3, 112, 1))
+    out = augment_crops(crops, np.random.default_rng(1))
+    assert out.shape == crops.shape and out.dtype == np.uint8
+    assert not np.array_equal(out, crops)
+    np.testing.assert_array_equal(out[0], out[1])  # one transform for the whole window
+
+
+def test_the_small_corpus_is_laid_out_as_indexed(small_corpus):
+    pos = 0
+    for t in small_corpus.tracks:
+        assert t.offset == pos
+        pos += t.length
+    assert small_corpus.crops.shape == (pos, 112, 112)
+    assert small_corpus.audio.shape == (pos * SAMPLES_PER_FRAME,)
+    assert {t.split for t in small_corpus.tracks} == {"train", "val"}
+    # The truncated copy is skipped with its reason, and counted in the index.
+    assert len(small_corpus.skipped) == 1 and "999.mp4" in small_corpus.skipped[0]["source"]
+    track = small_corpus.track(0)
+    assert track.crops.shape == (small_corpus.tracks[0].length, 112, 112)

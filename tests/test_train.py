@@ -1,0 +1,124 @@
+"""`syncasd train`: configs, a real (tiny) run on real clips, resume, export, DDP on 2 CPUs."""
+
+import csv
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+from conftest import CORPUS_CLIPS, DATA, needs_shared
+from typer.testing import CliRunner
+
+from syncasd.cli import app
+from syncasd.errors import InputError
+from syncasd.models import load_model
+from syncasd.train import TrainConfig, resolve_config, train
+
+AVA = DATA / "weights" / "light_asd_ava.model"
+
+
+def test_shipped_config_resolves_by_name():
+    config = TrainConfig.load("sync-light-asd")
+    assert config.model == "light-asd" and config.freeze == ["visual"]
+    assert config.loss.beta == 1.0 and config.loss.misalign_beta == 1.0
+    assert config.optim.lr == 1e-4 and config.optim.lr_decay == 0.95
+    assert config.sample_config().batch_frames == 2500
+    assert resolve_config("sync-light-asd.yaml").name == "sync-light-asd.yaml"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("modle: light-asd\n", "unknown option 'modle'"),
+        ("loss: {betta: 1}\n", "unknown option loss.betta"),
+        ("samples: {batch: 1}\n", "unknown option samples.batch"),
+        ("model: talknet\n", "trains light-asd, lr-asd so far"),
+        ("epochs: 0\n", "epochs must be at least 1"),
+        ("model: [unclosed\n", "not valid YAML"),
+        ("- a list\n", "a config is a mapping"),
+    ],
+)
+def test_bad_configs_are_one_clear_error(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError, match=message):
+        TrainConfig.load(path)
+
+
+def test_a_missing_config_names_the_shipped_ones():
+    with pytest.raises(InputError, match="shipped configs: sync-light-asd"):
+        resolve_config("nope")
+
+
+def _tiny(tmp_path, corpus, **extra) -> dict:
+    return {
+        "model": "light-asd",
+        "init": str(AVA),
+        "data": {"clips": [str(c) for c in CORPUS_CLIPS], "corpus": str(corpus.root)},
+        "samples": {"batch_frames": 200},
+        "epochs": 1,
+        "steps_per_epoch": 2,
+        "output": str(tmp_path / "run"),
+        **extra,
+    }
+
+
+def _epochs_logged(run) -> list[int]:
+    rows = []
+    for log in run.glob("logs/*/metrics.csv"):
+        with open(log) as f:
+            rows += [int(r["epoch"]) for r in csv.DictReader(f) if r.get("val_score")]
+    return sorted(rows)
+
+
+@needs_shared
+def test_tiny_run_trains_audio_side_keeps_visual_frozen_and_resumes(tmp_path, small_corpus):
+    config = TrainConfig.from_dict(_tiny(tmp_path, small_corpus))
+    weights = train(config, progress=False)
+    trained, init = load_model("light-asd", weights=weights), load_model("light-asd", weights=AVA)
+    t, i = trained.state_dict(), init.state_dict()
+    assert all(torch.equal(t[k], i[k]) for k in t if k.startswith(("model.visualEncoder", "lossV")))
+    changed = [k for k in t if k.startswith("model.audioEncoder") and not torch.equal(t[k], i[k])]
+    assert changed and not torch.equal(t["lossAV.FC.weight"], i["lossAV.FC.weight"])
+    assert _epochs_logged(tmp_path / "run") == [0]
+
+    # Run again with one epoch more: it resumes from last.ckpt and trains only epoch 1.
+    again = TrainConfig.from_dict(_tiny(tmp_path, small_corpus, epochs=2))
+    train(again, progress=False)
+    assert _epochs_logged(tmp_path / "run") == [0, 1]
+
+
+@needs_shared
+def test_cli_bad_config_exits_2_with_one_line(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("optim: {lrr: 1}\n")
+    result = CliRunner().invoke(app, ["train", "light-asd", "--config", str(path)])
+    assert result.exit_code == 2
+    assert result.output.strip().count("\n") == 0 and "unknown option optim.lrr" in result.output
+
+
+@needs_shared
+def test_ddp_on_two_cpu_processes(tmp_path, small_corpus):
+    """Two processes, gloo backend, a few steps each: both ranks train, rank 0 exports."""
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(_tiny(tmp_path, small_corpus, steps_per_epoch=4)))
+    cmd = [
+        sys.executable,
+        "-m",
+        "syncasd",
+        "train",
+        "light-asd",
+        "--config",
+        str(path),
+        "--devices",
+        "2",
+        "--strategy",
+        "ddp",
+        "--no-progress",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "distributed_backend=gloo" in done.stderr + done.stdout
+    assert "All distributed processes registered" in done.stderr + done.stdout
+    load_model("light-asd", weights=tmp_path / "run" / "model.pt")
