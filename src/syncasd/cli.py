@@ -493,6 +493,43 @@ def eval_ablate(
         typer.echo(f"{res.model}\t" + "\t".join(f"{m:.2f}" for m in res.maps.values()))
 
 
+@eval_app.command("whospeaks")
+def eval_whospeaks(
+    clips: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Single-speaker clips or folders of them; only those of the package split's "
+            "test identities that speak are used."
+        ),
+    ],
+    models: ModelsOption = ["light-asd"],  # noqa: B006
+    faces: Annotated[
+        list[int], typer.Option("--faces", help="Faces per scene, 2 to 4 (repeatable).")
+    ] = [2, 3],  # noqa: B006
+    scenes: Annotated[int, typer.Option(help="Scenes per number of faces.")] = 10,
+    duration: Annotated[
+        float | None, typer.Option(help="Scene length (s); default: its shortest clip.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the choice of clips and heard face.")] = 0,
+    report: ReportOption = None,
+) -> None:
+    """Who speaks: faces side by side under one face's voice; is the heard face ranked first?"""
+    from .evaluate import whospeaks
+
+    try:
+        test = whospeaks.WhoSpeaksTest(_videos(clips), faces, scenes, seed, duration)
+        results = [test.run(spec) for spec in models]
+        _save_report(whospeaks.report(test, results), report)
+    except (SyncASDError, ValueError) as e:
+        _fail(str(e))
+        raise typer.Exit(EXIT_ERROR) from None
+    typer.echo("model\tfaces\theard_first%\tmAP")
+    for res in results:
+        rows = [(str(n), res.share[n], res.maps[n]) for n in test.faces]
+        for n, share, value in [*rows, ("all", res.share_all, res.map_all)]:
+            typer.echo(f"{res.model}\t{n}\t{100 * share:.2f}\t{value:.2f}")
+
+
 def main() -> None:
     app(prog_name="syncasd")
 

@@ -209,22 +209,39 @@ def visual_variants(model, corpus, init: str, seed: int, progress: bool = True) 
 
     weights = Path(init) if init and Path(init).is_file() else None
     tag = sha256_file(weights)[:12] if weights else (init or "scratch").replace("/", "_")
+    from .models.onnx import to_ort
+    from .models.zoo import cache_dir
+
+    # ONNX Runtime runs the encoder about twice as fast as torch on a CPU.
+    encoder = to_ort(_VisualEmbeddings(model), f"{model.__class__.__name__}-visual", cache_dir())
     rng = np.random.default_rng(seed)
     name = f"{model.__class__.__name__}-{tag}"
+    kept = ("train", "val")  # test tracks are never trained or validated on
     return [
-        corpus.embeddings(name, lambda crops: _encode(model, crops), progress=progress),
+        corpus.embeddings(name, lambda c: _encode(encoder, c), splits=kept, progress=progress),
         corpus.embeddings(
             f"{name}-aug{seed}",
-            lambda crops: _encode(model, augment_crops(crops, rng)),
+            lambda c: _encode(encoder, augment_crops(c, rng)),
+            splits=kept,
             progress=progress,
         ),
     ]
 
 
-def _encode(model, crops: np.ndarray) -> np.ndarray:
-    with torch.inference_mode():
-        video = torch.from_numpy(np.ascontiguousarray(crops)).float()[None]
-        return model.visual_embeddings(video)[0].numpy()
+class _VisualEmbeddings(torch.nn.Module):
+    """The visual encoder alone behind the `frame_logits` API, for the ONNX export."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def frame_logits(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
+        return self.model.visual_embeddings(video)
+
+
+def _encode(encoder, crops: np.ndarray) -> np.ndarray:
+    video = torch.from_numpy(np.array(crops, np.float32))[None]
+    return encoder.frame_logits(video, torch.zeros(1, 4 * len(crops), 13))[0].numpy()
 
 
 # --- Lightning ------------------------------------------------------------------------------

@@ -98,11 +98,15 @@ class Corpus:
         key: str,
         encode: Callable[[np.ndarray], np.ndarray],
         *,
+        splits: Sequence[str] | None = None,
         progress: bool = False,
     ) -> np.ndarray:
         """(N, d) float16 embeddings of every frame, `encode(crops of one track) → (T, d)`,
         computed once and cached under `features/<key>.npy` (key names the encoder and its
-        weights: the caller's job)."""
+        weights: the caller's job). With `splits`, only those splits' tracks are encoded; the
+        other rows stay zero (and the file name says which splits it holds)."""
+        if splits is not None:
+            key = f"{key}-{'+'.join(sorted(splits))}"
         path = self.root / "features" / f"{key}.npy"
         if path.is_file():
             out = np.load(path, mmap_mode="r")
@@ -111,12 +115,19 @@ class Corpus:
         path.parent.mkdir(parents=True, exist_ok=True)
         from tqdm import tqdm
 
-        parts = [
-            np.asarray(encode(np.asarray(self.crops[t.frames])), np.float16)
-            for t in tqdm(self.tracks, desc=f"embeddings {key}", disable=not progress)
-        ]
-        out = np.concatenate(parts) if parts else np.zeros((0, 0), np.float16)
-        _write_array(path, out)
+        chosen = [t for t in self.tracks if splits is None or t.split in splits]
+        with atomic_path(path) as tmp:
+            out = None
+            for t in tqdm(chosen, desc=f"embeddings {key}", disable=not progress):
+                part = np.asarray(encode(np.asarray(self.crops[t.frames])), np.float16)
+                if out is None:  # the width is known once the first track is encoded
+                    shape = (self.labels.shape[0], part.shape[1])
+                    out = np.lib.format.open_memmap(tmp, "w+", np.float16, shape)
+                out[t.frames] = part
+            if out is None:
+                raise SyncASDError(f"{self.root}: no track to encode")
+            out.flush()
+            del out
         return np.load(path, mmap_mode="r")
 
 

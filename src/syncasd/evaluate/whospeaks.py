@@ -1,0 +1,374 @@
+"""The who-speaks test: several faces with moving lips, one voice. Whose is it?
+
+Each scene puts two or three faces of different test identities side by side
+(`syncasd.data.compose`) under the audio of ONE of them, the heard face. Every face moves its
+lips, so a model that only pairs "a voice is on" with "lips move" calls all of them speaking;
+a synchronization-aware one singles out the face whose lips match the voice. The heard face is
+labelled from its own clip (word timings, else Silero VAD); the others are never speaking.
+
+The real pipeline (`syncasd.pipeline.Detector`: face detection, tracking, crops, scores) runs
+on each composed scene and each face track is given to the tile its median box centre lies in.
+Two numbers, per number of faces and over all scenes:
+
+- heard first: the share of voiced frames (the heard face labelled speaking) on which the heard
+  face has the strictly highest speaking probability among the faces tracked in that frame;
+  a voiced frame where the heard face has no track is a miss;
+- mAP: AVA-style pooled mAP over every tracked face-frame of every scene (`pooled_map`).
+
+Scenes (the seeded choice of clips and of the heard one) are built once and the composed MP4s
+are cached under `$SYNCASD_CACHE/whospeaks/`, so every model is scored on the same videos.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import media
+from ..atomic import atomic_write
+from ..data.compose import Rect, _Clip, compose_side_by_side
+from ..data.labelled import clip_labels
+from ..data.splits import Split, identity_of
+from ..errors import InputError
+from .report import Report
+from .tracks import pooled_map
+
+log = logging.getLogger("syncasd")
+
+FACES = (2, 3)
+SCENE_SIZE = (1280, 720)
+PRESET = "veryfast"
+CACHE_VERSION = 1  # bump when scenes are composed differently
+
+
+# --- pure parts: labels and the ranking metric ----------------------------------------------
+
+
+def scene_labels(
+    heard_labels: np.ndarray, loop_s: float, n_frames: int, n_faces: int, heard: int
+) -> list[np.ndarray]:
+    """Speaking label per scene frame of each tile: the heard clip's labels, the rest False.
+
+    The scene starts at the heard clip's start and `compose_side_by_side` loops a clip shorter
+    than the scene every `loop_s` seconds (its frame count / fps), so scene frame k takes the
+    clip label at the centre time (k + 0.5) / 25 modulo `loop_s`; past the end of the labels
+    (audio shorter than the video) a frame is not speaking.
+    """
+    if not 0 <= heard < n_faces:
+        raise ValueError(f"heard face {heard} out of range for {n_faces} faces")
+    heard_labels = np.asarray(heard_labels, bool)
+    t = np.mod((np.arange(n_frames) + 0.5) / media.MODEL_FPS, loop_s)
+    index = np.floor(t * media.MODEL_FPS).astype(int)
+    inside = index < len(heard_labels)
+    voiced = np.zeros(n_frames, bool)
+    voiced[inside] = heard_labels[index[inside]]
+    return [voiced if i == heard else np.zeros(n_frames, bool) for i in range(n_faces)]
+
+
+def heard_first_mask(
+    heard_probs: np.ndarray, other_probs: Sequence[np.ndarray], voiced: np.ndarray
+) -> np.ndarray:
+    """(T,) bool: voiced frames on which the heard face is strictly first (`heard_first_share`)."""
+    heard_probs = np.asarray(heard_probs, np.float64)
+    voiced = np.asarray(voiced, bool)
+    first = voiced & ~np.isnan(heard_probs)
+    for other in other_probs:
+        other = np.asarray(other, np.float64)
+        # An untracked face (NaN) is no rival; a tie is not a win.
+        first &= np.isnan(other) | (heard_probs > other)
+    return first
+
+
+def heard_first_share(
+    heard_probs: np.ndarray, other_probs: Sequence[np.ndarray], voiced: np.ndarray
+) -> float:
+    """Share of voiced frames on which the heard face has the highest speaking probability.
+
+    All arrays are per scene frame; NaN means the face has no track in that frame. A voiced
+    frame counts as heard-first only if the heard face is tracked and its probability is
+    STRICTLY higher than that of every other tracked face (a tie is not first; a frame where
+    only the heard face is tracked is first). A voiced frame without a heard-face track is a
+    miss. NaN when no frame is voiced.
+    """
+    n = int(np.asarray(voiced, bool).sum())
+    if n == 0:
+        return float("nan")
+    return float(heard_first_mask(heard_probs, other_probs, voiced).sum()) / n
+
+
+def tile_of(boxes: np.ndarray, rects: Sequence[Rect]) -> int | None:
+    """Index of the tile holding the track's median box centre, or None (background)."""
+    boxes = np.asarray(boxes, np.float64)
+    cx = float(np.median((boxes[:, 0] + boxes[:, 2]) / 2))
+    cy = float(np.median((boxes[:, 1] + boxes[:, 3]) / 2))
+    for i, (x1, y1, x2, y2) in enumerate(rects):
+        if x1 <= cx < x2 and y1 <= cy < y2:
+            return i
+    return None
+
+
+# --- scenes ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One composed video: its clips left to right, which one is heard, each tile's labels."""
+
+    clips: tuple[Path, ...]
+    heard: int
+    path: Path
+    rects: tuple[Rect, ...]
+    labels: tuple[np.ndarray, ...]  # per tile, (n_frames,) bool
+
+    @property
+    def n_faces(self) -> int:
+        return len(self.clips)
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.labels[0])
+
+
+@dataclass
+class SceneScore:
+    """One model's probabilities per tile of one scene (NaN where the face has no track)."""
+
+    scene: Scene
+    probs: list[np.ndarray]
+    tracks_per_tile: list[int]
+    unmatched: int  # tracks whose centre lies in no tile (never counted)
+
+    def heard_first(self) -> np.ndarray:
+        s = self.scene
+        others = [p for i, p in enumerate(self.probs) if i != s.heard]
+        return heard_first_mask(self.probs[s.heard], others, s.labels[s.heard])
+
+
+@dataclass
+class WhoSpeaksResult:
+    """Heard-first share (0-1) and pooled mAP (%) per number of faces and over all scenes."""
+
+    model: str
+    share: dict[int, float] = field(default_factory=dict)
+    maps: dict[int, float] = field(default_factory=dict)
+    share_all: float = float("nan")
+    map_all: float = float("nan")
+    scenes: list[SceneScore] = field(default_factory=list)
+
+
+def _summary(scores: Sequence[SceneScore]) -> tuple[float, float]:
+    """(heard-first share pooled over all voiced frames, pooled mAP) of some scenes."""
+    voiced = sum(int(s.scene.labels[s.scene.heard].sum()) for s in scores)
+    first = sum(int(s.heard_first().sum()) for s in scores)
+    labels, probs = [], []
+    for s in scores:
+        for y, p in zip(s.scene.labels, s.probs, strict=True):
+            tracked = ~np.isnan(p)
+            labels.append(y[tracked])
+            probs.append(p[tracked])
+    share = first / voiced if voiced else float("nan")
+    return share, pooled_map(labels, probs) if labels else float("nan")
+
+
+class WhoSpeaksTest:
+    """The seeded scenes, composed once; `run` scores one model on all of them.
+
+    `clips` are filtered to the package split's test identities (negatives left out); each
+    scene takes faces of different identities. `duration` is the scene length in seconds
+    (default: its shortest clip).
+    """
+
+    def __init__(
+        self,
+        clips: Sequence[str | Path],
+        faces: Sequence[int] = FACES,
+        scenes: int = 10,
+        seed: int = 0,
+        duration: float | None = None,
+        size: tuple[int, int] = SCENE_SIZE,
+        split: Split | None = None,
+    ) -> None:
+        faces = tuple(sorted(set(faces)))
+        if not faces or any(not 2 <= n <= 4 for n in faces):
+            raise InputError(f"--faces must be 2, 3 or 4 per scene, got {list(faces)}")
+        if scenes < 1:
+            raise InputError(f"--scenes must be at least 1, got {scenes}")
+        if duration is not None and duration <= 0:
+            raise InputError(f"--duration must be positive, got {duration}")
+        split = split or Split.load()
+        given = sorted({Path(c) for c in clips})
+        for clip in given:
+            if not clip.is_file():
+                raise InputError(f"{clip}: no such file")
+        usable = [c for c in given if split.split_of(c) == "test" and not split.is_negative(c)]
+        self.dropped = len(given) - len(usable)
+        if self.dropped:
+            log.info("who-speaks: %d clip(s) not of a speaking test identity", self.dropped)
+        by_identity: dict[str, list[Path]] = {}
+        for clip in usable:
+            by_identity.setdefault(identity_of(clip), []).append(clip)
+        if len(by_identity) < faces[-1]:
+            raise InputError(
+                f"{faces[-1]}-face scenes need clips of {faces[-1]} different test identities; "
+                f"the {len(given)} clip(s) given hold {len(by_identity)} "
+                f"({', '.join(sorted(by_identity)) or 'none'})"
+            )
+        self.identities = by_identity
+        self.faces, self.n_scenes, self.seed = faces, scenes, seed
+        self.duration, self.size = duration, size
+        self._hashes: dict[Path, str] = {}
+        self._labels: dict[Path, np.ndarray] = {}
+        rng = np.random.default_rng(seed)
+        names = sorted(by_identity)
+        self.scenes: list[Scene] = []
+        for n in faces:
+            for _ in range(scenes):
+                pools = [by_identity[names[i]] for i in rng.choice(len(names), n, replace=False)]
+                chosen = [pool[rng.integers(len(pool))] for pool in pools]
+                self.scenes.append(self._scene(tuple(chosen), int(rng.integers(n))))
+
+    def _hash(self, clip: Path) -> str:
+        from ..models.zoo import sha256_file
+
+        if clip not in self._hashes:
+            self._hashes[clip] = sha256_file(clip)
+        return self._hashes[clip]
+
+    def _clip_labels(self, clip: Path) -> np.ndarray:
+        if clip not in self._labels:
+            audio = media.read_audio(clip, origin=media.probe(clip).origin)
+            self._labels[clip] = clip_labels(clip, audio)
+        return self._labels[clip]
+
+    def _scene(self, clips: tuple[Path, ...], heard: int) -> Scene:
+        """Compose (or find in the cache) one scene and label its tiles."""
+        from ..models.zoo import cache_dir
+
+        # compose's own clip reader, so that the loop length matches what it encodes.
+        sources = [_Clip(c) for c in clips]
+        duration = self.duration or min(s.duration for s in sources)
+        key = json.dumps(
+            [CACHE_VERSION, [self._hash(c) for c in clips], heard, self.size, duration, PRESET]
+        )
+        digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+        folder = cache_dir() / "whospeaks"
+        video, meta = folder / f"{digest}.mp4", folder / f"{digest}.json"
+        rects = None
+        if video.exists() and meta.exists():
+            try:
+                rects = [tuple(map(float, r)) for r in json.loads(meta.read_text())["rects"]]
+            except (OSError, ValueError, KeyError, TypeError):
+                log.warning("%s: unreadable scene cache, composing again", meta)
+        if rects is None:
+            folder.mkdir(parents=True, exist_ok=True)
+            rects = compose_side_by_side(
+                clips, video, size=self.size, audio=heard, duration=duration, preset=PRESET
+            )
+            with atomic_write(meta) as f:  # after the video: a sidecar vouches for it
+                json.dump({"clips": [str(c) for c in clips], "heard": heard, "rects": rects}, f)
+        n_frames = round(duration * media.MODEL_FPS)
+        labels = scene_labels(
+            self._clip_labels(clips[heard]), sources[heard].duration, n_frames, len(clips), heard
+        )
+        return Scene(clips, heard, video, tuple(rects), tuple(labels))
+
+    def score(self, detector, scene: Scene) -> SceneScore:
+        """Run the pipeline on one scene and put each track's probabilities on its tile."""
+        result = detector(scene.path)
+        probs = [np.full(scene.n_frames, np.nan) for _ in scene.clips]
+        counts = [0] * scene.n_faces
+        unmatched = 0
+        for track in result.tracks:
+            tile = tile_of(track.boxes, scene.rects)
+            if tile is None:
+                unmatched += 1
+                continue
+            counts[tile] += 1
+            keep = track.frames < scene.n_frames
+            frames = track.frames[keep]
+            # Two tracks of one face on one frame (a duplicate detection): keep the higher.
+            probs[tile][frames] = np.fmax(probs[tile][frames], track.probs[keep])
+        return SceneScore(scene, probs, counts, unmatched)
+
+    def run(self, detector, name: str | None = None) -> WhoSpeaksResult:
+        """Score every scene with a `Detector` or a model spec `NAME` / `NAME=WEIGHTS`."""
+        if isinstance(detector, str):
+            from ..pipeline import Detector
+
+            spec = detector
+            model, _, weights = spec.partition("=")
+            detector = Detector(model=model, weights=weights or None)
+            name = name or model
+        result = WhoSpeaksResult(name or detector.options.model)
+        result.scenes = [self.score(detector, s) for s in self.scenes]
+        for n in self.faces:
+            picked = [s for s in result.scenes if s.scene.n_faces == n]
+            result.share[n], result.maps[n] = _summary(picked)
+        result.share_all, result.map_all = _summary(result.scenes)
+        return result
+
+    def describe(self) -> str:
+        n_clips = sum(len(v) for v in self.identities.values())
+        length = f"{self.duration:g} s" if self.duration else "as long as their shortest clip"
+        dropped = (
+            f" ({self.dropped} clip(s) given left out: not of a speaking test identity)"
+            if self.dropped
+            else ""
+        )
+        return (
+            f"{self.n_scenes} scene(s) per number of faces ({', '.join(map(str, self.faces))}), "
+            f"{length}, {self.size[0]}×{self.size[1]}, drawn with seed {self.seed} from "
+            f"{n_clips} clip(s) of {len(self.identities)} test identities{dropped}. Each scene "
+            "shows faces of different identities side by side under the voice of one of them "
+            "(the heard face, labelled from its clip's word timings or Silero VAD); the others "
+            "are labelled not speaking. *Heard first*: share of voiced frames on which the "
+            "heard face has the strictly highest speaking probability among the tracked faces "
+            "(no heard-face track: a miss; ranking at random gets 1/n with n faces, dashed in the "
+            "plot). *mAP*: pooled over every tracked face-frame."
+        )
+
+
+def report(test: WhoSpeaksTest, results: Sequence[WhoSpeaksResult]) -> Report:
+    """Markdown table per model and number of faces, the scenes, and a bar chart."""
+    r = Report("Who speaks: one voice, several moving faces")
+    r.text(test.describe())
+    rows = []
+    for res in results:
+        for n in test.faces:
+            rows.append([res.model, n, 100 * res.share[n], res.maps[n]])
+        rows.append([res.model, "all", 100 * res.share_all, res.map_all])
+    r.table(["model", "faces", "heard first (%)", "mAP (%)"], rows)
+    if results:
+        scene_rows = []
+        for i, s in enumerate(results[0].scenes):
+            names = [f"{c.parent.name}/{c.name}" for c in s.scene.clips]
+            names[s.scene.heard] = f"**{names[s.scene.heard]}**"
+            voiced = int(s.scene.labels[s.scene.heard].sum())
+            scene_rows.append(
+                [i, ", ".join(names), voiced, "/".join(map(str, s.tracks_per_tile)), s.unmatched]
+            )
+        r.text(f"Scenes (heard clip in bold; tracks as found for {results[0].model}):")
+        r.table(["scene", "clips", "voiced frames", "tracks per tile", "unmatched"], scene_rows)
+    _, ax = r.figure("heard_first", "Share of voiced frames with the heard face first")
+    width = 0.8 / max(len(results), 1)
+    groups = [*map(str, test.faces), "all"]
+    for j, res in enumerate(results):
+        values = [100 * res.share[n] for n in test.faces] + [100 * res.share_all]
+        ax.bar(np.arange(len(groups)) + j * width, values, width, label=res.model)
+    for k, n in enumerate(test.faces):  # a model that ranks the faces at random
+        left = k - width / 2
+        ax.hlines(100 / n, left, left + 0.8, colors="k", linestyles="--", linewidth=1)
+    ax.set_xticks(np.arange(len(groups)) + width * (len(results) - 1) / 2, groups)
+    ax.set_xlabel("faces per scene")
+    ax.set_ylabel("heard face first (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3, axis="y")
+    if results:
+        ax.legend()
+    return r

@@ -1,0 +1,173 @@
+"""The who-speaks test: the ranking metric and labels on hand-made arrays, then one real
+2-face scene through the pipeline with Light-ASD (AVA), in the library and through the CLI."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import DATA, needs_shared
+
+from syncasd.evaluate.whospeaks import (
+    WhoSpeaksTest,
+    heard_first_mask,
+    heard_first_share,
+    report,
+    scene_labels,
+    tile_of,
+)
+
+NAN = float("nan")
+WEIGHTS = DATA / "weights" / "light_asd_ava.model"
+# Two speaking test identities (Silero VAD labels); 3 s keeps the CPU run short.
+CLIPS = [DATA / "clips" / "vasp" / "ID1" / "014.mp4", DATA / "clips" / "vasp" / "ID2" / "013.mp4"]
+SCENE = {"faces": [2], "scenes": 1, "seed": 0, "duration": 3.0}
+
+
+# --- the metric -----------------------------------------------------------------------------
+
+
+def test_heard_first_share_on_hand_computed_frames():
+    heard = np.array([0.9, 0.5, 0.5, NAN, 0.2, 0.7, 0.9, 0.1])
+    other = np.array([0.1, 0.5, 0.6, 0.3, NAN, NAN, 0.2, 0.0])
+    voiced = np.array([1, 1, 1, 1, 1, 0, 0, 1], bool)
+    # frame 0: first; 1: a tie, not first; 2: second; 3: heard untracked, a miss; 4: the only
+    # tracked face, first; 5, 6: not voiced, ignored; 7: first.
+    mask = heard_first_mask(heard, [other], voiced)
+    assert mask.tolist() == [True, False, False, False, True, False, False, True]
+    assert heard_first_share(heard, [other], voiced) == pytest.approx(3 / 6)
+
+
+def test_heard_first_share_with_two_rivals():
+    heard = np.array([0.6, 0.6, 0.6, 0.6])
+    rivals = [np.array([0.5, 0.7, NAN, 0.1]), np.array([0.4, 0.1, 0.6, NAN])]
+    voiced = np.ones(4, bool)
+    # beats both; loses to the first; ties the second; beats the only tracked rival
+    assert heard_first_mask(heard, rivals, voiced).tolist() == [True, False, False, True]
+    assert heard_first_share(heard, rivals, voiced) == 0.5
+
+
+def test_heard_first_share_is_undefined_without_voiced_frames():
+    assert math.isnan(heard_first_share(np.ones(3), [np.zeros(3)], np.zeros(3, bool)))
+    assert heard_first_share(np.full(2, NAN), [np.zeros(2)], np.ones(2, bool)) == 0.0
+
+
+# --- labels and tiles -----------------------------------------------------------------------
+
+
+def test_scene_labels_follow_the_heard_clip_and_loop():
+    clip = np.array([0, 1, 1, 0, 1], bool)  # 5 frames = 0.2 s
+    tiles = scene_labels(clip, loop_s=0.2, n_frames=12, n_faces=3, heard=1)
+    assert len(tiles) == 3
+    assert tiles[1].tolist() == [0, 1, 1, 0, 1, 0, 1, 1, 0, 1, 0, 1]
+    assert not tiles[0].any() and not tiles[2].any() and len(tiles[0]) == 12
+    # video loop 0.32 s (8 frames), labels (audio) only 5 frames long: frames 5-7 silent
+    short = scene_labels(clip, loop_s=0.32, n_frames=10, n_faces=2, heard=0)[0]
+    assert short.tolist() == [0, 1, 1, 0, 1, 0, 0, 0, 0, 1]
+    # a scene shorter than the clip: trimmed
+    assert scene_labels(clip, 0.2, 3, 2, 0)[0].tolist() == [0, 1, 1]
+    with pytest.raises(ValueError, match="out of range"):
+        scene_labels(clip, 0.2, 3, 2, 2)
+
+
+def test_tile_of_takes_the_median_centre():
+    rects = [(0.0, 0.0, 100.0, 100.0), (100.0, 0.0, 200.0, 100.0)]
+    boxes = np.array([[10, 10, 30, 30], [20, 20, 40, 40], [150, 10, 170, 30]], float)
+    assert tile_of(boxes, rects) == 0  # one stray box to the right does not move it
+    assert tile_of(boxes + [100, 0, 100, 0], rects) == 1
+    assert tile_of(boxes + [0, 200, 0, 200], rects) is None
+
+
+# --- a real scene ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def scene_run():
+    test = WhoSpeaksTest(CLIPS, **SCENE)
+    return test, test.run(f"light-asd={WEIGHTS}")
+
+
+@needs_shared
+def test_scene_is_seeded_labelled_and_cached(scene_run):
+    from syncasd import media
+    from syncasd.data.labelled import clip_labels
+
+    test, _ = scene_run
+    (scene,) = test.scenes
+    assert sorted(scene.clips) == sorted(CLIPS) and scene.n_frames == 75
+    assert scene.path.parent.name == "whospeaks" and scene.path.is_file()
+    heard = scene.clips[scene.heard]
+    expected = clip_labels(heard, media.read_audio(heard))[:75]
+    np.testing.assert_array_equal(scene.labels[scene.heard], expected)
+    assert scene.labels[scene.heard].sum() > 50  # VASP: speech nearly throughout
+    assert not scene.labels[1 - scene.heard].any()
+
+    mtime = scene.path.stat().st_mtime_ns
+    again = WhoSpeaksTest(CLIPS, **SCENE).scenes[0]
+    assert (again.path, again.heard, again.rects) == (scene.path, scene.heard, scene.rects)
+    assert scene.path.stat().st_mtime_ns == mtime  # found in the cache, not composed again
+
+
+@needs_shared
+def test_light_asd_on_a_real_two_face_scene(scene_run, tmp_path):
+    test, result = scene_run
+    (score,) = result.scenes
+    assert score.tracks_per_tile == [1, 1] and score.unmatched == 0
+    assert 0.0 <= result.share[2] <= 1.0 and 0.0 <= result.maps[2] <= 100.0
+    assert (result.share_all, result.map_all) == (result.share[2], result.maps[2])
+    # Measured: heard first on 76.7 % of the voiced frames, mAP 75.06 %.
+    assert result.share[2] == pytest.approx(0.767, abs=0.05)
+    assert result.maps[2] == pytest.approx(75.06, abs=3.0)
+    s = score.scene
+    voiced = s.labels[s.heard]
+    heard_mean = np.nanmean(score.probs[s.heard][voiced])
+    other_mean = np.nanmean(score.probs[1 - s.heard][voiced])
+    assert heard_mean > other_mean  # measured 0.89 against 0.77
+
+    text = report(test, [result]).save(tmp_path).read_text()
+    assert "| light-asd | 2 | " in text and "| light-asd | all | " in text
+    assert f"**{s.clips[s.heard].parent.name}/{s.clips[s.heard].name}**" in text
+    assert (tmp_path / "heard_first.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def syncasd(*args: object) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "syncasd", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+
+
+@needs_shared
+def test_cli_prints_the_same_numbers(scene_run, tmp_path):
+    _, result = scene_run
+    proc = syncasd(
+        "eval", "whospeaks", *CLIPS, "--model", f"light-asd={WEIGHTS}", "--faces", 2,
+        "--scenes", 1, "--duration", 3, "--seed", 0, "--report", tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0] == "model\tfaces\theard_first%\tmAP"
+    rows = {line.split("\t")[1]: line.split("\t") for line in lines[1:]}
+    assert set(rows) == {"2", "all"} and rows["2"][0] == "light-asd"
+    assert float(rows["2"][2]) == pytest.approx(100 * result.share[2], abs=0.01)
+    assert float(rows["2"][3]) == pytest.approx(result.maps[2], abs=0.01)
+    assert (tmp_path / "report.md").is_file()
+
+
+@needs_shared
+@pytest.mark.parametrize(
+    ("clips", "words"),
+    [
+        (CLIPS, ["3-face scenes need clips of 3 different test identities", "hold 2"]),
+        ([DATA / "clips" / "vasp" / "ID20" / "017.mp4"] * 2, ["hold 0", "(none)"]),  # train
+        ([DATA / "clips" / "vasp" / "ID1" / "nope.mp4"], ["no such file"]),
+    ],
+)
+def test_cli_refuses_what_cannot_make_scenes(clips, words):
+    proc = syncasd("eval", "whospeaks", *clips)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("syncasd: error: "), proc.stderr
+    for word in words:
+        assert word in lines[0]
