@@ -1,18 +1,22 @@
-"""The evaluation suite on ../shared/data, for every registered model that has weights there.
+"""The evaluation suite on the TEST identities of ../shared/data, for every registered model
+that has weights here (ours bundled, the peers' in ../shared/data/weights).
 
-Material (labels: see syncasd.data.labelled):
-- VASP identities ID1-ID10, the first CLIPS_PER_IDENTITY clips each (Silero VAD labels);
+Material (the package's identity split, `syncasd/data/splits/shared.json`; labels: see
+syncasd.data.labelled), none of it ever trained or validated on:
+- VASP test identities ID1-ID6, the first CLIPS_PER_IDENTITY clips each, VoxCeleb2 id00100
+  (the same), StyleTalk's Obama clips (Silero VAD labels);
 - all 11 GRID and 10 LRS2 clips (word timings where given, Silero VAD otherwise);
-- LivePortrait d20 (speech, VAD labels) and the eight whose face never speaks (music bed:
-  d6, d10, d11, d12, d14; silent: d3, d18, d19), labelled negative.
+- LivePortrait d20 (speech, VAD labels) and the test faces that never speak (music bed:
+  d6, d10, d11; silent: d3), labelled negative.
 
 Protocols: the unsynchronization test (mAP at 0-100 % mismatched / misaligned), the ablations
-(silenced audio, lips masked) with the VAD × lip-movement baseline, and dubbed-video detection
+(silenced audio, lips masked) with the VAD × lip-movement baseline, dubbed-video detection
 (a seeded third of the speaking clips dubbed: their voices replaced by others', labels kept, as
-annotators label dubbed films; clips ranked by TPR). Reports go to bench/results/eval/, and the
-summary table printed last is the README's.
+annotators label dubbed films; clips ranked by TPR), and who-speaks (2 and 3 test-identity
+faces side by side under one face's voice, through the whole pipeline). Reports go to
+bench/results/eval/, and the summary table printed last is the README's.
 
-    python bench/eval_suite.py [--quick]   # --quick: 2 VASP clips per identity, 2 models
+    python bench/eval_suite.py [--quick]   # --quick: 1 clip per identity, 2 models, 4 scenes
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from syncasd.data.labelled import tracks_from_clips
+from syncasd.data.splits import Split, identity_of
 from syncasd.data.unsync import mismatch
-from syncasd.evaluate import ablations, dubbing, unsync
+from syncasd.evaluate import ablations, dubbing, unsync, whospeaks
 from syncasd.evaluate.baselines import VadLipBaseline
 from syncasd.evaluate.report import Report, markdown_table
 from syncasd.evaluate.tracks import model_scorer, score_tracks
@@ -39,24 +44,27 @@ CLIPS = DATA / "clips"
 WEIGHTS = DATA / "weights"
 # Registry checkpoints whose files are in ../shared/data/weights.
 MODELS = {
+    "sync-light-asd": None,  # ours, bundled in the package
     "light-asd.ava": WEIGHTS / "light_asd_ava.model",
     "light-asd.talkset": WEIGHTS / "light_asd_talkset.model",
     "lr-asd.ava": WEIGHTS / "lr_asd_ava.model",
     "lr-asd.talkset": WEIGHTS / "lr_asd_talkset.model",
 }
-NEGATIVE_CLIPS = ["d6", "d10", "d11", "d12", "d14", "d3", "d18", "d19"]
 SEED = 0
+# Folders whose every test clip is taken; elsewhere the first CLIPS_PER_IDENTITY per identity.
+WHOLE = ("grid", "lrs2", "liveportrait")
 
 
 def material(clips_per_identity: int) -> list:
-    speaking = [
-        clip
-        for i in range(1, 11)
-        for clip in sorted((CLIPS / "vasp" / f"ID{i}").glob("*.mp4"))[:clips_per_identity]
-    ]
-    speaking += sorted((CLIPS / "grid").glob("*.mpg")) + sorted((CLIPS / "lrs2").glob("*.mp4"))
-    speaking.append(CLIPS / "liveportrait" / "d20.mp4")
-    negatives = [CLIPS / "liveportrait" / f"{n}.mp4" for n in NEGATIVE_CLIPS]
+    split = Split.load()
+    speaking, negatives, taken = [], [], {}
+    for clip in split.clips(CLIPS, "test"):
+        identity = identity_of(clip)
+        if not identity.startswith(WHOLE):
+            taken[identity] = taken.get(identity, 0) + 1
+            if taken[identity] > clips_per_identity:
+                continue
+        (negatives if split.is_negative(clip) else speaking).append(clip)
     options = {"weights": str(MODELS["light-asd.ava"])}  # scores nothing here; crops only
     return tracks_from_clips(speaking, **options) + tracks_from_clips(
         negatives, negative=True, **options
@@ -83,7 +91,10 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     models = dict(list(MODELS.items())[:2]) if args.quick else MODELS
     t0 = time.perf_counter()
-    tracks = material(2 if args.quick else 3)
+    tracks = material(1 if args.quick else 3)
+    scenes = whospeaks.WhoSpeaksTest(
+        Split.load().clips(CLIPS, "test"), scenes=2 if args.quick else 10, seed=SEED, duration=4.0
+    )
     n_frames = sum(len(t) for t in tracks)
     n_pos = sum(int(t.labels.sum()) for t in tracks)
     print(
@@ -92,7 +103,7 @@ def main() -> int:
         flush=True,
     )
 
-    scorers = [model_scorer(f"{name}={path}") for name, path in models.items()]
+    scorers = [model_scorer(f"{name}={path}" if path else name) for name, path in models.items()]
     # The baseline's lip-movement half: Light-ASD's (AVA) visual-only head.
     baseline = VadLipBaseline(load_model("light-asd", weights=MODELS["light-asd.ava"]))
     scorers.append(("VAD × lip movement", baseline))
@@ -101,6 +112,8 @@ def main() -> int:
     dubbed_tracks, dubbed = dubbed_set(tracks, SEED)
     summary = []
     unsync_results, ablation_results, dubbing_reports = [], [], []
+    specs = {name: f"{name}={path}" if path else name for name, path in models.items()}
+    who_results = []
     for name, scorer in scorers:
         t1 = time.perf_counter()
         original = score_tracks(scorer, tracks)  # shared by both protocols
@@ -111,6 +124,9 @@ def main() -> int:
         labels = np.concatenate([t.labels for t in dubbed_tracks])
         ranked = dubbing.video_tprs(videos, labels, np.concatenate(scores) >= 0.5)
         sep = dubbing.separation(ranked, dubbed)
+        who = scenes.run(specs[name], name) if name in specs else None
+        if who is not None:
+            who_results.append(who)
         unsync_results.append(u)
         ablation_results.append(a)
         dubbing_reports.append((name, ranked))
@@ -124,12 +140,15 @@ def main() -> int:
                 a.maps["silenced audio"],
                 a.maps["lips masked"],
                 sep["auroc"],
+                100 * who.share_all if who else float("nan"),
+                who.map_all if who else float("nan"),
             ]
         )
         print(f"{name}: {summary[-1][1:]} ({time.perf_counter() - t1:.0f} s)", flush=True)
 
     unsync.report(test, unsync_results).save(OUT / "unsync")
     ablations.report(tracks, ablation_results).save(OUT / "ablate")
+    whospeaks.report(scenes, who_results).save(OUT / "whospeaks")
     for name, ranked in dubbing_reports:
         slug = name.replace(" ", "_").replace("×", "x")
         dubbing.report(ranked, name, dubbed).save(OUT / "dubbing" / slug)
@@ -142,12 +161,15 @@ def main() -> int:
         "mAP silenced audio",
         "mAP lips masked",
         "dubbed-video AUROC",
+        "who-speaks heard first %",
+        "who-speaks mAP",
     ]
     r = Report("Evaluation suite on ../shared/data")
     r.text(
         f"{len(tracks)} face tracks, {n_frames} frames, {n_pos / n_frames:.1%} labelled speaking; "
         f"seed {SEED}; {len(dubbed)} clips dubbed for the dubbing test. Details: "
-        "[unsync](unsync/report.md), [ablations](ablate/report.md), dubbing/<model>/report.md."
+        "[unsync](unsync/report.md), [ablations](ablate/report.md), "
+        "[who-speaks](whospeaks/report.md), dubbing/<model>/report.md."
     )
     r.table(headers, summary)
     path = r.save(OUT)

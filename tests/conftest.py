@@ -24,6 +24,19 @@ needs_shared = pytest.mark.skipif(
 )
 
 
+def random_state_dict(manifest: Path) -> dict[str, torch.Tensor]:
+    """A procedurally generated random-weight checkpoint (fixtures README §3), rebuilt from its
+    manifest by the fixtures' own script, every tensor checked against its sha256."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "build_random_checkpoint", FIXTURES / "build_random_checkpoint.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.build_state_dict(str(manifest))
+
+
 class MemoModel(nn.Module):
     """A real ASD model that remembers the logits of inputs it has already scored.
 

@@ -83,3 +83,79 @@ def test_vad_leaves_torch_threads_alone():
     before = torch.get_num_threads()
     speech_probability(np.zeros(16000, np.int16))
     assert torch.get_num_threads() == before
+
+
+# --- IC-SyncNet log-mel -------------------------------------------------------------------------
+
+
+def test_log_mel_shape_and_range():
+    from syncasd.audio import log_mel
+
+    rng = np.random.default_rng(0)
+    audio = (rng.standard_normal(16000) * 3000).astype(np.int16)
+    mel = log_mel(audio)
+    # Centred STFT, hop 200: 1 + N // 200 columns; one second → 81 (80 per second + 1).
+    assert mel.shape == (80, 81) and mel.dtype == np.float32
+    assert mel.min() >= -4.0 and mel.max() <= 4.0
+    # 25 frames × 640 samples: 1 + 16000 // 200 = 81 as well; 3 frames → 1 + 1920 // 200 = 10.
+    assert log_mel(audio[:1920]).shape == (80, 10)
+    assert log_mel(audio[:199]).shape == (80, 1)
+    assert log_mel(np.zeros(0, np.int16)).shape == (80, 1)
+    with pytest.raises(ValueError):
+        log_mel(audio, sample_rate=8000)
+
+
+def test_log_mel_of_silence_is_the_floor():
+    from syncasd.audio import MEL_SILENCE, log_mel
+
+    assert MEL_SILENCE == -4.0
+    assert (log_mel(np.zeros(3200, np.int16)) == MEL_SILENCE).all()
+
+
+def test_log_mel_pure_tone_lands_in_its_mel_bin():
+    from syncasd.audio import log_mel
+
+    # Slaney mel scale: m = 3f/200 below 1 kHz. The 82 filter edges are evenly spaced from
+    # mel(55 Hz) = 55·3/200 = 0.825 to mel(7600 Hz) = 15 + 27·ln(7.6)/ln(6.4) = 44.4988, a step
+    # of (44.4988 − 0.825)/81 = 0.53918. Filter 20 peaks at edge 21: 0.825 + 21·0.53918
+    # = 12.148 mel = 12.148·200/3 = 809.9 Hz.
+    t = np.arange(16000) / 16000
+    tone = (np.sin(2 * np.pi * 809.9 * t) * 8000).astype(np.int16)
+    mel = log_mel(tone)
+    inner = mel[:, 4:-4]  # away from the reflect-padded ends
+    assert (inner.argmax(axis=0) == 20).all()
+    # Louder in its own bin than anywhere ≥ 3 bins away.
+    assert inner[20].mean() > inner[np.r_[:17, 24:80]].max(axis=0).mean() + 1.0
+
+
+def test_mel_window_start_by_hand():
+    from syncasd.audio import mel_window_start
+
+    # floor(3.2·t) − 8: t = 0 → −8; 1 → 3 − 8 = −5; 2 → 6 − 8 = −2; 5 → 16 − 8 = 8;
+    # −1 → floor(−3.2) − 8 = −12.
+    assert [mel_window_start(t) for t in (0, 1, 2, 5, -1)] == [-8, -5, -2, 8, -12]
+    np.testing.assert_array_equal(
+        mel_window_start(np.array([0, 1, 2, 5, -1])), [-8, -5, -2, 8, -12]
+    )
+
+
+@pytest.mark.parametrize("t", [5, 6, 10])
+def test_mel_window_is_centred_on_the_five_images(t):
+    from syncasd.audio import MEL_SILENCE, log_mel, mel_window
+
+    # A click at the centre of images t … t + 4: sample 640·t + 2.5·640 = 640·t + 1600, which is
+    # column (640·t + 1600)/200 = 3.2·t + 8. The window starts at floor(3.2·t) − 8, so the click
+    # sits at 16 + frac(3.2·t) in it: 16 (t = 5, 10) and 16.2 → 16 (t = 6).
+    audio = np.zeros(640 * 20, np.int16)
+    audio[640 * t + 1600] = 20000
+    mel = log_mel(audio)
+    window = mel_window(mel, t)
+    assert window.shape == (80, 32)
+    assert window.sum(axis=0).argmax() == 16
+    # The window's first column is the mel's column floor(3.2·t) − 8.
+    np.testing.assert_array_equal(window, mel[:, (16 * t) // 5 - 8 :][:, :32])
+    # At the clip's start the columns before the audio read as silence.
+    first = mel_window(mel, 0)
+    assert (first[:, :8] == MEL_SILENCE).all()
+    np.testing.assert_array_equal(first[:, 8:], mel[:, :24])
+    assert (mel_window(mel, 100) == MEL_SILENCE).all()

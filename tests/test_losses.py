@@ -8,10 +8,13 @@ import pytest
 import torch
 
 from syncasd.losses import (
+    bbce_loss,
     cross_modal_contrastive_loss,
     derangement,
     euclidean_contrastive_loss,
     frame_cross_entropy,
+    info_nce_loss,
+    syncnet_contrastive_loss,
 )
 
 
@@ -205,3 +208,122 @@ def test_misalignment_shifts_reach_min_shift_both_ways():
     # No shiftable track: the term is 0, not NaN.
     out = cross_modal_contrastive_loss(dot_backend, V, A, Y, misalign_beta=1.0, min_shift=4)
     assert out.misalign.item() == 0.0
+
+
+# --- SyncNet contrastive loss -------------------------------------------------------------------
+
+
+def test_syncnet_contrastive_loss_is_the_euclidean_one():
+    assert syncnet_contrastive_loss is euclidean_contrastive_loss
+    # SyncNet's E = 1/(2N) Σ y·d² + (1 − y)·max(m − d, 0)²: d = 5 matched → 25, d = 0.5
+    # unmatched, m = 1 → 0.25; E = (25 + 0.25) / (2·2) = 6.3125.
+    x1 = torch.zeros(2, 2)
+    x2 = torch.tensor([[3.0, 4.0], [0.3, 0.4]])
+    loss = syncnet_contrastive_loss(x1, x2, torch.tensor([1, 0]), margin=1.0)
+    assert loss.item() == pytest.approx(6.3125)
+
+
+# --- IC-SyncNet: balanced BCE (eq. 8) -----------------------------------------------------------
+
+# One sample. Logits z = cos/τ; log σ(0) = −log 2, log(1 − σ(log 3)) = log(1/4),
+# log(1 − σ(−log 3)) = log(3/4).
+POS = torch.tensor([0.0])
+HARD = torch.tensor([[0.0, math.log(3.0)]])
+EASY = torch.tensor([[-math.log(3.0)]])
+
+
+def test_bbce_by_hand():
+    # w = 0.25: hard negatives share 0.75 (0.375 each), the easy one has 0.25:
+    # L = −½·[−log 2 + 0.375·(−log 2) + 0.375·(−log 4) + 0.25·log(3/4)]
+    #   = −½·[−0.693147 − 0.259930 − 0.519860 − 0.071921] = 0.772429
+    expected = -0.5 * (
+        -math.log(2) + 0.375 * -math.log(2) + 0.375 * -math.log(4) + 0.25 * math.log(0.75)
+    )
+    assert expected == pytest.approx(0.772429, abs=1e-6)
+    assert bbce_loss(POS, HARD, EASY, easy_weight=0.25).item() == pytest.approx(expected)
+
+
+def test_bbce_proportional_weights_by_default():
+    # w = N_e/(N_h + N_e) = 1/3: each of the three negatives weighs 1/3.
+    # L = −½·[−log 2 + (−log 2 − log 4 + log(3/4))/3] = 0.741094
+    expected = -0.5 * (-math.log(2) + (-math.log(2) - math.log(4) + math.log(0.75)) / 3)
+    assert expected == pytest.approx(0.741094, abs=1e-6)
+    assert bbce_loss(POS, HARD, EASY).item() == pytest.approx(expected)
+
+
+def test_bbce_hard_only_and_easy_only():
+    # Hard only (w = 0): L = −½·[−log 2 + (−log 2 − log 4)/2] = ½·(log 2 + 1.5·log 2) = 1.25·log 2
+    assert bbce_loss(POS, HARD).item() == pytest.approx(1.25 * math.log(2))
+    # Easy only (w = 1): L = −½·[−log 2 + log(3/4)] = ½·log(8/3)
+    assert bbce_loss(POS, easy=EASY).item() == pytest.approx(0.5 * math.log(8 / 3))
+    with pytest.raises(ValueError):
+        bbce_loss(POS, HARD, easy_weight=0.5)  # weight on absent easy negatives
+    with pytest.raises(ValueError):
+        bbce_loss(POS)
+    with pytest.raises(ValueError):
+        bbce_loss(POS, HARD, EASY, easy_weight=1.5)
+
+
+def test_bbce_is_weighted_binary_cross_entropy_over_a_batch():
+    torch.manual_seed(0)
+    pos, hard, easy = torch.randn(4) * 3, torch.randn(4, 15) * 3, torch.randn(4, 15) * 3
+    w = 0.2
+    per_sample = bbce_loss(pos, hard, easy, easy_weight=w, reduction="none")
+    assert per_sample.shape == (4,)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    ref = 0.5 * (
+        bce(pos, torch.ones(4), reduction="none")
+        + (1 - w) * bce(hard, torch.zeros(4, 15), reduction="none").mean(1)
+        + w * bce(easy, torch.zeros(4, 15), reduction="none").mean(1)
+    )
+    torch.testing.assert_close(per_sample, ref)
+    assert bbce_loss(pos, hard, easy, w).item() == pytest.approx(ref.mean().item(), rel=1e-6)
+    assert bbce_loss(pos, hard, easy, w, "sum").item() == pytest.approx(ref.sum().item(), rel=1e-6)
+
+
+def test_bbce_is_stable_at_large_logits():
+    loss = bbce_loss(torch.tensor([200.0]), torch.tensor([[-200.0]]))
+    assert loss.item() == pytest.approx(0.0, abs=1e-12)
+    z = torch.tensor([-200.0], requires_grad=True)
+    bbce_loss(z, torch.tensor([[0.0]])).backward()
+    assert z.grad.item() == pytest.approx(-0.5)  # ½·(σ(z) − 1)
+
+
+# --- InfoNCE --------------------------------------------------------------------------------------
+
+
+def test_info_nce_in_batch_by_hand():
+    s = 1 / math.sqrt(2)
+    visual = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    audio = torch.tensor([[2.0, 0.0], [3.0, 3.0]])  # normalised: [1, 0], [s, s]
+    # τ = 1: cosines [[1, s], [0, s]]; row i's positive is column i.
+    #   L_0 = −log(e¹/(e¹ + eˢ)) = log(1 + e^(s − 1));  L_1 = log(1 + e^(0 − s))
+    l0, l1 = math.log(1 + math.exp(s - 1)), math.log(1 + math.exp(-s))
+    assert info_nce_loss(visual, audio, 1.0).item() == pytest.approx((l0 + l1) / 2)
+    per = info_nce_loss(visual, audio, 1.0, reduction="none")
+    torch.testing.assert_close(per, torch.tensor([l0, l1]))
+    # Audio → visual too: columns [1, 0] (target 0) and [s, s] (target 1):
+    #   log(1 + e^(0 − 1)) and log 2; averaged with the rows.
+    c0, c1 = math.log(1 + math.exp(-1)), math.log(2)
+    sym = info_nce_loss(visual, audio, 1.0, symmetric=True, reduction="none")
+    torch.testing.assert_close(sym, torch.tensor([(l0 + c0) / 2, (l1 + c1) / 2]))
+    # τ = 0.5 doubles the cosines: L_0 = log(1 + e^(2s − 2)).
+    per = info_nce_loss(visual, audio, 0.5, reduction="none")
+    assert per[0].item() == pytest.approx(math.log(1 + math.exp(2 * s - 2)))
+
+
+def test_info_nce_own_candidates_by_hand():
+    visual = torch.tensor([[1.0, 0.0]])
+    audio = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]])  # positive first
+    # Cosines (1, 0, −1), τ = 1: L = −log(e / (e + 1 + e⁻¹)) = log(1 + e⁻¹ + e⁻²)
+    expected = math.log(1 + math.exp(-1) + math.exp(-2))
+    assert info_nce_loss(visual, audio, 1.0).item() == pytest.approx(expected)
+    with pytest.raises(ValueError):
+        info_nce_loss(visual, audio, 1.0, symmetric=True)
+
+
+def test_info_nce_learnable_temperature_gets_a_gradient():
+    torch.manual_seed(0)
+    tau = torch.tensor(0.07, requires_grad=True)
+    info_nce_loss(torch.randn(8, 16), torch.randn(8, 16), tau).backward()
+    assert tau.grad is not None and torch.isfinite(tau.grad)

@@ -20,9 +20,9 @@ AVA = DATA / "weights" / "light_asd_ava.model"
 
 def test_shipped_config_resolves_by_name():
     config = TrainConfig.load("sync-light-asd")
-    assert config.model == "light-asd" and config.freeze == ["visual"]
+    assert config.model == "light-asd" and config.freeze == ["visual-stem"]
     assert config.loss.beta == 1.0 and config.loss.misalign_beta == 1.0
-    assert config.optim.lr == 1e-4 and config.optim.lr_decay == 0.95
+    assert config.optim.lr == 5e-4 and config.optim.lr_decay == 0.95
     assert config.sample_config().batch_frames == 2500
     assert resolve_config("sync-light-asd.yaml").name == "sync-light-asd.yaml"
 
@@ -35,6 +35,7 @@ def test_shipped_config_resolves_by_name():
         ("samples: {batch: 1}\n", "unknown option samples.batch"),
         ("model: talknet\n", "trains light-asd, lr-asd so far"),
         ("epochs: 0\n", "epochs must be at least 1"),
+        ("freeze: [audio]\n", "freeze takes one of 'visual'"),
         ("model: [unclosed\n", "not valid YAML"),
         ("- a list\n", "a config is a mapping"),
     ],

@@ -91,3 +91,121 @@ def speech_frames(audio: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     for seg in segments:
         speech[(centres >= seg["start"]) & (centres < seg["end"])] = True
     return speech
+
+
+# --- log-mel spectrogram of IC-SyncNet ----------------------------------------------------------
+
+MEL_BINS = 80
+MEL_WINDOW = 800  # samples (50 ms): STFT window and FFT size
+MEL_HOP = 200  # samples (12.5 ms): 80 columns per second
+MEL_COLUMNS_PER_FRAME = 3.2  # 640 samples per 25 fps frame / 200
+MEL_WINDOW_COLUMNS = 32  # 0.4 s of audio per five images (IC-SyncNet §3.3)
+MEL_CONTEXT = 8  # columns (0.1 s) added on each side of the conventional 16-column window
+MEL_SILENCE = -4.0  # the normalised value of digital silence (the floor of the [-4, 4] range)
+
+# The Wav2Lip / VocaLiST mel recipe (their hparams.py), which the sync-nets IC-SyncNet compares
+# against share and whose conventions the paper follows.
+_PREEMPHASIS = 0.97
+_FMIN, _FMAX = 55.0, 7600.0
+_REF_LEVEL_DB = 20.0
+_MIN_LEVEL_DB = -100.0
+_MAX_ABS = 4.0
+
+
+def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa's default, htk=False): linear below 1 kHz, log above."""
+    f = np.asarray(f, np.float64)
+    logstep = np.log(6.4) / 27.0
+    return np.where(
+        f >= 1000.0, 15.0 + np.log(np.maximum(f, 1e-10) / 1000.0) / logstep, f * 3.0 / 200.0
+    )
+
+
+def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, np.float64)
+    logstep = np.log(6.4) / 27.0
+    return np.where(m >= 15.0, 1000.0 * np.exp(logstep * (m - 15.0)), m * 200.0 / 3.0)
+
+
+@lru_cache(maxsize=4)
+def _mel_filterbank(sample_rate: int) -> np.ndarray:
+    """(80, 401) triangular filters on the Slaney scale with Slaney (area) normalisation, as
+    `librosa.filters.mel(sr, n_fft=800, n_mels=80, fmin=55, fmax=7600)` builds them."""
+    fft_freqs = np.linspace(0.0, sample_rate / 2, MEL_WINDOW // 2 + 1)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(_FMIN), _hz_to_mel(_FMAX), MEL_BINS + 2))
+    widths = np.diff(edges)
+    ramps = edges[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    weights.flags.writeable = False
+    return weights
+
+
+def log_mel(audio_int16: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
+    """The normalised log-mel spectrogram IC-SyncNet reads: (80, 1 + N // 200) float32.
+
+    Recipe (Wav2Lip's `audio.melspectrogram`, used by VocaLiST; the IC-SyncNet paper gives only
+    window 800, hop 200 and 80 bins, so the rest follows the code its conventions come from):
+    samples / 32768 → pre-emphasis 0.97 → STFT with an 800-sample periodic Hann window, FFT size
+    800, hop 200, centred (signal reflect-padded by 400 samples each side) → magnitude → 80
+    Slaney mel filters, 55–7600 Hz → 20·log10(max(x, 1e-5)) − 20 dB → (dB + 100) / 100 mapped
+    linearly onto [−4, 4] and clipped. Digital silence is −4 (`MEL_SILENCE`).
+
+    Alignment: column j is centred on sample 200·j, i.e. time j / 80 s. Video frame t (25 fps)
+    covers samples [640t, 640(t + 1)), so its start is column 3.2·t and its centre column
+    3.2·t + 1.6; five images starting at frame t span columns 3.2·t … 3.2·t + 16 with their
+    centre at column 3.2·t + 8. See `mel_window_start` for the 32-column window.
+    """
+    audio = np.asarray(audio_int16)
+    if audio.ndim != 1:
+        raise ValueError(f"expected mono samples (N,), got shape {audio.shape}")
+    if sample_rate != 16000:
+        # The window, hop and the 3.2 columns per frame are all defined at 16 kHz.
+        raise ValueError(f"log_mel expects 16 kHz audio, got {sample_rate} Hz")
+    n_cols = 1 + audio.size // MEL_HOP
+    if audio.size == 0:
+        return np.full((MEL_BINS, n_cols), MEL_SILENCE, np.float32)
+    x = audio.astype(np.float64) / 32768.0
+    x = np.concatenate([x[:1], x[1:] - _PREEMPHASIS * x[:-1]])  # lfilter([1, -k], [1], x)
+    half = MEL_WINDOW // 2
+    # Reflect padding needs more than `half` samples; shorter clips are zero-padded instead.
+    x = np.pad(x, half, mode="reflect" if x.size > half else "constant")
+    frames = np.lib.stride_tricks.sliding_window_view(x, MEL_WINDOW)[::MEL_HOP][:n_cols]
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(MEL_WINDOW) / MEL_WINDOW)  # periodic Hann
+    magnitude = np.abs(np.fft.rfft(frames * window, axis=1)).T  # (401, n_cols)
+    mel = _mel_filterbank(sample_rate) @ magnitude
+    db = 20.0 * np.log10(np.maximum(mel, 1e-5)) - _REF_LEVEL_DB
+    normalised = 2 * _MAX_ABS * (db - _MIN_LEVEL_DB) / -_MIN_LEVEL_DB - _MAX_ABS
+    return np.clip(normalised, -_MAX_ABS, _MAX_ABS).astype(np.float32)
+
+
+def mel_window_start(start_frame: int | np.ndarray) -> int | np.ndarray:
+    """First column of the 32-column window that goes with five images starting at frame t:
+    floor(3.2·t) − 8.
+
+    floor(3.2·t) is the conventional (Wav2Lip / VocaLiST: int(80·t / 25)) first column of the
+    16-column window of five images, whose first column is aligned with the first image; the
+    paper keeps this truncation (Appendix D) and widens the window by 8 columns (0.1 s) on each
+    side. Integer arithmetic, 16·t // 5, so there is no float rounding and negative t floor too.
+    The window's centre, column floor(3.2·t) + 7.5, is at most 0.8 column (10 ms) before the
+    images' centre at 3.2·t + 8 (exactly half a column, 6.25 ms, when 3.2·t is whole).
+    """
+    if isinstance(start_frame, np.ndarray):
+        return (16 * start_frame.astype(np.int64)) // 5 - MEL_CONTEXT
+    return (16 * int(start_frame)) // 5 - MEL_CONTEXT
+
+
+def mel_window(mel: np.ndarray, start_frame: int) -> np.ndarray:
+    """The (80, 32) log-mel window centred on the five images start_frame … start_frame + 4.
+
+    `mel` is `log_mel` of audio whose sample 0 is the start of frame 0. Columns outside the
+    spectrogram (before the audio starts or after it ends) are filled with `MEL_SILENCE`.
+    """
+    c0 = mel_window_start(start_frame)
+    out = np.full((mel.shape[0], MEL_WINDOW_COLUMNS), MEL_SILENCE, np.float32)
+    lo, hi = max(c0, 0), min(c0 + MEL_WINDOW_COLUMNS, mel.shape[1])
+    if hi > lo:
+        out[:, lo - c0 : hi - c0] = mel[:, lo:hi]
+    return out

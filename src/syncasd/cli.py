@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from .defaults import DEFAULT_MODEL
 from .errors import SyncASDError
 
 app = typer.Typer(
@@ -36,8 +37,12 @@ def detect(
         Path, typer.Option("-o", "--out", help="Output folder (created if needed).")
     ] = Path("out"),
     model: Annotated[
-        str, typer.Option(help="Registry model name, e.g. light-asd or light-asd.talkset.")
-    ] = "light-asd",
+        str,
+        typer.Option(
+            help="Registry model name: sync-light-asd (ours, sync-aware), light-asd, "
+            "light-asd.talkset, lr-asd, …"
+        ),
+    ] = DEFAULT_MODEL,
     weights: Annotated[
         Path | None, typer.Option(help="Local checkpoint file; skips the download.")
     ] = None,
@@ -170,7 +175,10 @@ def list_models() -> None:
         typer.echo(f"  licence: {spec.license}; paper: {spec.paper}")
         for tag, ckpt in spec.checkpoints.items():
             default = " (default)" if tag == spec.default_checkpoint else ""
-            cached = "cached" if (cache_dir() / ckpt.filename).exists() else "not downloaded"
+            if ckpt.bundled:
+                cached = "bundled"
+            else:
+                cached = "cached" if (cache_dir() / ckpt.filename).exists() else "not downloaded"
             typer.echo(f"  {spec.name}.{tag}{default}: {ckpt.description} [{cached}]")
 
 
@@ -202,7 +210,7 @@ def export(
     from .models.onnx import export_onnx
 
     try:
-        model = load_model(name, weights=weights)
+        model = load_model(name, weights=weights, kind="asd")
         export_onnx(model, onnx)
     except SyncASDError as e:
         _fail(str(e))
@@ -440,7 +448,7 @@ def eval_unsync(
     negatives: NegativesOption = None,
     videos: VideosOption = None,
     gt: GtOption = None,
-    models: ModelsOption = ["light-asd"],  # noqa: B006
+    models: ModelsOption = [DEFAULT_MODEL],  # noqa: B006
     baseline: BaselineOption = True,
     shares: Annotated[str, typer.Option(help="Unsynchronized shares (%), comma-separated.")] = (
         "0,25,50,75,100"
@@ -474,7 +482,7 @@ def eval_ablate(
     negatives: NegativesOption = None,
     videos: VideosOption = None,
     gt: GtOption = None,
-    models: ModelsOption = ["light-asd"],  # noqa: B006
+    models: ModelsOption = [DEFAULT_MODEL],  # noqa: B006
     baseline: BaselineOption = True,
     report: ReportOption = None,
 ) -> None:
@@ -502,7 +510,7 @@ def eval_whospeaks(
             "test identities that speak are used."
         ),
     ],
-    models: ModelsOption = ["light-asd"],  # noqa: B006
+    models: ModelsOption = [DEFAULT_MODEL],  # noqa: B006
     faces: Annotated[
         list[int], typer.Option("--faces", help="Faces per scene, 2 to 4 (repeatable).")
     ] = [2, 3],  # noqa: B006
@@ -528,6 +536,310 @@ def eval_whospeaks(
         rows = [(str(n), res.share[n], res.maps[n]) for n in test.faces]
         for n, share, value in [*rows, ("all", res.share_all, res.map_all)]:
             typer.echo(f"{res.model}\t{n}\t{100 * share:.2f}\t{value:.2f}")
+
+
+# --- sync, scan, scan-merge ---------------------------------------------------------------------
+
+MaxOffsetOption = Annotated[
+    int, typer.Option(help="Search offsets -N..N frames (40 ms each; at most 100).")
+]
+SyncModelOption = Annotated[
+    str,
+    typer.Option(
+        help="ASD model with separable encoders: sync-light-asd (ours, sync-aware), "
+        "light-asd, lr-asd, …"
+    ),
+]
+MinProbOption = Annotated[
+    float | None,
+    typer.Option(help="Pass: probability at offset >= this (default 0.5, SyncParams)."),
+]
+MaxOffscreenOption = Annotated[
+    float | None,
+    typer.Option(help="Pass: off-screen ratio <= this (default 0.2, SyncParams)."),
+]
+MaxAbsOffsetOption = Annotated[
+    int | None,
+    typer.Option(help="Pass: |offset| <= this many frames (default 1, SyncParams)."),
+]
+KeepOption = Annotated[
+    Path | None, typer.Option(help="Write the clips that pass the thresholds here, one a line.")
+]
+RejectOption = Annotated[
+    Path | None, typer.Option(help="Write the clips that fail (or failed) here, one a line.")
+]
+
+
+def _sync_params(min_prob: float | None, max_offscreen: float | None, max_abs_offset: int | None):
+    from dataclasses import replace
+
+    from .syncmap import DEFAULTS
+
+    chosen = {
+        "min_prob_at_offset": min_prob,
+        "max_offscreen_ratio": max_offscreen,
+        "max_abs_offset": max_abs_offset,
+    }
+    return replace(DEFAULTS, **{k: v for k, v in chosen.items() if v is not None})
+
+
+@app.command("sync")
+def sync_command(
+    videos: Annotated[list[Path], typer.Argument(help="Input video file(s).")],
+    out: Annotated[
+        Path | None,
+        typer.Option("-o", "--out", help="Write <stem>.sync.json (and --plot images) here."),
+    ] = None,
+    json_lines: Annotated[
+        bool, typer.Option("--json", help="One JSON object per video per line on stdout.")
+    ] = False,
+    max_offset: MaxOffsetOption = 15,
+    plot: Annotated[
+        bool, typer.Option(help="Write OUT/<stem>.track<N>.png, the offset × time map.")
+    ] = False,
+    fix: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write a copy with the audio moved to remove the main track's offset "
+            "(video copied, audio re-encoded as AAC); one input video only."
+        ),
+    ] = None,
+    model: SyncModelOption = DEFAULT_MODEL,
+    weights: Annotated[
+        Path | None, typer.Option(help="Local checkpoint file; skips the download.")
+    ] = None,
+    device: Annotated[str, typer.Option(help="Torch device: cpu, cuda, cuda:1, mps.")] = "cpu",
+    start: Annotated[float, typer.Option(help="Start of the analysed interval (s).")] = 0.0,
+    duration: Annotated[
+        float | None, typer.Option(help="Length of the analysed interval (s); default: to the end.")
+    ] = None,
+    detect_every: Annotated[
+        int, typer.Option(help="Run the face detector every N model frames.")
+    ] = 2,
+    min_track: Annotated[
+        int, typer.Option(help="Ignore face tracks shorter than this (frames at 25 fps).")
+    ] = 10,
+    allow_silent: Annotated[
+        bool, typer.Option(help="Analyse videos whose audio is digital silence.")
+    ] = False,
+    threads: Annotated[int, typer.Option(help="CPU threads for models (0 = library default).")] = 0,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = False,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log timings.")] = False,
+) -> None:
+    """Audio-visual offset and sync quality of every face track of each video.
+
+    Per track: offset in frames and ms (+ = the voice comes later than the lips), confidence,
+    probability at offset, off-screen ratio and the verdict (IC-SyncNet App. E).
+    """
+    import json
+    import warnings
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+    from .syncmap import plot_offset_map
+    from .syncrun import SyncAnalyzer, check_output, fix_offset, verdict
+
+    try:
+        if fix is not None:
+            if len(videos) != 1:
+                raise SyncASDError("--fix takes exactly one input video")
+            check_output(videos[0], fix)
+        if plot and out is None:
+            raise SyncASDError("--plot needs -o OUTDIR for the images")
+        analyzer = SyncAnalyzer(
+            max_offset=max_offset,
+            model=model,
+            weights=str(weights) if weights else None,
+            device=device,
+            start=start,
+            duration=duration,
+            detect_every=detect_every,
+            min_track=min_track,
+            allow_silent=allow_silent,
+            threads=threads,
+            progress=progress,
+        )
+    except SyncASDError as e:
+        _fail(str(e))
+        raise typer.Exit(EXIT_ERROR) from None
+
+    failed = 0
+    for video in videos:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # no face: said below
+                result = analyzer(video)
+            if out is not None:
+                out.mkdir(parents=True, exist_ok=True)
+                from .atomic import atomic_write
+
+                with atomic_write(out / f"{video.stem}.sync.json") as f:
+                    json.dump(result.to_dict(), f, indent=1)
+                for track, probs in zip(result.tracks, result.matrices, strict=True):
+                    if plot:
+                        plot_offset_map(
+                            probs,
+                            out / f"{video.stem}.track{track.track_id}.png",
+                            f"{video.name} track {track.track_id}: offset "
+                            f"{track.offset_frames:+d} frames ({track.offset_ms:+.0f} ms)",
+                            offset=track.offset_frames,
+                            speaking=track.speaking,
+                        )
+        except SyncASDError as e:
+            _fail(str(e))
+            if json_lines:
+                typer.echo(json.dumps({"video": str(video), "error": str(e)}))
+            failed += 1
+            continue
+        except OSError as e:
+            _fail(f"{video}: cannot write outputs to {out}: {e.strerror or e}")
+            if json_lines:
+                typer.echo(json.dumps({"video": str(video), "error": str(e)}))
+            failed += 1
+            continue
+        if not result.tracks:
+            typer.echo(f"syncasd: warning: {video}: no face found; nothing to measure", err=True)
+        if json_lines:
+            typer.echo(result.to_json_line())
+        else:
+            typer.echo(f"{video}: {len(result.tracks)} face track(s)")
+            for t, (first, last) in zip(result.tracks, result.spans, strict=True):
+                typer.echo(
+                    f"  track {t.track_id} (frames {first}-{last}): offset "
+                    f"{t.offset_frames:+d} frames ({t.offset_ms:+.0f} ms), confidence "
+                    f"{t.confidence:.3f}, prob at offset {t.prob_at_offset:.3f}, off-screen "
+                    f"{t.offscreen_ratio:.3f}: {verdict(t, analyzer.params)}"
+                )
+        if fix is not None:
+            main = result.main
+            try:
+                if main is None:
+                    raise SyncASDError(
+                        f"{video}: no face found, so no offset to remove; {fix} not written"
+                    )
+                fix_offset(video, fix, main.offset_frames)
+            except SyncASDError as e:
+                _fail(str(e))
+                failed += 1
+                continue
+            if main.prob_at_offset < analyzer.params.min_prob_at_offset:
+                typer.echo(
+                    f"syncasd: warning: {video}: the offset is uncertain (probability at offset "
+                    f"{main.prob_at_offset:.2f})",
+                    err=True,
+                )
+            typer.echo(
+                f"{fix}: audio moved by {-main.offset_frames:+d} frames "
+                f"({-main.offset_ms:+.0f} ms) to remove track {main.track_id}'s offset",
+                err=True,
+            )
+    if failed:
+        raise typer.Exit(EXIT_ERROR)
+
+
+@app.command("scan")
+def scan_command(
+    source: Annotated[
+        Path,
+        typer.Argument(help="A folder of clips (searched recursively), a list file, or one clip."),
+    ],
+    table: Annotated[
+        Path, typer.Option("-o", "--out", help="The CSV table; an existing one is resumed.")
+    ],
+    workers: Annotated[int, typer.Option(help="Processes, each loading the models once.")] = 1,
+    keep: KeepOption = None,
+    reject: RejectOption = None,
+    shard: Annotated[
+        str, typer.Option(help="I/N: only every N-th clip of the sorted list, from the I-th.")
+    ] = "0/1",
+    max_offset: MaxOffsetOption = 15,
+    min_prob: MinProbOption = None,
+    max_offscreen: MaxOffscreenOption = None,
+    max_abs_offset: MaxAbsOffsetOption = None,
+    model: SyncModelOption = DEFAULT_MODEL,
+    weights: Annotated[
+        Path | None, typer.Option(help="Local checkpoint file; skips the download.")
+    ] = None,
+    device: Annotated[str, typer.Option(help="Torch device: cpu, cuda, cuda:1, mps.")] = "cpu",
+    duration: Annotated[
+        float | None, typer.Option(help="Analyse only the first N seconds of each clip.")
+    ] = None,
+    detect_every: Annotated[
+        int, typer.Option(help="Run the face detector every N model frames.")
+    ] = 2,
+    threads: Annotated[
+        int, typer.Option(help="CPU threads per worker (0: CPUs / workers, or the default).")
+    ] = 0,
+) -> None:
+    """Rate many clips into one resumable CSV table (one row per clip, its main track), with
+    histograms beside it (<table>_hist.png) and keep / reject lists."""
+    from . import scan as sc
+
+    params = _sync_params(min_prob, max_offscreen, max_abs_offset)
+    try:
+        index, count = sc.parse_shard(shard)
+        clips = sc.shard(sc.list_clips(source), index, count)
+        summary = sc.scan(
+            clips,
+            table,
+            workers=workers,
+            report=lambda line: typer.echo(line, err=True),
+            max_offset=max_offset,
+            params=params,
+            model=model,
+            weights=str(weights) if weights else None,
+            device=device,
+            duration=duration,
+            detect_every=detect_every,
+            threads=threads,
+        )
+        _scan_outputs(table, keep, reject, params)
+    except SyncASDError as e:
+        _fail(str(e))
+        raise typer.Exit(EXIT_ERROR) from None
+    except OSError as e:
+        _fail(f"cannot write the scan outputs: {e.strerror or e} ({e.filename})")
+        raise typer.Exit(EXIT_ERROR) from None
+    typer.echo(
+        f"scan: {table}: {summary.analysed} clip(s) analysed now ({summary.failed} failed), "
+        f"{summary.skipped} already there",
+        err=True,
+    )
+
+
+def _scan_outputs(table: Path, keep: Path | None, reject: Path | None, params) -> None:
+    from . import scan as sc
+
+    typer.echo(f"scan: histograms → {sc.plot_histograms(table)}", err=True)
+    if keep is not None or reject is not None:
+        kept, rejected = sc.write_lists(table, keep, reject, params)
+        typer.echo(f"scan: {kept} clip(s) pass, {rejected} fail the thresholds", err=True)
+
+
+@app.command("scan-merge")
+def scan_merge(
+    parts: Annotated[list[Path], typer.Argument(help="Tables of `syncasd scan` (shards).")],
+    table: Annotated[Path, typer.Option("-o", "--out", help="The joined table.")],
+    keep: KeepOption = None,
+    reject: RejectOption = None,
+    min_prob: MinProbOption = None,
+    max_offscreen: MaxOffscreenOption = None,
+    max_abs_offset: MaxAbsOffsetOption = None,
+) -> None:
+    """Join scan tables (e.g. the shards of a Slurm array) into one, each clip once, with its
+    histograms and keep / reject lists."""
+    from . import scan as sc
+
+    params = _sync_params(min_prob, max_offscreen, max_abs_offset)
+    try:
+        rows = sc.merge_tables(parts, table)
+        _scan_outputs(table, keep, reject, params)
+    except SyncASDError as e:
+        _fail(str(e))
+        raise typer.Exit(EXIT_ERROR) from None
+    except OSError as e:
+        _fail(f"cannot write the merged table: {e.strerror or e} ({e.filename})")
+        raise typer.Exit(EXIT_ERROR) from None
+    typer.echo(f"scan-merge: {table}: {rows} clip(s) from {len(parts)} table(s)", err=True)
 
 
 def main() -> None:

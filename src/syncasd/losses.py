@@ -8,10 +8,17 @@
 - `euclidean_contrastive_loss`: the SyncNet-style contrastive loss on the Euclidean distance
   between audio and visual embeddings, with a margin (Chung & Zisserman, "Out of time", ACCV
   2016, after Hadsell et al. 2006), as used by the multi-task ASD model (Zhang et al.,
-  ActivityNet 2019, §2.4).
+  ActivityNet 2019, §2.4). `syncnet_contrastive_loss` is the same function under SyncNet's name.
+- `bbce_loss`: the balanced BCE of IC-SyncNet (Park et al., "Interpretable Convolutional
+  SyncNet", 2024, eq. 8) on sync logits cos/τ: one positive pair, hard negatives (same clip,
+  shifted audio) and easy negatives (other clips), the negatives' weights summing to one.
+- `info_nce_loss`: InfoNCE (van den Oord et al. 2018) on cosine similarities over a batch of
+  paired embeddings (in-batch negatives), or over each sample's own candidate audio windows;
+  the paper's point of comparison for BBCE (eq. 9).
 
-Everything speaks in the ASD models' terms: logits are (..., 2) with class 1 = speaking, labels
-are integer 0/1 per frame.
+The ASD losses speak in the ASD models' terms: logits are (..., 2) with class 1 = speaking,
+labels are integer 0/1 per frame. The sync-net losses take embeddings (InfoNCE, SyncNet) or
+one logit cos/τ per (images, audio) pair (BBCE).
 """
 
 from __future__ import annotations
@@ -214,3 +221,111 @@ def euclidean_contrastive_loss(
     d = d2.clamp_min(1e-12).sqrt()
     per_pair = 0.5 * (y * d2 + (1 - y) * F.relu(margin - d).pow(2))
     return _reduce(per_pair, reduction)
+
+
+# SyncNet (Chung & Zisserman 2016) is trained with exactly this loss: the name a sync-net
+# trainer looks for, not a second implementation.
+syncnet_contrastive_loss = euclidean_contrastive_loss
+
+
+# --- IC-SyncNet: balanced BCE and InfoNCE ---------------------------------------------------------
+
+
+def bbce_loss(
+    positive: torch.Tensor,
+    hard: torch.Tensor | None = None,
+    easy: torch.Tensor | None = None,
+    easy_weight: float | None = None,
+    reduction: Reduction = "mean",
+) -> torch.Tensor:
+    """Balanced binary cross-entropy of IC-SyncNet (Park et al. 2024, eq. 8) on sync logits
+    z = cos(v, a) / τ, so p = σ(z) (eq. 7):
+
+        L_i = −½ · [ log p_i0 + (1 − w)/N_h · Σ_j log(1 − p_ij) + w/N_e · Σ_k log(1 − p_ik) ]
+
+    positive: (B,) logits of the in-sync pairs (v_i, a_i0).
+    hard: (B, N_h) logits of v_i with audio from the same clip at other offsets, or None.
+    easy: (B, N_e) logits of v_i with audio from other clips, or None.
+    easy_weight: w, the total weight of the easy negatives; the hard ones share 1 − w, so the
+        negatives weigh as much as the positive (a balanced dataset). None = proportional,
+        w = N_e / (N_h + N_e): every negative weighs 1/(N_h + N_e), as in InfoNCE (the
+        paper's Appendix C scheme). Without easy negatives w is 0; without hard ones, 1.
+
+    reduction: over the B samples ("mean" = the paper's average over the mini-batch).
+    log σ(z) and log(1 − σ(z)) = log σ(−z) are computed stably from the logits.
+
+    The ½ is the paper's (its Appendix B drops it "for simplicity"). The extracted paper text
+    loses eq. 8's symbols; this is our reading of "w is the weight given to the easy negatives"
+    and "the weights given to the negatives sum to one". In the other possible reading, a
+    per-negative weight ω for easy against 1 for hard, normalised by N_h + ω·N_e, the same
+    loss is w = ω·N_e / (N_h + ω·N_e); ω = 1 is the proportional default here.
+    """
+    if positive.dim() != 1:
+        raise ValueError(f"positive logits must be (B,), got {tuple(positive.shape)}")
+    b = positive.shape[0]
+    empty = positive.new_zeros(b, 0)
+    hard = empty if hard is None else hard
+    easy = empty if easy is None else easy
+    for name, x in (("hard", hard), ("easy", easy)):
+        if x.dim() != 2 or x.shape[0] != b:
+            raise ValueError(f"{name} logits must be (B, N) with B = {b}, got {tuple(x.shape)}")
+    n_h, n_e = hard.shape[1], easy.shape[1]
+    if n_h + n_e == 0:
+        raise ValueError("bbce_loss needs at least one negative per positive")
+    if easy_weight is None:
+        w = n_e / (n_h + n_e)
+    else:
+        w = float(easy_weight)
+        if not 0.0 <= w <= 1.0:
+            raise ValueError(f"easy_weight must be in [0, 1], got {w}")
+        if (n_e == 0 and w > 0) or (n_h == 0 and w < 1):
+            raise ValueError(
+                f"easy_weight {w} puts weight on negatives that are absent (N_h={n_h}, N_e={n_e})"
+            )
+    pos_term = F.logsigmoid(positive)
+    hard_term = F.logsigmoid(-hard).mean(dim=1) * (1 - w) if n_h else 0.0
+    easy_term = F.logsigmoid(-easy).mean(dim=1) * w if n_e else 0.0
+    per_sample = -0.5 * (pos_term + hard_term + easy_term)
+    return _reduce(per_sample, reduction)
+
+
+def info_nce_loss(
+    visual: torch.Tensor,
+    audio: torch.Tensor,
+    temperature: float | torch.Tensor,
+    symmetric: bool = False,
+    reduction: Reduction = "mean",
+) -> torch.Tensor:
+    """InfoNCE (van den Oord et al. 2018) on cosine similarities s = cos(v, a) / τ.
+
+    visual (B, D) with audio (B, D): the batch's pairs (v_i, a_i) are the positives and every
+    other a_j of the batch a negative for v_i:
+
+        L_i = −log( exp(s_ii) / Σ_j exp(s_ij) )          (cross-entropy, target i)
+
+    visual (B, D) with audio (B, 1 + N, D): each v_i against its own candidates, index 0 the
+    positive and 1 … N its negatives (the paper's eq. 9, e.g. N hard negatives from the same
+    clip): L_i = −log( exp(s_i0) / Σ_n exp(s_in) ).
+
+    symmetric (in-batch form only): also the audio → visual direction, averaged (CLIP).
+    Embeddings are L2-normalised here, so unnormalised ones give the same loss. `temperature`
+    may be a tensor (a learnable τ gets its gradient).
+    """
+    v = F.normalize(visual, dim=-1)
+    a = F.normalize(audio, dim=-1)
+    if a.dim() == 3:
+        if symmetric:
+            raise ValueError("symmetric InfoNCE needs in-batch pairs, audio (B, D)")
+        if a.shape[0] != v.shape[0] or a.shape[1] < 2:
+            raise ValueError(f"audio must be (B, 1 + N, D), N ≥ 1, got {tuple(audio.shape)}")
+        logits = torch.einsum("bd,bnd->bn", v, a) / temperature
+        targets = torch.zeros(v.shape[0], dtype=torch.long, device=v.device)
+        return _reduce(F.cross_entropy(logits, targets, reduction="none"), reduction)
+    if a.shape != v.shape:
+        raise ValueError(f"visual {tuple(visual.shape)} and audio {tuple(audio.shape)} differ")
+    logits = v @ a.T / temperature
+    targets = torch.arange(v.shape[0], device=v.device)
+    per_sample = F.cross_entropy(logits, targets, reduction="none")
+    if symmetric:
+        per_sample = 0.5 * (per_sample + F.cross_entropy(logits.T, targets, reduction="none"))
+    return _reduce(per_sample, reduction)

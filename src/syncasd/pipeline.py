@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from . import __version__, media
 from .audio import is_silent, mfcc
+from .defaults import DEFAULT_MODEL
 from .errors import InputError, MediaError
 from .faces.crop import face_crop
 from .faces.detect import FaceDetector, RetinaFaceDetector
@@ -60,7 +61,7 @@ def _keep_frame_buffers_off_the_heap() -> None:
 class DetectOptions:
     """Every knob of `detect`, with the defaults the CLI shows."""
 
-    model: str = "light-asd"
+    model: str = DEFAULT_MODEL
     weights: str | None = None
     device: str = "cpu"
     backend: str = "auto"
@@ -137,7 +138,7 @@ class Detector:
         if o.threads:
             torch.set_num_threads(o.threads)
         _keep_frame_buffers_off_the_heap()
-        self.model = load_model(o.model, weights=o.weights, device=o.device)
+        self.model = load_model(o.model, weights=o.weights, device=o.device, kind="asd")
         # ONNX Runtime is 2-4x faster than torch on CPU for these small conv nets.
         if o.backend == "ort" or (o.backend == "auto" and o.device == "cpu"):
             if o.device != "cpu":

@@ -4,7 +4,7 @@ A run is one YAML config (`configs/*.yaml` in this package, or a file of yours):
 
     model: light-asd            # registry architecture
     init: light-asd.ava         # registry checkpoint or a path: what fine-tuning starts from
-    freeze: [visual]            # frozen parts; a frozen visual encoder is run once per track
+    freeze: [visual-stem]       # frozen part (visual or visual-stem), run once per track
     data: {clips: [...], split: shared}
     samples: {...}              # syncasd.data.samples.SampleConfig
     loss: {beta: 1.0, misalign_beta: 1.0, visual_weight: 0.5}
@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .defaults import DEFAULT_MODEL
 from .errors import InputError, SyncASDError
 
 log = logging.getLogger("syncasd")
@@ -128,8 +129,11 @@ class TrainConfig:
                 f"{where}: `syncasd train` trains {', '.join(TRAINABLE)} so far, "
                 f"not {config.model!r}"
             )
-        if not set(config.freeze) <= {"visual"}:
-            raise InputError(f"{where}: freeze takes only 'visual', got {config.freeze}")
+        if len(config.freeze) > 1 or not set(config.freeze) <= {"visual", "visual-stem"}:
+            raise InputError(
+                f"{where}: freeze takes one of 'visual' (the whole visual encoder) or "
+                f"'visual-stem' (its first two blocks), got {config.freeze}"
+            )
         if config.epochs < 1:
             raise InputError(f"{where}: epochs must be at least 1")
         return config
@@ -195,47 +199,57 @@ def open_corpus(config: TrainConfig, progress: bool = True):
     detector = Detector(
         keep_crops=True,
         allow_silent=True,
-        model=config.model if local else "light-asd",
+        model=config.model if local else DEFAULT_MODEL,
         weights=config.init if local else None,
     )
     return build_corpus(clips, root, split, detector=detector, progress=progress)
 
 
-def visual_variants(model, corpus, init: str, seed: int, progress: bool = True) -> list[np.ndarray]:
-    """Frozen visual embeddings of every frame: as cropped, and flipped/rotated/scaled once per
-    track (the augmentation a frozen encoder can still see)."""
+def visual_variants(
+    model, corpus, init: str, seed: int, progress: bool = True, part: str = "visual"
+) -> list[np.ndarray]:
+    """What a frozen visual front end gives for every frame, computed once per track.
+
+    part "visual": the whole encoder's embeddings (N, 128), as cropped and flipped/rotated/
+    scaled once per track (the augmentation a frozen encoder can still see). part
+    "visual-stem": the maps of its first two blocks (N, 64·14·14), as cropped only (3 GB of
+    float16 for 100k frames; an augmented copy would double it).
+    """
     from .data.samples import augment_crops
-    from .models.zoo import sha256_file
+    from .models.onnx import to_ort
+    from .models.zoo import cache_dir, sha256_file
 
     weights = Path(init) if init and Path(init).is_file() else None
     tag = sha256_file(weights)[:12] if weights else (init or "scratch").replace("/", "_")
-    from .models.onnx import to_ort
-    from .models.zoo import cache_dir
-
+    arch = model.__class__.__name__
     # ONNX Runtime runs the encoder about twice as fast as torch on a CPU.
-    encoder = to_ort(_VisualEmbeddings(model), f"{model.__class__.__name__}-visual", cache_dir())
-    rng = np.random.default_rng(seed)
-    name = f"{model.__class__.__name__}-{tag}"
+    encoder = to_ort(_VisualFrontEnd(model, part), f"{arch}-{part}", cache_dir())
+    name = f"{arch}-{tag}" if part == "visual" else f"{arch}-{part}-{tag}"
     kept = ("train", "val")  # test tracks are never trained or validated on
-    return [
-        corpus.embeddings(name, lambda c: _encode(encoder, c), splits=kept, progress=progress),
-        corpus.embeddings(
-            f"{name}-aug{seed}",
-            lambda c: _encode(encoder, augment_crops(c, rng)),
-            splits=kept,
-            progress=progress,
-        ),
-    ]
+    plain = corpus.embeddings(name, lambda c: _encode(encoder, c), splits=kept, progress=progress)
+    if part != "visual":
+        return [plain]
+    rng = np.random.default_rng(seed)
+    augmented = corpus.embeddings(
+        f"{name}-aug{seed}",
+        lambda c: _encode(encoder, augment_crops(c, rng)),
+        splits=kept,
+        progress=progress,
+    )
+    return [plain, augmented]
 
 
-class _VisualEmbeddings(torch.nn.Module):
-    """The visual encoder alone behind the `frame_logits` API, for the ONNX export."""
+class _VisualFrontEnd(torch.nn.Module):
+    """The visual encoder (or its stem) alone behind the `frame_logits` API, for ONNX export."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module, part: str) -> None:
         super().__init__()
         self.model = model
+        self.part = part
 
     def frame_logits(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
+        if self.part == "visual-stem":
+            return self.model.visual_stem(video)
         return self.model.visual_embeddings(video)
 
 
@@ -295,9 +309,12 @@ def build_task(config: TrainConfig, progress: bool = True):
     else:  # a registry checkpoint name, e.g. light-asd.ava
         model = load_model(config.init)
     corpus = open_corpus(config, progress)
-    frozen = "visual" in config.freeze
+    # "visual": the whole visual encoder frozen; "visual-stem": its first two blocks only.
+    frozen = config.freeze[0] if config.freeze else None
     variants = (
-        visual_variants(model, corpus, config.init, config.seed, progress) if frozen else None
+        visual_variants(model, corpus, config.init, config.seed, progress, part=frozen)
+        if frozen
+        else None
     )
     train_ids, val_ids = corpus.split("train"), corpus.split("val")
     if not train_ids or not val_ids:
@@ -320,21 +337,29 @@ def build_task(config: TrainConfig, progress: bool = True):
             super().__init__()
             self.model = model
             self.frozen = frozen
-            if frozen:
-                for name, p in self.model.named_parameters():
-                    if name.startswith(self.model.visual_modules):
-                        p.requires_grad_(False)
+            self.frozen_modules = {
+                "visual": self.model.visual_modules,
+                "visual-stem": getattr(self.model, "stem_modules", ()),
+                None: (),
+            }[frozen]
+            for name, p in self.model.named_parameters():
+                if name.startswith(self.frozen_modules):
+                    p.requires_grad_(False)
 
         def train(self, mode: bool = True):
             super().train(mode)
             if self.frozen:  # frozen BatchNorms keep their running statistics
                 for name, m in self.model.named_modules():
-                    if name.startswith(self.model.visual_modules):
+                    if name.startswith(self.frozen_modules):
                         m.eval()
             return self
 
         def _visual(self, visual: torch.Tensor) -> torch.Tensor:
-            return visual if self.frozen else self.model.visual_embeddings(visual.float())
+            if self.frozen == "visual":
+                return visual
+            if self.frozen == "visual-stem":
+                return self.model.visual_from_stem(visual.float())
+            return self.model.visual_embeddings(visual.float())
 
         def training_step(self, batch, index):
             from .losses import cross_modal_contrastive_loss, frame_cross_entropy
@@ -384,7 +409,9 @@ def build_task(config: TrainConfig, progress: bool = True):
                 logits = self.model.backend_logits(self._visual(v), self.model.audio_embeddings(a))
             return logits.softmax(-1)[0, :, 1].float().cpu().numpy()
 
-        def on_train_epoch_end(self) -> None:
+        def validation_metrics(self) -> dict[str, float]:
+            """mAP (%) on the validation identities: original tracks, and the unsync test at
+            50 % mismatched and misaligned; val_score is their mean (what selects the best)."""
             was = self.training
             self.eval()
             result = unsync.run(self._score, config.model)
@@ -398,13 +425,14 @@ def build_task(config: TrainConfig, progress: bool = True):
                 "val_map_misalign50": result.maps["misalign"][0],
             }
             metrics["val_score"] = float(np.mean(list(metrics.values())))
-            self.log_dict({k: float(v) for k, v in metrics.items()}, prog_bar=True)
+            return {k: float(v) for k, v in metrics.items()}
+
+        def on_train_epoch_end(self) -> None:
+            metrics = self.validation_metrics()
+            self.log_dict(metrics, prog_bar=True)
             if self.trainer.is_global_zero:
-                print(
-                    f"epoch {self.current_epoch}: "
-                    + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()),
-                    flush=True,
-                )
+                text = ", ".join(f"{k} {v:.2f}" for k, v in metrics.items())
+                print(f"epoch {self.current_epoch}: {text}", flush=True)
 
         def configure_optimizers(self):
             params = [p for p in self.model.parameters() if p.requires_grad]

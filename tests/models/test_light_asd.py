@@ -60,6 +60,17 @@ def test_embeddings(outputs, reference, key):
     torch.testing.assert_close(outputs[key], reference[key], atol=1e-4, rtol=0)
 
 
+@pytest.mark.parametrize("name", ["light-asd", "lr-asd"])
+def test_visual_stem_then_head_is_the_visual_encoder(name, gray):
+    """Training may cache the first two blocks' maps: stem → head must be the encoder, exactly."""
+    model = load_model(name, weights=DATA / "weights" / f"{name.replace('-', '_')}_ava.model")
+    video = torch.FloatTensor(gray[:30]).unsqueeze(0)
+    with torch.no_grad():
+        stem = model.visual_stem(video)
+        assert stem.shape == (1, 30, 64 * 14 * 14)
+        assert torch.equal(model.visual_from_stem(stem), model.visual_embeddings(video))
+
+
 def test_frame_logits(outputs, reference):
     assert outputs["logits"].shape == (1, 100, 2)
     torch.testing.assert_close(outputs["logits"][0], reference["logits_av"], atol=1e-4, rtol=0)

@@ -6,7 +6,6 @@ state dict is rebuilt here from its manifest, once per module (~63 MB in memory)
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import urllib.request
@@ -14,7 +13,7 @@ import urllib.request
 import numpy as np
 import pytest
 import torch
-from conftest import DATA, FIXTURES, MemoModel, needs_shared
+from conftest import DATA, FIXTURES, MemoModel, needs_shared, random_state_dict
 
 from syncasd.errors import WeightsError
 from syncasd.models import download, get_spec, load_model
@@ -28,19 +27,10 @@ REF = FIXTURES / "talknet"
 INPUTS = FIXTURES / "inputs"
 
 
-def _build_state_dict() -> dict[str, torch.Tensor]:
-    spec = importlib.util.spec_from_file_location(
-        "build_random_checkpoint", FIXTURES / "build_random_checkpoint.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build_state_dict(str(REF / "talknet_random_manifest.json"))
-
-
 @pytest.fixture(scope="module")
 def state() -> dict[str, torch.Tensor]:
     """The random-weight TalkNet checkpoint (487 tensors, each checked against its sha256)."""
-    return _build_state_dict()
+    return random_state_dict(REF / "talknet_random_manifest.json")
 
 
 @pytest.fixture(scope="module")

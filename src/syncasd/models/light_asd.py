@@ -14,6 +14,7 @@ from .layers import VIDEO_MEAN, VIDEO_STD, ASDModel, Head
 
 # Every BatchNorm in the original uses these (not PyTorch's defaults).
 BN_ARGS = {"momentum": 0.01, "eps": 1e-3}
+STEM_CHANNELS = 64  # VisualEncoder.stem's output channels (block2)
 
 
 class VisualBlock(nn.Module):
@@ -78,13 +79,21 @@ class VisualEncoder(nn.Module):
         self.pool2 = nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1))
         self.block3 = block(64, 128)
 
+    # The first two blocks, which training may freeze and run once per track (`stem`).
+    stem_modules = ("block1", "block2")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, T, H, W) normalised gray → (B, T, 128)."""
-        x = self.pool1(self.block1(x))
-        x = self.pool2(self.block2(x))
+        return self.head(self.stem(x))
+
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, T, H, W) → (B, 64, T, H/8, W/8): the spatial maps block3 reads."""
+        return self.pool2(self.block2(self.pool1(self.block1(x))))
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """Stem maps → (B, T, 128): block3, then the global spatial max per frame."""
         x = self.block3(x)
         b, c, t = x.shape[:3]
-        # Global spatial max per frame.
         return x.amax(dim=(3, 4)).transpose(1, 2).reshape(b, t, c)
 
 
@@ -133,9 +142,12 @@ class Frontends(nn.Module):
     audioEncoder: nn.Module
 
     def forward_visual_frontend(self, video: torch.Tensor) -> torch.Tensor:
-        x = video.unsqueeze(1)
-        x = (x / 255.0 - VIDEO_MEAN) / VIDEO_STD
-        return self.visualEncoder(x)
+        return self.visualEncoder(self.normalise(video))
+
+    @staticmethod
+    def normalise(video: torch.Tensor) -> torch.Tensor:
+        """(B, T, H, W) gray 0–255 → (B, 1, T, H, W) as the encoder expects."""
+        return (video.unsqueeze(1) / 255.0 - VIDEO_MEAN) / VIDEO_STD
 
     def forward_audio_frontend(self, mfcc: torch.Tensor) -> torch.Tensor:
         return self.audioEncoder(mfcc.unsqueeze(1).transpose(2, 3))
@@ -170,6 +182,7 @@ class LightASD(ASDModel):
     # Parameter groups by role, for training with a frozen front end: the visual encoder and
     # the head trained on it alone.
     visual_modules = ("model.visualEncoder", "lossV")
+    stem_modules = tuple(f"model.visualEncoder.{m}" for m in VisualEncoder.stem_modules)
 
     def frame_logits(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
         """video (B, T, 112, 112) gray 0–255, mfcc (B, 4T, 13) → (B, T, 2) speaking logits."""
@@ -178,6 +191,20 @@ class LightASD(ASDModel):
     def visual_embeddings(self, video: torch.Tensor) -> torch.Tensor:
         """(B, T, 112, 112) → (B, T, 128)."""
         return self.model.forward_visual_frontend(video)
+
+    def visual_stem(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, T, 112, 112) → (B, T, 64·14·14): the visual encoder's first two blocks, per frame
+        flattened (what training with `freeze: [visual-stem]` caches once per track)."""
+        x = self.model.visualEncoder.stem(self.model.normalise(video))
+        b, c, t, h, w = x.shape
+        return x.permute(0, 2, 1, 3, 4).reshape(b, t, c * h * w)
+
+    def visual_from_stem(self, stem: torch.Tensor) -> torch.Tensor:
+        """`visual_stem` output → (B, T, 128), the same as `visual_embeddings` of the crops."""
+        b, t, d = stem.shape
+        side = int(round((d / STEM_CHANNELS) ** 0.5))
+        x = stem.reshape(b, t, STEM_CHANNELS, side, side).permute(0, 2, 1, 3, 4)
+        return self.model.visualEncoder.head(x)
 
     def audio_embeddings(self, mfcc: torch.Tensor) -> torch.Tensor:
         """(B, 4T, 13) → (B, T, 128)."""

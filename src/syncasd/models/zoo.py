@@ -17,20 +17,28 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import WeightsError
+from ..errors import InputError, WeightsError
 from .light_asd import LightASD
 from .lr_asd import LRASD
 from .multitask import MultiTaskASD
 from .rothnet import RothNet, SyncRothNet
+from .syncnet import SyncNetV2
 from .talknet import SyncTalkNet, TalkNet
+
+# Our own trained weights ship inside the package, each with a model card beside it.
+WEIGHTS_DIR = Path(__file__).with_name("weights")
 
 
 @dataclass(frozen=True)
 class Checkpoint:
-    url: str
+    url: str | None  # None: bundled, the file is WEIGHTS_DIR / filename
     sha256: str | None  # None: published, but we have no verified digest; never downloaded
     filename: str
     description: str = ""
+
+    @property
+    def bundled(self) -> bool:
+        return self.url is None
 
 
 @dataclass(frozen=True)
@@ -49,8 +57,12 @@ class ModelSpec:
     fps: int = 25
     mfcc_rows_per_frame: int = 4
     sync_aware: bool = False
+    # "asd": frame_logits(video, mfcc) as above, usable by the detector, ONNX export, the
+    # benchmarks. "sync": an audio-visual offset model with its own inputs (syncnet.py).
+    kind: str = "asd"
 
 
+SYNC_LIGHT_ASD_SHA256 = "c2466c6aa4b9ddcd9f68d0394b1519ba3d8e4c5412c5e92d98b69543d06c27e2"
 _LIGHT_ASD_URL = "https://github.com/Junhua-Liao/Light-ASD/raw/main/weight/"
 _LR_ASD_URL = "https://github.com/Junhua-Liao/LR-ASD/raw/main/weight/"
 # Google Drive ids from TaoRuijie/TalkNet-ASD: demoTalkNet.py (TalkSet) and utils/tools.py
@@ -62,6 +74,33 @@ _TALKNET_PAPER = (
 )
 
 REGISTRY: dict[str, ModelSpec] = {
+    "sync-light-asd": ModelSpec(
+        name="sync-light-asd",
+        builder=LightASD,
+        description=(
+            "Ours: Light-ASD trained to require lip-voice synchronization (the seeds' swapped- "
+            "and shifted-audio negatives); the default (1.0 M params)"
+        ),
+        license=(
+            "MIT code and weights (fine-tuned from Light-ASD's MIT AVA checkpoint); trained on "
+            "research-use footage, see the model card"
+        ),
+        paper=(
+            "method: Wuerkaixi et al., Rethinking Audio-visual Synchronization for Active "
+            "Speaker Detection, MLSP 2022; architecture: Liao et al., CVPR 2023"
+        ),
+        checkpoints={
+            "shared": Checkpoint(
+                None,
+                SYNC_LIGHT_ASD_SHA256,
+                "sync_light_asd.pt",
+                "trained here on the train identities of ../shared/data "
+                "(model card: syncasd/models/weights/sync_light_asd.md)",
+            ),
+        },
+        default_checkpoint="shared",
+        sync_aware=True,
+    ),
     "light-asd": ModelSpec(
         name="light-asd",
         builder=LightASD,
@@ -186,11 +225,33 @@ REGISTRY: dict[str, ModelSpec] = {
             "ActivityNet Challenge 2019"
         ),
     ),
+    "syncnet-v2": ModelSpec(
+        name="syncnet-v2",
+        builder=SyncNetV2,
+        description=(
+            "SyncNet v2: a sync model, not an ASD model: 5-frame face / 0.2 s MFCC embeddings "
+            "whose distances give the audio-visual offset and sync confidence (13.6 M params)"
+        ),
+        license="MIT code (joonson/syncnet_python); weights distributed by Oxford VGG",
+        paper="Chung & Zisserman, Out of time: automated lip sync in the wild, ACCV-W 2016",
+        checkpoints={
+            "vgg": Checkpoint(
+                "http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/syncnet_v2.model",
+                None,
+                "syncnet_v2.model",
+                "syncnet_python's published weights; sha256 not verified, pass --weights PATH",
+            ),
+        },
+        default_checkpoint="vgg",
+        input_size=(224, 224),  # full face, BGR, not the ASD models' gray 112×112 crop
+        kind="sync",
+    ),
 }
 
 
-def available_models() -> list[str]:
-    return sorted(REGISTRY)
+def available_models(kind: str | None = "asd") -> list[str]:
+    """Registered names of one kind: the ASD models by default (None: every model)."""
+    return sorted(name for name, spec in REGISTRY.items() if kind is None or spec.kind == kind)
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -198,7 +259,7 @@ def get_spec(name: str) -> ModelSpec:
         return REGISTRY[name.split(".")[0]]
     except KeyError:
         raise WeightsError(
-            f"unknown model {name!r}; available: {', '.join(available_models())}"
+            f"unknown model {name!r}; available: {', '.join(available_models(None))}"
         ) from None
 
 
@@ -227,8 +288,16 @@ def _resolve(name: str) -> tuple[ModelSpec, Checkpoint]:
 
 
 def download(name: str, progress: bool = True) -> Path:
-    """Fetch a published checkpoint into the cache (once) and verify its sha256."""
+    """Fetch a published checkpoint into the cache (once) and verify its sha256; a bundled
+    one is the package's own file (checked the same way)."""
     _, ckpt = _resolve(name)
+    if ckpt.bundled:
+        path = WEIGHTS_DIR / ckpt.filename
+        if not path.is_file() or (ckpt.sha256 and sha256_file(path) != ckpt.sha256):
+            raise WeightsError(
+                f"{path}: the bundled {name} weights are missing or damaged; reinstall syncasd"
+            )
+        return path
     if ckpt.sha256 is None:
         raise WeightsError(
             f"{name}: no verified sha256 for {ckpt.filename}, so it is not downloaded "
@@ -289,13 +358,27 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_model(name: str, weights: str | Path | None = None, device: str = "cpu") -> nn.Module:
+_KIND_NAMES = {"asd": "an active speaker detection model", "sync": "an audio-visual sync model"}
+
+
+def load_model(
+    name: str,
+    weights: str | Path | None = None,
+    device: str = "cpu",
+    kind: str | None = None,
+) -> nn.Module:
     """Build `name` (e.g. "light-asd" or "light-asd.talkset") with its weights, in eval mode.
 
     `weights` is a local checkpoint path; without it the published checkpoint is taken from
-    the cache or downloaded. Keys must match exactly (the original key tree).
+    the cache or downloaded. Keys must match exactly (the original key tree). `kind` ("asd",
+    "sync"): refuse a model of another kind with one line naming the right ones.
     """
     spec = get_spec(name)
+    if kind is not None and spec.kind != kind:
+        raise InputError(
+            f"{spec.name} is {_KIND_NAMES[spec.kind]}, not {_KIND_NAMES[kind]}; "
+            f"choose one of {', '.join(available_models(kind))}"
+        )
     path = Path(weights) if weights is not None else None
     if path is None:
         path = download(name)  # verifies the sha256 of a cached file too

@@ -1,0 +1,120 @@
+"""Train the shipped recipe and its ablations, then score each on the TEST identities.
+
+Every variant is the shipped config `sync-light-asd` (Light-ASD, AVA checkpoint, visual encoder
+frozen, train identities of ../shared/data) with one loss term changed:
+
+- full:          β = 1 (mismatched: another track's voice), β_m = 1 (misaligned: own voice
+                 shifted ≥ 160 ms), the shipped model;
+- no misaligned: β = 1, β_m = 0, Sync-TalkNet's loss as the seed trains it;
+- no contrast:   β = 0, β_m = 0, the same data and steps with the plain ASD loss only.
+
+Each run is resumable (its last.ckpt; the full recipe is the shipped config's own run folder,
+runs/sync-light-asd, the others runs/ablation-<name>) and scored on the test tracks of
+`bench/eval_suite.py` (original tracks, 50 % mismatched and misaligned, dubbed-video AUROC) and
+on its who-speaks scenes; `light-asd.ava` beside them. Prints one Markdown table (the README's
+ablation table) and writes it to bench/results/ablations.md.
+
+    python bench/train_ablations.py [--epochs N] [--only full,no-contrast]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from eval_suite import CLIPS, DATA, MODELS, SEED, dubbed_set, material  # noqa: E402
+
+from syncasd.data.splits import Split  # noqa: E402
+from syncasd.evaluate import dubbing, whospeaks  # noqa: E402
+from syncasd.evaluate.tracks import model_scorer, pooled_map, score_tracks  # noqa: E402
+from syncasd.evaluate.unsync import UnsyncTest  # noqa: E402
+from syncasd.train import TrainConfig, train  # noqa: E402
+
+VARIANTS = {
+    "full": {"beta": 1.0, "misalign_beta": 1.0},
+    "no-misaligned": {"beta": 1.0, "misalign_beta": 0.0},
+    "no-contrast": {"beta": 0.0, "misalign_beta": 0.0},
+}
+OUT = Path(__file__).parent / "results"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=None, help="override the config's")
+    parser.add_argument("--only", default=",".join(VARIANTS), help="comma-separated variants")
+    parser.add_argument("--runs", default="runs", help="folder of the ablation run folders")
+    args = parser.parse_args()
+    if not DATA.exists():
+        print(f"needs {DATA}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING)
+    weights = {}
+    for name in args.only.split(","):
+        base = TrainConfig.load("sync-light-asd")
+        overrides = {"loss": {**base.loss.__dict__, **VARIANTS[name]}}
+        if name != "full":  # the shipped run's own folder for the full recipe
+            overrides["output"] = str(Path(args.runs) / f"ablation-{name}")
+        if args.epochs:
+            overrides["epochs"] = args.epochs
+        config = TrainConfig.load("sync-light-asd", overrides)
+        t0 = time.perf_counter()
+        weights[name] = train(config, progress=False)
+        print(f"{name}: trained in {time.perf_counter() - t0:.0f} s → {weights[name]}", flush=True)
+
+    tracks = material(3)
+    test = UnsyncTest(tracks, shares=(50,), seed=SEED)
+    dubbed_tracks, dubbed = dubbed_set(tracks, SEED)
+    scenes = whospeaks.WhoSpeaksTest(
+        Split.load().clips(CLIPS, "test"), scenes=10, seed=SEED, duration=4.0
+    )
+    specs = {"light-asd.ava": f"light-asd={MODELS['light-asd.ava']}"}
+    specs |= {f"ours, {name}": f"light-asd={path}" for name, path in weights.items()}
+    rows = []
+    for label, spec in specs.items():
+        _, scorer = model_scorer(spec)
+        original = score_tracks(scorer, tracks)
+        u = test.run(scorer, label, original=original)
+        scores = score_tracks(scorer, dubbed_tracks)
+        videos = np.concatenate([[t.video_id] * len(t) for t in dubbed_tracks])
+        labels = np.concatenate([t.labels for t in dubbed_tracks])
+        ranked = dubbing.video_tprs(videos, labels, np.concatenate(scores) >= 0.5)
+        who = scenes.run(spec, label)
+        rows.append(
+            [
+                label,
+                pooled_map([t.labels for t in tracks], original),
+                u.maps["mismatch"][0],
+                u.maps["misalign"][0],
+                dubbing.separation(ranked, dubbed)["auroc"],
+                100 * who.share_all,
+                who.map_all,
+            ]
+        )
+        print(rows[-1], flush=True)
+    headers = [
+        "model",
+        "mAP original",
+        "50 % mismatched",
+        "50 % misaligned",
+        "dubbed AUROC",
+        "who-speaks heard first %",
+        "who-speaks mAP",
+    ]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for row in rows:
+        lines.append(f"| {row[0]} | " + " | ".join(f"{v:.1f}" for v in row[1:]) + " |")
+    table = "\n".join(lines)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "ablations.md").write_text(table + "\n")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

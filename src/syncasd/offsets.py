@@ -1,0 +1,201 @@
+"""Sync backends: one face track → its (2K+1, T) offset × time sync-probability matrix.
+
+`syncmap.py` analyses such a matrix without knowing where it came from; this module makes it.
+Row k+K, column t is P(in sync | lips at frame t, audio at frame t+k), for k = -K..K
+(k > 0: the audio comes later than the lips, as in `syncmap.py`).
+
+`ASDOffsets` turns any registry ASD model that exposes its parts (`visual_embeddings`,
+`audio_embeddings`, `backend_logits`: Light-ASD, LR-ASD, sync-light-asd) into such a backend:
+row k is the model's "speaking" probability when the track's audio is replaced by the audio
+k frames later. A synchronization-aware ASD model (trained with shifted-audio negatives) says
+"speaking" only for the true offset, so its rows peak there; on silence every row is low.
+
+Why it is cheap: the visual embeddings do not depend on the shift, so they are computed once
+per window; the MFCC is computed once for the whole (zero-padded) audio and each shift only
+slices other rows (4 per frame), so a shift costs the audio encoder and the backend. The
+2K+1 shifts run as one batch (`batch` shifts per call, to bound memory).
+
+Why the same windows as `detect`: the encoders' temporal convolutions and the BGRU see a whole
+window, so a frame's score depends on where the window starts. Windows here are `detect`'s
+(`scoring.ChunkScorer`: 6 s, 1 s of context on each side), so row K is exactly the score
+`detect` gives the track with the same torch model (up to float rounding of batched
+convolutions; at the last frame of the file `detect` repeats the last MFCC row where this
+module reads the zero padding; and with `--duration`, `detect` cuts the audio at the end of the
+interval where `syncrun` passes the file's audio on, which the shifted rows need).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from .audio import ROWS_PER_FRAME, mfcc
+from .errors import InputError
+from .media import SAMPLES_PER_FRAME
+
+DEFAULT_MAX_OFFSET = 15  # frames (±600 ms): syncnet_python's default search range
+MAX_MAX_OFFSET = 100  # frames (±4 s): beyond this the audio has little to do with the lips
+WINDOW = 150  # frames: `detect`'s scoring window (6 s at 25 fps)
+CONTEXT = 25  # frames: its context on each side (window // 6)
+REQUIRED = ("visual_embeddings", "audio_embeddings", "backend_logits")
+
+
+class OffsetBackend(Protocol):
+    """What `SyncAnalyzer` needs from a sync backend."""
+
+    max_offset: int
+
+    def features(self, audio: np.ndarray) -> np.ndarray:
+        """Audio features of a whole 16 kHz int16 signal, computed once per video."""
+        ...
+
+    def matrix(self, crops: np.ndarray, features: np.ndarray, first: int) -> np.ndarray:
+        """(2K+1, T) sync probabilities of a track of T crops starting at audio frame `first`."""
+        ...
+
+
+def windows(
+    n: int, window: int = WINDOW, context: int = CONTEXT
+) -> Iterator[tuple[int, int, int, int]]:
+    """`ChunkScorer`'s windows over n frames: (a, b, keep, stop) = score frames [a, b) together
+    and keep the results for frames [keep, stop).
+
+    Each window but the last is `window` frames long; consecutive windows overlap by
+    2·context, and each frame's result comes from the window in which it is not context.
+    """
+    if window <= 2 * context:
+        raise InputError("the scoring window must be longer than twice its context")
+    a = done = 0
+    while n - a >= window:
+        yield a, a + window, done, a + window - context
+        done = a + window - context
+        a = done - context
+    if done < n:
+        yield a, n, done, n
+
+
+def padded_features(audio: np.ndarray, max_offset: int) -> np.ndarray:
+    """MFCC of the audio with K frames of digital silence before it and K + 1 after it.
+
+    Row 4·(f + K) is the first row of frame f (frame f covers samples [640f, 640(f+1))). The
+    rows inside the audio equal those of `mfcc(audio)` exactly: the padding is a whole number of
+    hops, and pre-emphasis sees a zero before the first sample either way.
+    """
+    audio = np.asarray(audio)
+    if audio.ndim != 1:
+        raise InputError(f"expected mono 16 kHz samples (N,), got shape {audio.shape}")
+    pad = SAMPLES_PER_FRAME * max_offset
+    padded = np.concatenate(
+        [
+            np.zeros(pad, np.int16),
+            audio.astype(np.int16, copy=False),
+            np.zeros(pad + SAMPLES_PER_FRAME, np.int16),
+        ]
+    )
+    return mfcc(padded)
+
+
+def _softmax1(logits: torch.Tensor) -> torch.Tensor:
+    return logits.float().softmax(dim=-1)[..., 1]
+
+
+class ASDOffsets:
+    """Sync matrix from an ASD model with separable encoders (Light-ASD, LR-ASD and ours).
+
+    `ASDOffsets(model, max_offset=15)(crops, audio, first)` → (2K+1, T) float32. For many
+    tracks of one video compute `features(audio)` once and call `matrix` per track.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        max_offset: int = DEFAULT_MAX_OFFSET,
+        window: int = WINDOW,
+        context: int = CONTEXT,
+        batch: int = 32,
+    ) -> None:
+        missing = [m for m in REQUIRED if not callable(getattr(model, m, None))]
+        if missing:
+            raise InputError(
+                f"{type(model).__name__} cannot score audio offsets: it has no "
+                f"{', '.join(missing)}; use sync-light-asd, light-asd or lr-asd (torch, not ONNX)"
+            )
+        if not 0 <= max_offset <= MAX_MAX_OFFSET:
+            raise InputError(f"max offset must be 0..{MAX_MAX_OFFSET} frames, got {max_offset}")
+        if batch < 1:
+            raise InputError("the shift batch must be at least 1")
+        next(windows(window, window, context))  # validates window and context
+        self.model = model.eval()
+        self.max_offset = int(max_offset)
+        self.window, self.context, self.batch = window, context, batch
+
+    @property
+    def shifts(self) -> np.ndarray:
+        """The offset of every row, -K..K (frames; > 0 = audio later than the lips)."""
+        return np.arange(-self.max_offset, self.max_offset + 1)
+
+    def features(self, audio: np.ndarray) -> np.ndarray:
+        """MFCC rows of the whole zero-padded audio (`padded_features`), once per video."""
+        return padded_features(audio, self.max_offset)
+
+    def __call__(self, crops: np.ndarray, audio: np.ndarray, first: int = 0) -> np.ndarray:
+        """(2K+1, T) for one track: `crops` (T, 112, 112) uint8 at audio frames first..first+T-1
+        of `audio` (16 kHz int16; zero is assumed outside it)."""
+        return self.matrix(crops, self.features(audio), first)
+
+    def matrix(self, crops: np.ndarray, features: np.ndarray, first: int) -> np.ndarray:
+        """(2K+1, T) float32 sync probabilities; `features` from `self.features(audio)`."""
+        crops = np.asarray(crops)
+        if crops.ndim != 3 or len(crops) == 0:
+            raise InputError(f"expected face crops (T, H, W) with T > 0, got {crops.shape}")
+        if first < 0:
+            raise InputError(f"track start {first} lies before the audio")
+        k, n = self.max_offset, len(crops)
+        out = np.empty((2 * k + 1, n), np.float32)
+        device = next(self.model.parameters()).device
+        for a, b, keep, stop in windows(n, self.window, self.context):
+            with torch.inference_mode():
+                video = torch.from_numpy(np.ascontiguousarray(crops[a:b])).float()[None]
+                visual = self.model.visual_embeddings(video.to(device))  # (1, b-a, D)
+                for j0 in range(0, 2 * k + 1, self.batch):
+                    j1 = min(j0 + self.batch, 2 * k + 1)
+                    rows = self._shifted_rows(features, first + a, b - a, j0, j1)
+                    audio = self.model.audio_embeddings(torch.from_numpy(rows).to(device))
+                    logits = self.model.backend_logits(visual.expand(j1 - j0, -1, -1), audio)
+                    probs = _softmax1(logits).cpu().numpy()
+                    out[j0:j1, keep:stop] = probs[:, keep - a : stop - a]
+        return out
+
+    def _shifted_rows(self, features: np.ndarray, start: int, n: int, j0: int, j1: int):
+        """(j1-j0, 4n, 13) float32: MFCC rows of frames start+j-K .. start+j-K+n-1 for each
+        row j (padded coordinates: frame f starts at row 4·(f+K))."""
+        r = ROWS_PER_FRAME
+        lo, hi = r * (start + j0), r * (start + j1 - 1 + n)
+        span = features[lo:hi]
+        if len(span) < hi - lo:
+            if len(span) == 0:
+                raise InputError(
+                    f"the track reaches frame {start - self.max_offset + j1 - 1 + n}, past the "
+                    "end of the audio"
+                )
+            # A track may end in the last, partial frame of the audio: repeat the last row as
+            # `detect` does.
+            span = np.concatenate([span, np.repeat(span[-1:], hi - lo - len(span), axis=0)])
+        view = np.lib.stride_tricks.sliding_window_view(span, (r * n, span.shape[1]))[:, 0]
+        return np.ascontiguousarray(view[::r][: j1 - j0], dtype=np.float32)
+
+
+__all__ = [
+    "ASDOffsets",
+    "CONTEXT",
+    "DEFAULT_MAX_OFFSET",
+    "MAX_MAX_OFFSET",
+    "OffsetBackend",
+    "WINDOW",
+    "padded_features",
+    "windows",
+]

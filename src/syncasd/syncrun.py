@@ -1,0 +1,329 @@
+"""Audio-visual sync of whole videos: `syncasd.sync(path)`, `SyncAnalyzer`, and re-syncing.
+
+The three parts it joins, in order: `pipeline.Detector` finds, tracks and crops the faces
+(`keep_crops`); a sync backend (`offsets.ASDOffsets`) turns each track into its (2K+1, T)
+offset × time probability matrix; `sync.analyze_track` reads offset, confidence, probability
+at offset, off-screen ratio and the verdict off that matrix. Kept apart from `pipeline.py`
+(one job: who speaks when) and `syncmap.py` (numpy on one matrix, no models, no media).
+
+`shift_audio` writes a copy of a video with its audio moved by whole samples (the video
+packets copied, not re-encoded); `--fix` uses it with the measured offset, the tests use it to
+make clips with a known offset.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+
+from . import media
+from .atomic import atomic_path
+from .errors import InputError, MediaError
+from .offsets import DEFAULT_MAX_OFFSET, ASDOffsets
+from .pipeline import Detector
+from .syncmap import DEFAULTS, SyncParams, TrackSync, VideoSync, analyze_track
+
+log = logging.getLogger("syncasd")
+
+
+@dataclass
+class SyncResult(VideoSync):
+    """`VideoSync` plus what it was computed from: per track its matrix and frame span.
+
+    `matrices[i]` is track i's (2K+1, T) sync probabilities (row k+K: audio k frames later);
+    `spans[i]` its first and last model frame (25 fps, frame 0 at `start` s of the source).
+    """
+
+    matrices: list[np.ndarray] = field(default_factory=list, repr=False)
+    spans: list[tuple[int, int]] = field(default_factory=list)
+    start: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def main(self) -> TrackSync | None:
+        """The longest track (the first of equally long ones); None without faces."""
+        return main_track(self)
+
+    def to_dict(self) -> dict:
+        """The JSON line's object plus, per track, its frame span, the mean probability of every
+        offset (-K..K) and the speaking-in-sync segments (model frames, [start, stop))."""
+        tracks = []
+        for t, (first, last) in zip(self.tracks, self.spans, strict=True):
+            tracks.append(
+                {
+                    **t.to_dict(),
+                    "first_frame": first,
+                    "last_frame": last,
+                    "mean_curve": [round(float(v), 4) for v in t.mean_curve],
+                    "segments": [[first + a, first + b] for a, b in t.segments],
+                }
+            )
+        return {"video": str(self.video), "start": self.start, "tracks": tracks}
+
+
+def main_track(video: VideoSync) -> TrackSync | None:
+    """The longest track of a video (the first of equally long ones); None without tracks."""
+    if not video.tracks:
+        return None
+    return max(video.tracks, key=lambda t: len(t.frame_probs))  # max keeps the first of ties
+
+
+def verdict(track: TrackSync, params: SyncParams = DEFAULTS) -> str:
+    """The verdict in words: "in sync", or "not in sync (...)" with every reason (how late or
+    early the audio is, a weak sync: the voice may not be this face's, off-screen speech)."""
+    if track.in_sync:
+        return "in sync"
+    reasons = []
+    if abs(track.offset_frames) > params.max_abs_offset:
+        side = "late" if track.offset_frames > 0 else "early"
+        reasons.append(f"audio {abs(track.offset_ms):.0f} ms {side}")
+    if track.prob_at_offset < params.min_prob_at_offset:
+        reasons.append("weak sync: the voice may not be this face's")
+    if track.offscreen_ratio > params.max_offscreen_ratio:
+        reasons.append("off-screen speech")
+    return f"not in sync ({'; '.join(reasons)})"
+
+
+def check_output(src: str | Path, dst: str | Path) -> None:
+    """InputError if `dst` is the input video itself (a re-synced copy must not replace it)."""
+    if _same_file(Path(src), Path(dst)):
+        raise InputError(f"{dst}: is the input video; write the re-synced copy to another path")
+
+
+class _Unscored:
+    """Stands in for the ASD model inside the Detector, which here only finds and crops faces:
+    the scoring happens once, for every shift at the same time, in the sync backend (whose
+    zero-shift row is exactly what the Detector would have scored)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.device = next(model.parameters()).device
+
+    def frame_logits(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(video.shape[0], video.shape[1], 2)
+
+
+class SyncAnalyzer:
+    """A configured sync analysis; call it on one video path after another.
+
+    Loads the face detector and the model once. `SyncAnalyzer(**options)(path) -> SyncResult`.
+    `max_offset`: K, the offsets searched are -K..K frames (40 ms each). `params`: the
+    thresholds of `sync.analyze_track`. Every other option is a `DetectOptions` field (model,
+    weights, device, start, duration, detect_every, min_track, allow_silent, threads, ...);
+    the model runs through torch (its encoders are called separately), so `backend` must be
+    torch or auto, and `scoring` chunk.
+    """
+
+    def __init__(
+        self,
+        max_offset: int = DEFAULT_MAX_OFFSET,
+        params: SyncParams = DEFAULTS,
+        shift_batch: int = 32,
+        face_detector: object | None = None,
+        **options: object,
+    ) -> None:
+        if options.get("backend", "torch") not in ("torch", "auto"):
+            raise InputError("sync runs the model through torch; leave --backend at auto or torch")
+        if options.get("scoring", "chunk") != "chunk":
+            raise InputError("sync scores in detect's chunk windows; --scoring demo is not used")
+        options = {**options, "backend": "torch", "scoring": "chunk", "keep_crops": True}
+        self.params = params
+        self.detector = Detector(face_detector, **options)
+        model = self.detector.model
+        window = max(int(round(self.detector.options.window * media.MODEL_FPS)), 60)
+        self.backend = ASDOffsets(model, max_offset, window, window // 6, shift_batch)
+        # The Detector's own pass would repeat the backend's zero shift: skip it.
+        self.detector.model = _Unscored(model)
+
+    @property
+    def max_offset(self) -> int:
+        return self.backend.max_offset
+
+    def __call__(self, path: str | Path) -> SyncResult:
+        """Sync analysis of every face track of one video; MediaError for unusable input."""
+        clock = time.perf_counter()
+        detection = self.detector(path)
+        t_faces = time.perf_counter() - clock
+        o = self.detector.options
+        result = SyncResult(video=str(path), tracks=[], start=o.start)
+        if not detection.tracks:
+            warnings.warn(f"{path}: no face found; no track to analyse", stacklevel=2)
+        else:
+            audio, lead = self._audio(path)
+            features = self.backend.features(audio)
+            for track in detection.tracks:
+                probs = self.backend.matrix(track.crops, features, track.start + lead)
+                track.crops = None  # free them as we go
+                result.tracks.append(analyze_track(probs, track.id, params=self.params))
+                result.matrices.append(probs)
+                result.spans.append((track.start, track.end))
+        total = time.perf_counter() - clock
+        result.timings = {"faces": round(t_faces, 3), "total": round(total, 3)}
+        log.info("%s: %d tracks; seconds %s", path, len(result.tracks), result.timings)
+        return result
+
+    def _audio(self, path: str | Path) -> tuple[np.ndarray, int]:
+        """The analysed interval's audio with up to K frames of the file before it and K + 1
+        after it (so that shifted audio is real audio where the file has it, up to the last
+        MFCC window), and how many frames of it come before model frame 0."""
+        o = self.detector.options
+        k = self.backend.max_offset
+        lead = min(k, int(np.floor(o.start * media.MODEL_FPS + 1e-6)))
+        begin = o.start - lead / media.MODEL_FPS
+        length = None if o.duration is None else o.duration + (lead + k + 1) / media.MODEL_FPS
+        origin = media.probe(path).origin
+        return media.read_audio(path, begin, length, origin=origin), lead
+
+
+def sync(path: str | Path, **options: object) -> SyncResult:
+    """Audio-visual offset and sync quality of every face track of one video.
+
+    `syncasd.sync("talk.mp4")`; options as `SyncAnalyzer`'s. To run many videos, build a
+    `SyncAnalyzer` once.
+    """
+    return SyncAnalyzer(**options)(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Moving the audio
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    return a.exists() and b.exists() and os.path.samefile(a, b)
+
+
+def shift_audio(
+    src: str | Path,
+    dst: str | Path,
+    frames: float,
+    *,
+    codec: str = "aac",
+    bit_rate: int | None = None,
+) -> Path:
+    """Copy `src` to `dst` with the audio `frames` model frames (40 ms each) later.
+
+    frames > 0 delays the audio: silence is inserted at its start and as much is cut at its
+    end; frames < 0 advances it: its start is cut and silence appended. The duration, sample
+    rate and channels stay; the shift is rounded to whole samples at the audio's own rate.
+    The first video stream is copied packet for packet (not re-encoded); the first audio stream
+    is re-encoded with `codec` (AAC by default; pcm_s16le in .mov/.mkv is lossless); other
+    streams are dropped. Written atomically; `dst` must not be `src`. To remove a measured
+    offset k (`TrackSync.offset_frames`), shift by -k (`fix_offset`).
+    """
+    src, dst = Path(src), Path(dst)
+    check_output(src, dst)
+    info = media.probe(src)  # MediaError for missing, empty, unreadable files
+    if not dst.parent.is_dir():
+        raise InputError(f"{dst}: the folder {dst.parent} does not exist")
+    if not info.has_audio:
+        raise MediaError(f"{src}: has no audio track to move")
+    try:
+        with av.open(str(src)) as inp, atomic_path(dst) as tmp:
+            _remux_shifted(inp, tmp, dst, frames, codec, bit_rate)
+    except av.FFmpegError as e:
+        raise MediaError(
+            f"{src} → {dst}: cannot re-sync ({e.strerror or e}); try another output container, "
+            "e.g. .mkv"
+        ) from None
+    except OSError as e:
+        raise InputError(f"{dst}: cannot write ({e.strerror or e})") from None
+    return dst
+
+
+def fix_offset(src: str | Path, dst: str | Path, offset_frames: float, **kwargs: object) -> Path:
+    """Copy `src` to `dst` with a measured offset removed: the audio moved by -offset_frames."""
+    return shift_audio(src, dst, -offset_frames, **kwargs)
+
+
+def _remux_shifted(
+    inp: av.container.InputContainer,
+    tmp: Path,
+    dst: Path,
+    frames: float,
+    codec: str,
+    bit_rate: int | None,
+) -> None:
+    a_in = inp.streams.audio[0]
+    v_in = inp.streams.video[0] if inp.streams.video else None
+    rate = a_in.codec_context.sample_rate
+    layout = a_in.codec_context.layout.name
+    channels = a_in.codec_context.layout.nb_channels
+    delay = int(round(frames * rate / media.MODEL_FPS))  # samples; > 0: audio later
+    try:
+        out = av.open(str(tmp), "w")
+    except ValueError:  # PyAV: no container format for this suffix
+        raise InputError(f"{dst}: no video format for its suffix; use .mp4, .mov or .mkv") from None
+    with out:
+        v_out = out.add_stream_from_template(v_in) if v_in is not None else None
+        a_out = out.add_stream(codec, rate=rate, layout=layout)
+        if bit_rate:
+            a_out.bit_rate = bit_rate
+        # Samples pass through as planar float; the encoder converts them to its own format and
+        # cuts them into its frame size.
+        to_float = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+        held = np.zeros((channels, max(delay, 0)), np.float32)  # silence first, if delayed
+        drop = max(-delay, 0)  # samples still to cut from the start, if advanced
+        pts: int | None = None  # next output sample's pts (1/rate), from the first input frame
+
+        def emit(samples: np.ndarray) -> None:
+            nonlocal pts
+            if samples.shape[1] == 0:
+                return
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(samples, np.float32), format="fltp", layout=layout
+            )
+            frame.sample_rate = rate
+            frame.time_base = Fraction(1, rate)
+            frame.pts = pts
+            pts += samples.shape[1]
+            for packet in a_out.encode(frame):
+                out.mux(packet)
+
+        def take(decoded: list[av.AudioFrame]) -> None:
+            nonlocal held, drop, pts
+            for frame in decoded:
+                if pts is None:
+                    pts = int(round((frame.time or 0.0) * rate))
+                x = frame.to_ndarray().reshape(channels, -1)
+                cut = min(drop, x.shape[1])
+                drop -= cut
+                held = np.concatenate([held, x[:, cut:]], axis=1)
+                # Delayed audio keeps its last `delay` samples back: they are cut at the end.
+                ready = held.shape[1] - max(delay, 0)
+                emit(held[:, :ready])
+                held = held[:, ready:]
+
+        streams = [s for s in (v_in, a_in) if s is not None]
+        for packet in inp.demux(streams):
+            if packet.stream is a_in:  # the last, empty one flushes the decoder
+                take([f for d in packet.decode() for f in to_float.resample(d)])
+            elif packet.size:  # not the demuxer's empty flush packet
+                packet.stream = v_out
+                out.mux(packet)
+        take(to_float.resample(None))
+        if pts is not None and delay < 0:
+            emit(np.zeros((channels, -delay), np.float32))
+        for packet in a_out.encode(None):
+            out.mux(packet)
+
+
+__all__ = [
+    "SyncAnalyzer",
+    "SyncResult",
+    "check_output",
+    "fix_offset",
+    "main_track",
+    "shift_audio",
+    "sync",
+    "verdict",
+]

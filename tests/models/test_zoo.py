@@ -1,0 +1,75 @@
+"""The registry's bundled weights: ours ship in the package and load with no network."""
+
+import urllib.request
+
+import pytest
+import torch
+from conftest import DATA
+from typer.testing import CliRunner
+
+from syncasd.cli import app
+from syncasd.defaults import DEFAULT_MODEL
+from syncasd.errors import InputError, WeightsError
+from syncasd.models import get_spec, load_model, zoo
+from syncasd.pipeline import DetectOptions
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError("network is unreachable (test)")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+
+
+def test_default_model_is_ours_sync_aware_and_bundled():
+    spec = get_spec(DEFAULT_MODEL)
+    assert DetectOptions().model == DEFAULT_MODEL == "sync-light-asd"
+    assert spec.sync_aware and spec.checkpoints[spec.default_checkpoint].bundled
+    path = zoo.WEIGHTS_DIR / spec.checkpoints["shared"].filename
+    assert path.is_file() and path.stat().st_size < 25 * 2**20
+    assert (zoo.WEIGHTS_DIR / "sync_light_asd.md").is_file()  # its model card
+    assert zoo.sha256_file(path) == spec.checkpoints["shared"].sha256
+
+
+def test_bundled_weights_load_offline(no_network):
+    model = load_model(DEFAULT_MODEL)
+    assert not model.training
+    assert load_model("sync-light-asd.shared").state_dict().keys() == model.state_dict().keys()
+
+
+def test_bundled_model_keeps_the_ava_visual_stem():
+    """Trained with the first two visual blocks frozen: the AVA checkpoint's, bit for bit;
+    block3, the audio encoder and the backend were trained."""
+    ava = load_model("light-asd", weights=DATA / "weights" / "light_asd_ava.model").state_dict()
+    ours = load_model(DEFAULT_MODEL).state_dict()
+    frozen = [k for k in ours if k.startswith(load_model(DEFAULT_MODEL).stem_modules)]
+    assert len(frozen) > 20 and all(torch.equal(ours[k], ava[k]) for k in frozen)
+    for trained in (
+        "model.visualEncoder.block3.s_3.weight",
+        "model.audioEncoder.block1.m_3.weight",
+        "model.GRU.gru_forward.weight_ih_l0",
+    ):
+        assert not torch.equal(ours[trained], ava[trained])
+
+
+def test_damaged_bundled_weights_say_reinstall(tmp_path, monkeypatch):
+    damaged = tmp_path / "sync_light_asd.pt"
+    damaged.write_bytes(b"not the weights")
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path)
+    with pytest.raises(WeightsError, match="missing or damaged; reinstall"):
+        load_model(DEFAULT_MODEL)
+
+
+def test_models_command_says_bundled():
+    out = CliRunner().invoke(app, ["models"]).output
+    assert "sync-light-asd.shared (default)" in out and "[bundled]" in out
+
+
+def test_a_sync_model_is_refused_where_an_asd_model_is_needed():
+    with pytest.raises(InputError, match="syncnet-v2 is an audio-visual sync model, not an active"):
+        load_model("syncnet-v2", kind="asd")
+    out = CliRunner().invoke(
+        app, ["detect", str(DATA / "clips/vasp/ID1/014.mp4"), "--model", "syncnet-v2"]
+    )
+    assert out.exit_code == 2 and "choose one of light-asd" in out.output

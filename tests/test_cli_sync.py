@@ -1,0 +1,263 @@
+"""`syncasd sync`, `syncasd scan` and `syncasd scan-merge` as a user runs them, on real clips.
+
+Light-ASD's AVA weights stand in for the model where the test does not depend on the offsets
+being right (2 s of each clip, offsets -3..3, to be quick); the last test needs the bundled
+sync-aware default model.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from conftest import DATA, needs_shared
+
+from syncasd.media import read_audio
+from syncasd.scan import COLUMNS
+from syncasd.syncmap import SyncParams
+from syncasd.syncrun import shift_audio
+
+pytestmark = needs_shared
+
+WEIGHTS = DATA / "weights" / "light_asd_ava.model"
+MODEL = ("--model", "light-asd", "--weights", WEIGHTS)
+QUICK = ("--duration", "2", "--max-offset", "3")
+CLIP_A = DATA / "clips" / "vasp" / "ID1" / "015.mp4"  # 4.7 s
+CLIP_B = DATA / "clips" / "vasp" / "ID2" / "015.mp4"  # 4.3 s
+KEYS = {
+    "track_id",
+    "offset_frames",
+    "offset_ms",
+    "confidence",
+    "prob_at_offset",
+    "offscreen_ratio",
+    "in_sync",
+}
+
+
+def syncasd(*args: object) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "syncasd", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+
+
+def assert_one_error_line(proc: subprocess.CompletedProcess, *words: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("syncasd: error: ") and "Traceback" not in proc.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def garbage(path: Path) -> Path:
+    path.write_bytes(bytes(range(256)) * 40)
+    return path
+
+
+def video_packets(path) -> list[tuple[bytes, float]]:
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        return [(bytes(p), round(float(p.pts * p.time_base), 4)) for p in c.demux(s) if p.size]
+
+
+def lag(reference: np.ndarray, signal: np.ndarray, max_lag: int = 8000) -> int:
+    """Samples by which `signal` is later than `reference` (cross-correlation peak)."""
+    n = min(len(reference), len(signal))
+    core = reference[max_lag : n - max_lag].astype(np.float64)
+    return int(np.argmax(np.correlate(signal[:n].astype(np.float64), core, "valid"))) - max_lag
+
+
+def rows(table: Path) -> list[dict]:
+    with open(table, newline="") as f:
+        reader = csv.DictReader(f)
+        assert tuple(reader.fieldnames) == COLUMNS
+        return list(reader)
+
+
+# ---------------------------------------------------------------------------------------------
+# sync
+
+
+def test_sync_json_lines_one_per_video_and_an_error_object(tmp_path):
+    missing = tmp_path / "nope.mp4"
+    proc = syncasd("sync", CLIP_A, missing, CLIP_B, "--json", *QUICK, *MODEL)
+    assert_one_error_line(proc, "nope.mp4", "no such file")
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [d["video"] for d in lines] == [str(CLIP_A), str(missing), str(CLIP_B)]
+    assert set(lines[1]) == {"video", "error"} and "no such file" in lines[1]["error"]
+    for doc in (lines[0], lines[2]):
+        assert set(doc) == {"video", "tracks"} and len(doc["tracks"]) == 1
+        track = doc["tracks"][0]
+        assert set(track) == KEYS
+        assert -3 <= track["offset_frames"] <= 3
+        assert track["offset_ms"] == 40.0 * track["offset_frames"]
+        assert 0 <= track["prob_at_offset"] <= 1 and 0 <= track["offscreen_ratio"] <= 1
+        assert isinstance(track["in_sync"], bool)
+
+
+def test_sync_prints_every_track_and_writes_json_and_plots(tmp_path):
+    out = tmp_path / "out"
+    proc = syncasd("sync", CLIP_A, "-o", out, "--plot", *QUICK, *MODEL)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"{CLIP_A}: 1 face track(s)\n  track 0 (frames 0-49): offset ")
+    for words in ("frames (", " ms), confidence ", "prob at offset ", "off-screen "):
+        assert words in proc.stdout
+    assert "in sync" in proc.stdout  # "in sync" or "not in sync (...)"
+    assert sorted(p.name for p in out.iterdir()) == ["015.sync.json", "015.track0.png"]
+    detail = json.loads((out / "015.sync.json").read_text())
+    assert detail["tracks"][0]["first_frame"] == 0 and detail["tracks"][0]["last_frame"] == 49
+    assert len(detail["tracks"][0]["mean_curve"]) == 7
+    assert (out / "015.track0.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sync_bad_input_exits_2_with_one_line(tmp_path):
+    assert_one_error_line(
+        syncasd("sync", garbage(tmp_path / "x.mp4"), *QUICK, *MODEL), "not a readable video"
+    )
+    no_audio = DATA / "clips" / "liveportrait" / "d0.mp4"
+    assert_one_error_line(syncasd("sync", no_audio, *QUICK, *MODEL), "no audio track")
+    assert_one_error_line(syncasd("sync", CLIP_A, "--max-offset", "500", *MODEL), "max offset")
+
+
+def test_fix_refuses_its_input_and_more_than_one_video(tmp_path):
+    copy = tmp_path / "clip.mp4"
+    copy.write_bytes(CLIP_A.read_bytes())
+    proc = syncasd("sync", copy, "--fix", tmp_path / "." / "clip.mp4", *MODEL)
+    assert_one_error_line(proc, "is the input video")
+    assert copy.read_bytes() == CLIP_A.read_bytes()
+    proc = syncasd("sync", copy, CLIP_B, "--fix", tmp_path / "fixed.mp4", *MODEL)
+    assert_one_error_line(proc, "exactly one input video")
+    assert_one_error_line(syncasd("sync", copy, "--plot", *MODEL), "--plot needs -o")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+def test_fix_moves_the_audio_by_the_measured_offset_and_copies_the_video(tmp_path):
+    delayed, fixed = tmp_path / "delayed.mp4", tmp_path / "fixed.mp4"
+    shift_audio(CLIP_A, delayed, 2)
+    proc = syncasd("sync", delayed, "--fix", fixed, "--json", *QUICK, *MODEL)
+    assert proc.returncode == 0, proc.stderr
+    offset = json.loads(proc.stdout)["tracks"][0]["offset_frames"]
+    assert f"audio moved by {-offset:+d} frames" in proc.stderr
+    assert lag(read_audio(delayed), read_audio(fixed)) == -offset * 640
+    assert video_packets(fixed) == video_packets(delayed) == video_packets(CLIP_A)
+
+
+# ---------------------------------------------------------------------------------------------
+# scan
+
+
+@pytest.fixture(scope="module")
+def first_scan(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess, bytes]:
+    """`scan` of two clips (a list file) into a new table: the table, the run, its bytes."""
+    tmp = tmp_path_factory.mktemp("scan")
+    listing = tmp / "two.txt"
+    listing.write_text(f"{CLIP_A}\n{CLIP_B}\n")
+    table = tmp / "table.csv"
+    proc = syncasd("scan", listing, "-o", table, "--threads", "1", *QUICK, *MODEL)
+    return table, proc, table.read_bytes()
+
+
+def test_scan_writes_one_row_per_clip(first_scan):
+    table, proc, _ = first_scan
+    assert proc.returncode == 0, proc.stderr
+    assert "scan: 2 clips, 0 already in" in proc.stderr and "2 to analyse" in proc.stderr
+    got = rows(table)
+    assert [r["path"] for r in got] == [str(CLIP_A), str(CLIP_B)]
+    for r in got:
+        assert r["tracks"] == "1" and r["error"] == "" and r["in_sync"] in ("true", "false")
+        assert float(r["offset_ms"]) == 40.0 * int(r["offset_frames"])
+        assert 0 <= float(r["prob_at_offset"]) <= 1
+    assert (table.parent / "table_hist.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_scan_resumes_and_records_a_broken_file(first_scan, tmp_path):
+    table0, _, before = first_scan
+    table = tmp_path / "table.csv"
+    table.write_bytes(before)
+    broken = garbage(tmp_path / "x.mp4")
+    listing = tmp_path / "three.txt"
+    listing.write_text(f"{CLIP_A}\n{CLIP_B}\n{broken}\n")
+    keep, reject = tmp_path / "keep.txt", tmp_path / "reject.txt"
+    loose = ("--max-abs-offset", "3", "--min-prob", "0", "--max-offscreen", "1")
+    proc = syncasd(
+        "scan", listing, "-o", table, "--keep", keep, "--reject", reject, *loose, *QUICK, *MODEL
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "scan: 3 clips, 2 already in" in proc.stderr and "1 to analyse" in proc.stderr
+    assert proc.stderr.count("scan: [") == 1  # one clip analysed: the new one
+    assert table.read_bytes().startswith(before)  # the old rows are untouched
+    got = rows(table)
+    assert [r["path"] for r in got] == [str(CLIP_A), str(CLIP_B), str(broken)]
+    assert "not a readable video" in got[2]["error"] and got[2]["tracks"] == ""
+    # The loose thresholds pass every clip with a face; the broken one fails.
+    assert keep.read_text().split() == [str(CLIP_A), str(CLIP_B)]
+    assert reject.read_text().split() == [str(broken)]
+    # Default thresholds: the lists still partition the clips.
+    proc = syncasd("scan", listing, "-o", table, "--keep", keep, "--reject", reject, *MODEL)
+    assert proc.returncode == 0 and "0 to analyse" in proc.stderr
+    kept, rejected = keep.read_text().split(), reject.read_text().split()
+    assert sorted(kept + rejected) == sorted(map(str, (CLIP_A, CLIP_B, broken)))
+    assert not set(kept) & set(rejected)
+    assert len(rows(table)) == 3
+
+
+def test_scan_with_two_workers_gives_the_same_rows(first_scan, tmp_path):
+    table0, _, _ = first_scan
+    listing = tmp_path / "two.txt"
+    listing.write_text(f"{CLIP_B}\n{CLIP_A}\n")
+    table = tmp_path / "t2.csv"
+    proc = syncasd("scan", listing, "-o", table, "--workers", "2", "--threads", "1", *QUICK, *MODEL)
+    assert proc.returncode == 0, proc.stderr
+    by_path = sorted(rows(table), key=lambda r: r["path"])
+    assert by_path == sorted(rows(table0), key=lambda r: r["path"])
+
+
+def test_shards_partition_the_clips_and_merge_gives_the_union(tmp_path):
+    clips = sorted(str(garbage(tmp_path / f"{i}.mp4")) for i in range(5))
+    listing = tmp_path / "list.txt"
+    listing.write_text("\n".join(clips) + "\n")
+    parts = []
+    for i in range(2):
+        part = tmp_path / f"part{i}.csv"
+        proc = syncasd("scan", listing, "-o", part, "--shard", f"{i}/2", *MODEL)
+        assert proc.returncode == 0, proc.stderr
+        parts.append([r["path"] for r in rows(part)])
+    assert parts == [clips[0::2], clips[1::2]]
+    merged = tmp_path / "all.csv"
+    proc = syncasd("scan-merge", tmp_path / "part0.csv", tmp_path / "part1.csv", "-o", merged)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(r["path"] for r in rows(merged)) == clips
+    assert all(r["error"] for r in rows(merged))
+    assert (tmp_path / "all_hist.png").exists()
+
+
+def test_threshold_defaults_in_the_help_are_syncparams():
+    p = SyncParams()
+    assert (p.min_prob_at_offset, p.max_offscreen_ratio, p.max_abs_offset) == (0.5, 0.2, 1)
+    text = syncasd("scan", "--help").stdout
+    for words in ("default 0.5", "default 0.2", "default 1"):
+        assert words in text
+
+
+# ---------------------------------------------------------------------------------------------
+# The sync-aware default model (bundled weights)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 9 target not met yet: sync-light-asd's offset curve is too flat to place a "
+    "5-frame delay within ±1 frame (README, Sync analysis)",
+)
+def test_default_model_fix_removes_a_known_delay(tmp_path):
+    delayed, fixed = tmp_path / "delayed.mp4", tmp_path / "fixed.mp4"
+    shift_audio(CLIP_A, delayed, 5)
+    proc = syncasd("sync", delayed, "--fix", fixed, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert abs(json.loads(proc.stdout)["tracks"][0]["offset_frames"] - 5) <= 1
+    assert abs(lag(read_audio(CLIP_A), read_audio(fixed))) <= 640  # back within one frame

@@ -1,0 +1,141 @@
+"""The ASD sync backend on the real crops and audio of VASP ID1/014 (parity fixtures).
+
+Light-ASD with its AVA weights is not synchronization-aware, so these tests check what holds
+for any model: the matrix's shape, that its zero-shift row is `detect`'s score, that delaying
+the audio moves the rows, that outside the file means silence.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import DATA, FIXTURES, needs_shared
+
+from syncasd.audio import mfcc
+from syncasd.errors import InputError
+from syncasd.models import load_model
+from syncasd.offsets import ASDOffsets, padded_features, windows
+from syncasd.scoring import ChunkScorer
+
+pytestmark = needs_shared
+
+K = 4  # 9 shifts: enough to see every property, cheap on a CPU
+SPF = 640  # audio samples per frame
+
+
+@pytest.fixture(scope="module")
+def model() -> torch.nn.Module:
+    return load_model("light-asd", weights=DATA / "weights" / "light_asd_ava.model")
+
+
+@pytest.fixture(scope="module")
+def crops() -> np.ndarray:
+    return np.load(FIXTURES / "inputs" / "clip014_gray112.npy")  # (251, 112, 112)
+
+
+@pytest.fixture(scope="module")
+def audio() -> np.ndarray:
+    return np.load(FIXTURES / "inputs" / "clip014_audio16k_int16.npy")  # 10.05 s
+
+
+def detect_scores(
+    model, crops: np.ndarray, audio: np.ndarray, first: int, window: int = 150
+) -> np.ndarray:
+    """What `detect` scores for a track at `first`: whole-file MFCC, chunk windows (6 s)."""
+    scorer = ChunkScorer(model, mfcc(audio), first, window=window, context=window // 6)
+    scorer.push(crops)
+    return scorer.finish()[1]
+
+
+@pytest.mark.parametrize("n", [1, 59, 149, 150, 151, 251, 400, 525])
+def test_windows_cover_every_frame_once_like_the_chunk_scorer(n):
+    spans = list(windows(n))
+    kept = np.concatenate([np.arange(keep, stop) for _, _, keep, stop in spans])
+    assert kept.tolist() == list(range(n))
+    for a, b, keep, stop in spans:
+        assert a <= keep < stop <= b <= n
+        assert b - a == 150 or b == n  # full windows, and a shorter last one
+    # Consecutive windows overlap by twice the context.
+    for (_, b0, _, _), (a1, _, _, _) in zip(spans, spans[1:], strict=False):
+        assert b0 - a1 == 50
+
+
+def test_padded_features_equal_the_whole_file_mfcc(audio):
+    plain = mfcc(audio)
+    padded = padded_features(audio, K)
+    assert np.array_equal(padded[4 * K : 4 * K + len(plain)], plain)
+    silence = mfcc(np.zeros(SPF * K, np.int16))
+    assert np.allclose(padded[1 : 4 * K - 2], silence[1 : 4 * K - 2])
+
+
+def test_matrix_shape_and_zero_shift_is_the_detect_score_short_track(model, crops, audio):
+    # 100 frames (4 s): one scoring window, as `detect` scores any track shorter than 6 s.
+    first, n = 30, 100
+    m = ASDOffsets(model, K)(crops[first : first + n], audio, first)
+    assert m.shape == (2 * K + 1, n) and m.dtype == np.float32
+    assert 0.0 <= m.min() and m.max() <= 1.0
+    expected = detect_scores(model, crops[first : first + n], audio, first)
+    assert np.abs(m[K] - expected).max() < 1e-5
+
+
+def test_zero_shift_is_the_detect_score_across_windows(model, crops, audio):
+    # A track longer than a window: three overlapping windows, the same as detect's (2.4 s
+    # windows with 0.4 s of context here, as `detect --window 2.4` makes them, to be quick).
+    m = ASDOffsets(model, 1, window=60, context=10)(crops[5:135], audio, 5)
+    assert m.shape == (3, 130)
+    assert len(list(windows(130, 60, 10))) == 3
+    expected = detect_scores(model, crops[5:135], audio, 5, window=60)
+    assert np.abs(m[1] - expected).max() < 1e-5
+
+
+@pytest.mark.parametrize("d", [3, -2])
+def test_delaying_the_audio_moves_the_rows(model, crops, audio, d):
+    """Audio delayed by d frames: row k of the new matrix is row k - d of the original."""
+    first, n = 40, 60
+    if d > 0:
+        moved = np.concatenate([np.zeros(SPF * d, np.int16), audio[: -SPF * d]])
+    else:
+        moved = np.concatenate([audio[SPF * -d :], np.zeros(SPF * -d, np.int16)])
+    backend = ASDOffsets(model, K)
+    before = backend(crops[first : first + n], audio, first)
+    after = backend(crops[first : first + n], moved, first)
+    rows = range(max(-K, -K + d), min(K, K + d) + 1)  # k with k - d also searched
+    for k in rows:
+        assert np.abs(after[k + K] - before[k - d + K]).max() < 1e-5, k
+    assert np.abs(after - before).max() > 0.05  # it did move
+
+
+def test_outside_the_file_is_silence(model, crops, audio):
+    # A track at frame 0: shift -k reads k frames before the file. Same as a file that starts
+    # with K frames of digital silence and the track K frames later.
+    n = 40
+    backend = ASDOffsets(model, K)
+    at_start = backend(crops[:n], audio, 0)
+    padded = np.concatenate([np.zeros(SPF * K, np.int16), audio])
+    assert np.abs(at_start - backend(crops[:n], padded, K)).max() < 1e-5
+
+
+def test_shift_batches_do_not_change_the_result(model, crops, audio):
+    one = ASDOffsets(model, K, batch=2)(crops[:50], audio, 10)
+    all_ = ASDOffsets(model, K, batch=32)(crops[:50], audio, 10)
+    assert np.abs(one - all_).max() < 1e-5
+
+
+def test_silence_gives_low_probabilities_at_every_shift(model, crops):
+    m = ASDOffsets(model, K)(crops[:50], np.zeros(SPF * 60, np.int16), 0)
+    assert m.max() < 0.1
+
+
+def test_refuses_models_and_ranges_it_cannot_use(model, crops, audio):
+    with pytest.raises(InputError, match="visual_embeddings"):
+        ASDOffsets(torch.nn.Linear(2, 2))
+    with pytest.raises(InputError, match="max offset"):
+        ASDOffsets(model, 101)
+    with pytest.raises(InputError, match="max offset"):
+        ASDOffsets(model, -1)
+    backend = ASDOffsets(model, K)
+    with pytest.raises(InputError, match="past the end of the audio"):
+        backend(crops[:20], audio[: SPF * 5], 200)
+    with pytest.raises(InputError, match="crops"):
+        backend(crops[0], audio, 0)
