@@ -27,7 +27,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-WEIGHTS = SHARED / "weights" / "light_asd_ava.model"
 CLIPS = [SHARED / "clips/vasp/ID1/014.mp4", SHARED / "clips/vasp/ID10/017.mp4"]
 
 
@@ -60,7 +59,7 @@ def child(video: str, options: dict) -> dict:
     from syncasd import Detector
 
     t0 = time.perf_counter()
-    detector = Detector(weights=str(WEIGHTS), **options)
+    detector = Detector(**options)  # the default model, bundled
     setup = time.perf_counter() - t0
     tmp_before = set(os.listdir(tempfile.gettempdir()))
     threading.Thread(target=sample, daemon=True).start()

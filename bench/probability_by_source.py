@@ -3,7 +3,8 @@
 Shows what the README says of the TalkSet checkpoints (they call nearly every moving face
 speaking, with or without sound), on the evaluation suite's material.
 
-    python bench/probability_by_source.py [CHECKPOINT ...]   # default: light-asd.ava, .talkset
+    python bench/probability_by_source.py [MODEL ...]   # default: light-asd.ava, .talkset
+    python bench/probability_by_source.py sync-light-asd light-asd.ava
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def main() -> int:
     tracks = material(3)
     rows = []
     for name in names:
-        _, scorer = model_scorer(f"{name}={MODELS[name]}")
+        _, scorer = model_scorer(f"{name}={MODELS[name]}" if MODELS[name] else name)
         sums: dict[str, list[list[np.ndarray]]] = {}
         for t in tracks:
             real, silent = scorer(t.crops, t.audio), scorer(t.crops, silence(t).audio)

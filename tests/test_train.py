@@ -4,6 +4,7 @@ import csv
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -13,7 +14,7 @@ from typer.testing import CliRunner
 from syncasd.cli import app
 from syncasd.errors import InputError
 from syncasd.models import load_model
-from syncasd.train import TrainConfig, resolve_config, train
+from syncasd.train import TrainConfig, calibrate_export, decision_shift, resolve_config, train
 
 AVA = DATA / "weights" / "light_asd_ava.model"
 
@@ -123,3 +124,23 @@ def test_ddp_on_two_cpu_processes(tmp_path, small_corpus):
     assert "distributed_backend=gloo" in done.stderr + done.stdout
     assert "All distributed processes registered" in done.stderr + done.stdout
     load_model("light-asd", weights=tmp_path / "run" / "model.pt")
+
+
+def test_decision_shift_moves_the_best_threshold_to_one_half(tmp_path):
+    # Speaking frames score 0.3-0.4, silent ones 0.1-0.2: any threshold in (0.2, 0.3] is
+    # perfect (TPR 1, FPR 0); the first candidate there is the score 0.3 itself.
+    labels = np.array([0] * 50 + [1] * 50, bool)
+    scores = np.concatenate([np.linspace(0.1, 0.2, 50), np.linspace(0.3, 0.4, 50)])
+    shift = decision_shift(labels, scores)
+    assert shift == pytest.approx(-np.log(0.3 / 0.7), abs=1e-9)  # −logit(0.3) = 0.8473
+    assert decision_shift(np.ones(5, bool), np.full(5, 0.2)) == 0.0  # no negatives: no shift
+
+    # Folded into the head: a frame at 0.3 before is at 0.5 after, rankings unchanged.
+    model = load_model("light-asd", weights=AVA)
+    path = tmp_path / "w.pt"
+    torch.save(model.state_dict(), path)
+    calibrate_export(path, shift)
+    shifted = load_model("light-asd", weights=path)
+    x = torch.randn(1, 7, 128)
+    before, after = model.lossAV(x), shifted.lossAV(x)
+    assert torch.allclose(after[..., 1] - after[..., 0], before[..., 1] - before[..., 0] + shift)

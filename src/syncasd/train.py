@@ -17,7 +17,10 @@ Loss (per batch): CE(f_b(V, A), y) + β·CE(f_b(V_γ, A_φ(γ)), 0) + β_m·CE(f
 
 Every epoch the validation identities are scored on their original tracks and on the seed's
 unsynchronization test at 50 % (mismatched, misaligned); the checkpoint with the best mean of
-the three mAPs is exported as a plain state dict (`OUTPUT/model.pt`, the registry's key layout).
+the three mAPs is exported as a plain state dict (`OUTPUT/model.pt`, the registry's key layout),
+its speaking logit shifted so that the best threshold on the validation frames (balanced
+accuracy) becomes
+`detect`'s 0.5 (`decision_shift`).
 `OUTPUT/last.ckpt` holds the full training state: a killed run started again resumes from it.
 """
 
@@ -32,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.special import expit, logit
 
 from .defaults import DEFAULT_MODEL
 from .errors import InputError, SyncASDError
@@ -409,6 +413,14 @@ def build_task(config: TrainConfig, progress: bool = True):
                 logits = self.model.backend_logits(self._visual(v), self.model.audio_embeddings(a))
             return logits.softmax(-1)[0, :, 1].float().cpu().numpy()
 
+        def validation_scores(self) -> tuple[np.ndarray, np.ndarray]:
+            """Labels and speaking probabilities of every validation frame (original tracks)."""
+            was = self.training
+            self.eval()
+            scores = [self._score(t.crops, t.audio) for t in val_tracks]
+            self.train(was)
+            return np.concatenate([t.labels for t in val_tracks]), np.concatenate(scores)
+
         def validation_metrics(self) -> dict[str, float]:
             """mAP (%) on the validation identities: original tracks, and the unsync test at
             50 % mismatched and misaligned; val_score is their mean (what selects the best)."""
@@ -516,5 +528,46 @@ def train(
     trainer.fit(task, datamodule=data, ckpt_path=str(last) if last.is_file() else None)
     if trainer.is_global_zero:
         source = best.best_model_path or str(last)
-        return export_weights(source, output / "model.pt")
+        exported = export_weights(source, output / "model.pt")
+        task.model.load_state_dict(torch.load(exported, weights_only=True))
+        labels, scores = task.validation_scores()
+        shift = decision_shift(labels, scores)
+        log.info("calibrated: the best validation threshold %.3f moved to 0.5", expit(-shift))
+        return calibrate_export(exported, shift)
     return output / "model.pt"
+
+
+def decision_shift(labels: np.ndarray, scores: np.ndarray) -> float:
+    """The logit shift that moves the best threshold on validation frames to 0.5: the one of
+    highest balanced accuracy (TPR − FPR, Youden's J; F1 would follow the share of speaking
+    frames, which differs from video to video).
+
+    The contrastive terms pull every in-sync score down as long as the backend cannot yet
+    tell sync apart (a third of the frames it sees are exchanged or shifted twins), so the
+    trained model ranks well but is too shy at `detect`'s threshold of 0.5; one bias on the
+    speaking logit fixes the operating point without changing any ranking (mAP)."""
+    labels = np.asarray(labels, bool)
+    scores = np.clip(np.asarray(scores, np.float64), 1e-6, 1 - 1e-6)
+    if labels.all() or not labels.any():
+        return 0.0
+    best_j, best_t = -np.inf, 0.5
+    # Candidate thresholds are scores themselves (a grid of quantiles, to bound the cost).
+    grid = np.quantile(scores, np.linspace(0.01, 0.99, 197), method="inverted_cdf")
+    for t in np.unique(grid):
+        predicted = scores >= t
+        j = predicted[labels].mean() - predicted[~labels].mean()
+        if j > best_j:
+            best_j, best_t = j, t
+    return float(-logit(best_t))
+
+
+def calibrate_export(weights: str | Path, shift: float) -> Path:
+    """Add `shift` to the speaking logit of the main head (`lossAV.FC`) of exported weights."""
+    from .atomic import atomic_path
+
+    weights = Path(weights)
+    state = torch.load(weights, weights_only=True)
+    state["lossAV.FC.bias"] = state["lossAV.FC.bias"] + torch.tensor([0.0, shift])
+    with atomic_path(weights) as tmp:
+        torch.save(state, tmp)
+    return weights

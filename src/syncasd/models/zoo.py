@@ -62,7 +62,7 @@ class ModelSpec:
     kind: str = "asd"
 
 
-SYNC_LIGHT_ASD_SHA256 = "c2466c6aa4b9ddcd9f68d0394b1519ba3d8e4c5412c5e92d98b69543d06c27e2"
+SYNC_LIGHT_ASD_SHA256 = "bc2b819962f3c767a003fed4ace2a9337a84c1bfb8bf8b1697b9f452b39b31ba"
 _LIGHT_ASD_URL = "https://github.com/Junhua-Liao/Light-ASD/raw/main/weight/"
 _LR_ASD_URL = "https://github.com/Junhua-Liao/LR-ASD/raw/main/weight/"
 # Google Drive ids from TaoRuijie/TalkNet-ASD: demoTalkNet.py (TalkSet) and utils/tools.py
