@@ -199,7 +199,7 @@ def test_unreadable_weights(tmp_path):
 def test_weights_of_another_model(tmp_path):
     other = DATA / "weights" / "lr_asd_ava.model"
     proc = syncasd("detect", CLIP, "-o", tmp_path / "out", "--weights", other, "--no-progress")
-    assert_one_error_line(proc, "not a light-asd checkpoint", "missing")
+    assert_one_error_line(proc, "not a sync-light-asd checkpoint", "missing")
 
 
 def test_several_videos_one_bad(tmp_path):
