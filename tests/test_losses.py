@@ -327,3 +327,28 @@ def test_info_nce_learnable_temperature_gets_a_gradient():
     tau = torch.tensor(0.07, requires_grad=True)
     info_nce_loss(torch.randn(8, 16), torch.randn(8, 16), tau).backward()
     assert tau.grad is not None and torch.isfinite(tau.grad)
+
+
+def test_misaligned_embeddings_given_replace_the_roll():
+    """With `misaligned`, the misaligned term is BCE(f_b(V_γ, M_γ), 0) over the tracks with
+    speech, M the caller's shifted audio: here f_b = (0, v·a), so CE(·, 0) = softplus(v·a)."""
+
+    def backend(v, a):
+        s = (v * a).sum(-1)
+        return torch.stack([torch.zeros_like(s), s], -1)
+
+    visual = torch.tensor([[[1.0], [2.0]], [[1.0], [1.0]], [[3.0], [0.0]]])  # (3, 2, 1)
+    audio = torch.ones(3, 2, 1)
+    shifted = torch.tensor([[[0.5], [0.0]], [[-1.0], [2.0]], [[9.0], [9.0]]])
+    labels = torch.tensor([[1, 0], [1, 1], [0, 0]])  # track 2 has no speech: not in Γ
+    out = cross_modal_contrastive_loss(
+        backend, visual, audio, labels, beta=0.0, misalign_beta=1.0, misaligned=shifted
+    )
+    # v·m over Γ = {0, 1}: (0.5, 0.0, −1.0, 2.0)
+    expected = sum(math.log1p(math.exp(x)) for x in (0.5, 0.0, -1.0, 2.0)) / 4  # = 0.8719
+    assert out.misalign.item() == pytest.approx(expected, abs=1e-6)
+    assert out.shifts is None
+    with pytest.raises(ValueError, match="must match audio's shape"):
+        cross_modal_contrastive_loss(
+            backend, visual, audio, labels, misalign_beta=1.0, misaligned=shifted[:, :1]
+        )

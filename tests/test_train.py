@@ -144,3 +144,15 @@ def test_decision_shift_moves_the_best_threshold_to_one_half(tmp_path):
     x = torch.randn(1, 7, 128)
     before, after = model.lossAV(x), shifted.lossAV(x)
     assert torch.allclose(after[..., 1] - after[..., 0], before[..., 1] - before[..., 0] + shift)
+
+
+@needs_shared
+def test_a_run_with_waveform_misaligned_negatives(tmp_path, small_corpus):
+    raw = _tiny(tmp_path, small_corpus, steps_per_epoch=1)
+    raw["samples"] = {"batch_frames": 200, "misaligned_shift": [4, 8]}
+    config = TrainConfig.from_dict(raw)
+    assert config.sample_config().misaligned_shift == (4, 8)
+    weights = train(config, progress=False)
+    trained, init = load_model("light-asd", weights=weights), load_model("light-asd", weights=AVA)
+    key = "model.audioEncoder.block1.m_3.weight"
+    assert not torch.equal(trained.state_dict()[key], init.state_dict()[key])

@@ -107,6 +107,7 @@ def cross_modal_contrastive_loss(
     misalign_beta: float = 0.0,
     min_shift: int = 4,
     shifts: torch.Tensor | None = None,
+    misaligned: torch.Tensor | None = None,
 ) -> CrossModalLoss:
     """Cross-modal contrastive learning of Wuerkaixi et al. (MLSP 2022), §4.1:
 
@@ -132,6 +133,8 @@ def cross_modal_contrastive_loss(
     circularly shifted along time by k_γ ≥ `min_shift` frames both ways round (4 frames =
     160 ms > the 125 ms people notice), labelled 0 at every frame:
     + misalign_beta · BCE(f_b(V_γ, roll(A_γ, k_γ)), 0). `shifts` gives k_γ (else random).
+    `misaligned` (B, T, d): the own audio's embeddings already shifted by the caller (in the
+    waveform: no seam where a circular roll wraps round); then A_γ of it replaces the roll.
 
     The original, exchanged and shifted pairs go through the backend in one batch, as in the
     Sync-TalkNet code (this matters only for a backend with batch statistics).
@@ -163,7 +166,14 @@ def cross_modal_contrastive_loss(
         a_parts.append(audio[positives[partners]])
     n_swap = n_pos if n_pos >= 2 else 0
     shifted = None
-    if misalign_beta > 0:
+    if misalign_beta > 0 and misaligned is not None:
+        if misaligned.shape != audio.shape:
+            raise ValueError(f"misaligned {tuple(misaligned.shape)} must match audio's shape")
+        shifted = positives
+        if n_pos:
+            v_parts.append(visual[positives])
+            a_parts.append(misaligned[positives])
+    elif misalign_beta > 0:
         t = visual.shape[1]
         if shifts is None:
             shifts = misalignment_shifts(n_pos, t, min_shift, generator)

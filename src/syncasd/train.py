@@ -146,8 +146,8 @@ class TrainConfig:
         from .data.samples import SampleConfig
 
         values = dict(self.samples)
-        for key in ("noise_snr_db", "white_snr_db", "gain_db"):
-            if key in values:
+        for key in ("noise_snr_db", "white_snr_db", "gain_db", "misaligned_shift"):
+            if values.get(key) is not None:
                 values[key] = tuple(values[key])
         return SampleConfig(**values)
 
@@ -372,6 +372,9 @@ def build_task(config: TrainConfig, progress: bool = True):
             audio = self.model.audio_embeddings(batch["mfcc"])
             t = min(visual.shape[1], audio.shape[1])
             visual, audio, labels = visual[:, :t], audio[:, :t], batch["labels"][:, :t]
+            misaligned = None
+            if "mfcc_misaligned" in batch:  # samples.misaligned_shift: shifted in the waveform
+                misaligned = self.model.audio_embeddings(batch["mfcc_misaligned"])[:, :t]
             g = torch.Generator().manual_seed(config.seed * 1_000_003 + self.global_step)
             out = cross_modal_contrastive_loss(
                 self.model.backend_logits,
@@ -382,6 +385,7 @@ def build_task(config: TrainConfig, progress: bool = True):
                 misalign_beta=config.loss.misalign_beta,
                 min_shift=config.loss.min_shift,
                 generator=g,
+                misaligned=misaligned,
             )
             total = out.total
             weights = {"V": config.loss.visual_weight, "A": config.loss.audio_weight}

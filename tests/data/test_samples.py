@@ -78,3 +78,20 @@ def test_the_small_corpus_is_laid_out_as_indexed(small_corpus):
     assert len(small_corpus.skipped) == 1 and "999.mp4" in small_corpus.skipped[0]["source"]
     track = small_corpus.track(0)
     assert track.crops.shape == (small_corpus.tracks[0].length, 112, 112)
+
+
+def test_misaligned_audio_is_the_own_voice_shifted_in_the_waveform(small_corpus):
+    """misaligned_shift (4, 4): each window's second audio is its own, 4 frames (16 MFCC rows)
+    later or earlier, read past the window rather than rolled round inside it."""
+    config = SampleConfig(**QUIET, batch_frames=300, misaligned_shift=(4, 4))
+    batch = BatchMaker(small_corpus, small_corpus.split("train"), config)(0, 1)
+    moved, own = batch["mfcc_misaligned"], batch["mfcc"]
+    assert moved.shape == own.shape
+    r = 16
+    for m, o in zip(moved, own, strict=True):
+        later = np.allclose(m[1:-r], o[1 + r :], atol=1e-4)  # audio of frames t + 4
+        earlier = np.allclose(m[1 + r : -r], o[1 : -2 * r], atol=1e-4)  # audio of frames t − 4
+        assert later != earlier  # exactly one of the two shifts
+    assert "mfcc_misaligned" not in BatchMaker(
+        small_corpus, small_corpus.split("train"), SampleConfig(**QUIET, batch_frames=300)
+    )(0, 1)

@@ -9,9 +9,11 @@ audio is one of (TalkNet's TalkSet mix, plus what the seed tests with):
   labels kept;
 - near silence (faint white noise): every frame not speaking.
 
-Another speaker's voice (mismatch) and the own voice shifted by more than 125 ms (misalign)
-are made in the embedding space by the loss (`syncasd.losses.cross_modal_contrastive_loss`),
-as the seed does. Augmentations: gain, white noise, and for the face either a flipped,
+Another speaker's voice (mismatch) is made in the embedding space by the loss
+(`syncasd.losses.cross_modal_contrastive_loss`), as the seed does; the own voice shifted by more
+than 125 ms (misalign) too, by a circular roll, unless `misaligned_shift` asks for it here, in
+the waveform (no seam inside the window). Augmentations: gain, white noise, and for the face
+either a flipped,
 rotated, scaled and shifted crop (`augment_crops`) or, when the visual encoder is frozen,
 its embedding of such a crop, computed once per track (`visual_variants`).
 
@@ -48,6 +50,9 @@ class SampleConfig:
     white_snr_db: tuple[float, float] = (10.0, 40.0)
     gain_db: tuple[float, float] = (-6.0, 6.0)
     flip_prob: float = 0.5  # the augmented visual variant (flip, rotation, scale, shift)
+    # (lo, hi): also give each window its own audio shifted by ±lo…hi frames in the waveform
+    # ("mfcc_misaligned"), for the loss's misaligned term; None: the loss rolls embeddings.
+    misaligned_shift: tuple[int, int] | None = None
 
 
 def _rms(x: np.ndarray) -> float:
@@ -109,9 +114,17 @@ class BatchMaker:
             out[a - start : b - start] = audio[a:b]
         return out
 
-    def _audio(self, rng: np.random.Generator, track: int, start: int, n: int, labels: np.ndarray):
+    def _audio(
+        self,
+        rng: np.random.Generator,
+        track: int,
+        start: int,
+        n: int,
+        labels: np.ndarray,
+        silence: bool = True,
+    ):
         c = self.config
-        if rng.random() < c.silence_prob:
+        if silence and rng.random() < c.silence_prob:
             level = 10 ** rng.uniform(0, 1.5)  # ±1 … ±30 of 32768: faint room noise
             return rng.normal(0, level, n * SAMPLES_PER_FRAME + MFCC_TAIL), np.zeros_like(labels)
         shift = int(rng.uniform(-c.small_shift, c.small_shift) * SAMPLES_PER_FRAME)
@@ -139,16 +152,22 @@ class BatchMaker:
         p = self.weights[fits] / self.weights[fits].sum()
         count = max(2, c.batch_frames // length)
         chosen = [anchor] + [int(fits[k]) for k in rng.choice(len(fits), count - 1, p=p)]
-        visual, mfccs, labels = [], [], []
+        visual, mfccs, labels, misaligned = [], [], [], []
         for k in chosen:
             i = self.tracks[k]
             t = self.corpus.tracks[i]
             s = int(rng.integers(0, t.length - length + 1))
             y = np.asarray(self.corpus.labels[t.offset + s : t.offset + s + length])
             audio, y = self._audio(rng, i, s, length, y)
-            audio = np.clip(np.round(audio), -32768, 32767).astype(np.int16)
-            mfccs.append(mfcc(audio)[: 4 * length])
+            mfccs.append(_mfcc_rows(audio, length))
             labels.append(y)
+            if c.misaligned_shift is not None:
+                lo, hi = c.misaligned_shift
+                k = int(rng.integers(lo, hi + 1)) * (1 if rng.random() < 0.5 else -1)
+                # The same voice k frames off, read past the window (zeros past the track):
+                # no seam inside the window, unlike a circular roll.
+                shifted, _ = self._audio(rng, i, s + k, length, y, silence=False)
+                misaligned.append(_mfcc_rows(shifted, length))
             frames = slice(t.offset + s, t.offset + s + length)
             if self.variants is not None:
                 flip = len(self.variants) > 1 and rng.random() < c.flip_prob
@@ -156,8 +175,17 @@ class BatchMaker:
             else:
                 crops = np.asarray(self.corpus.crops[frames])
                 visual.append(augment_crops(crops, rng) if rng.random() < c.flip_prob else crops)
-        return {
+        batch = {
             "visual": np.stack(visual),
             "mfcc": np.stack(mfccs).astype(np.float32),
             "labels": np.stack(labels).astype(np.int64),
         }
+        if misaligned:
+            batch["mfcc_misaligned"] = np.stack(misaligned).astype(np.float32)
+        return batch
+
+
+def _mfcc_rows(audio: np.ndarray, frames: int) -> np.ndarray:
+    """The 4·frames MFCC rows of a window's float audio (rounded to int16 first)."""
+    audio = np.clip(np.round(audio), -32768, 32767).astype(np.int16)
+    return mfcc(audio)[: 4 * frames]
