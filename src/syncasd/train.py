@@ -27,6 +27,7 @@ accuracy) becomes
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -210,7 +211,7 @@ def open_corpus(config: TrainConfig, progress: bool = True):
 
 
 def visual_variants(
-    model, corpus, init: str, seed: int, progress: bool = True, part: str = "visual"
+    model, corpus, seed: int, progress: bool = True, part: str = "visual"
 ) -> list[np.ndarray]:
     """What a frozen visual front end gives for every frame, computed once per track.
 
@@ -221,10 +222,16 @@ def visual_variants(
     """
     from .data.samples import augment_crops
     from .models.onnx import to_ort
-    from .models.zoo import cache_dir, sha256_file
+    from .models.zoo import cache_dir
 
-    weights = Path(init) if init and Path(init).is_file() else None
-    tag = sha256_file(weights)[:12] if weights else (init or "scratch").replace("/", "_")
+    # Named by the frozen weights alone: a fine-tuned start with the same frozen part reuses
+    # the cache (3 GB for the stem).
+    frozen = model.stem_modules if part == "visual-stem" else model.visual_modules
+    digest = hashlib.sha256()
+    for key, value in model.state_dict().items():
+        if key.startswith(frozen):
+            digest.update(key.encode() + value.cpu().contiguous().numpy().tobytes())
+    tag = digest.hexdigest()[:12]
     arch = model.__class__.__name__
     # ONNX Runtime runs the encoder about twice as fast as torch on a CPU.
     encoder = to_ort(_VisualFrontEnd(model, part), f"{arch}-{part}", cache_dir())
@@ -316,7 +323,7 @@ def build_task(config: TrainConfig, progress: bool = True):
     # "visual": the whole visual encoder frozen; "visual-stem": its first two blocks only.
     frozen = config.freeze[0] if config.freeze else None
     variants = (
-        visual_variants(model, corpus, config.init, config.seed, progress, part=frozen)
+        visual_variants(model, corpus, config.seed, progress, part=frozen)
         if frozen
         else None
     )
