@@ -156,3 +156,9 @@ def test_a_run_with_waveform_misaligned_negatives(tmp_path, small_corpus):
     trained, init = load_model("light-asd", weights=weights), load_model("light-asd", weights=AVA)
     key = "model.audioEncoder.block1.m_3.weight"
     assert not torch.equal(trained.state_dict()[key], init.state_dict()[key])
+
+
+def test_stage_two_config_starts_from_stage_one():
+    one, two = TrainConfig.load("sync-light-asd"), TrainConfig.load("sync-light-asd-waveform")
+    assert two.init == f"{one.output}/model.pt" and two.freeze == one.freeze
+    assert two.sample_config().misaligned_shift == (4, 25) and two.epochs == 1

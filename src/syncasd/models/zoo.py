@@ -62,7 +62,7 @@ class ModelSpec:
     kind: str = "asd"
 
 
-SYNC_LIGHT_ASD_SHA256 = "bc2b819962f3c767a003fed4ace2a9337a84c1bfb8bf8b1697b9f452b39b31ba"
+SYNC_LIGHT_ASD_SHA256 = "fcf534e285e3214c336c019111aab041c6d5ec3486a045896835f34d5e518e7c"
 _LIGHT_ASD_URL = "https://github.com/Junhua-Liao/Light-ASD/raw/main/weight/"
 _LR_ASD_URL = "https://github.com/Junhua-Liao/LR-ASD/raw/main/weight/"
 # Google Drive ids from TaoRuijie/TalkNet-ASD: demoTalkNet.py (TalkSet) and utils/tools.py
