@@ -249,11 +249,6 @@ def test_threshold_defaults_in_the_help_are_syncparams():
 # The sync-aware default model (bundled weights)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 9 target not met yet: sync-light-asd's offset curve is too flat to place a "
-    "5-frame delay within ±1 frame (README, Sync analysis)",
-)
 def test_default_model_fix_removes_a_known_delay(tmp_path):
     delayed, fixed = tmp_path / "delayed.mp4", tmp_path / "fixed.mp4"
     shift_audio(CLIP_A, delayed, 5)

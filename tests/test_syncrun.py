@@ -261,11 +261,6 @@ def test_shift_refuses_its_input_and_leaves_nothing_half_written(tmp_path):
 # The sync-aware default model (bundled weights)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 9 target not met yet: sync-light-asd's offset curve is too flat to place a "
-    "5-frame delay within ±1 frame (README, Sync analysis)",
-)
 def test_default_model_finds_a_known_offset(tmp_path):
     d = 5
     delayed = tmp_path / "delayed.mp4"
