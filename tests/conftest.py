@@ -24,6 +24,40 @@ needs_shared = pytest.mark.skipif(
 )
 
 
+# The JSON keys of one track in `syncasd sync --json` (issue 9's contract, written out here so
+# that a change of the library's keys fails the tests).
+SYNC_TRACK_KEYS = {
+    "track_id",
+    "offset_frames",
+    "offset_ms",
+    "confidence",
+    "prob_at_offset",
+    "offscreen_ratio",
+    "in_sync",
+}
+
+
+def faceless_video(path: Path, voice: Path, seconds: float = 2.0) -> None:
+    """A 320×240 video of smooth moving gradients (no face) with `voice`'s audio."""
+    import av
+
+    from syncasd.data.compose import replace_audio
+    from syncasd.media import read_audio
+
+    plain = path.with_name("plain.mp4")
+    with av.open(str(plain), "w") as c:
+        stream = c.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        y, x = np.mgrid[0:240, 0:320]
+        for i in range(int(seconds * 25)):
+            img = np.stack([(x + 3 * i) % 256, (y + 2 * i) % 256, (x + y) % 256], -1)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img.astype(np.uint8), "rgb24")):
+                c.mux(packet)
+        for packet in stream.encode():
+            c.mux(packet)
+    replace_audio(plain, path, audio=read_audio(voice)[: int(seconds * 16000)])
+
+
 def random_state_dict(manifest: Path) -> dict[str, torch.Tensor]:
     """A procedurally generated random-weight checkpoint (fixtures README §3), rebuilt from its
     manifest by the fixtures' own script, every tensor checked against its sha256."""
@@ -160,7 +194,9 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory):
     data = CORPUS_CLIPS[0].read_bytes()
     broken.write_bytes(data[: len(data) // 3])
     detector = Detector(
-        keep_crops=True, allow_silent=True, duration=4.0,
+        keep_crops=True,
+        allow_silent=True,
+        duration=4.0,
         weights=str(DATA / "weights" / "light_asd_ava.model"),
     )
     return build_corpus([*CORPUS_CLIPS, broken], tmp / "corpus", Split.load(), detector=detector)

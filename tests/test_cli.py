@@ -11,7 +11,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import DATA, needs_shared
+from conftest import DATA, faceless_video, needs_shared
 
 from syncasd.media import probe
 from syncasd.results import AVA_COLUMNS, EXTRA_COLUMNS
@@ -158,28 +158,9 @@ def test_silent_audio_is_refused_unless_allowed(tmp_path):
     assert rows and np.mean([float(r["score"]) for r in rows]) < 0.2
 
 
-def _faceless_video(path: Path, seconds: float = 2.0) -> None:
-    """Smooth moving gradients (no face) with the VASP clip's voice."""
-    from syncasd.data.compose import replace_audio
-    from syncasd.media import read_audio
-
-    plain = path.with_name("plain.mp4")
-    with av.open(str(plain), "w") as c:
-        stream = c.add_stream("mpeg4", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
-        y, x = np.mgrid[0:240, 0:320]
-        for i in range(int(seconds * 25)):
-            img = np.stack([(x + 3 * i) % 256, (y + 2 * i) % 256, (x + y) % 256], -1)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img.astype(np.uint8), "rgb24")):
-                c.mux(packet)
-        for packet in stream.encode():
-            c.mux(packet)
-    replace_audio(plain, path, audio=read_audio(CLIP)[: int(seconds * 16000)])
-
-
 def test_no_face_is_a_warning_with_empty_outputs(tmp_path):
     video = tmp_path / "noface.mp4"
-    _faceless_video(video)
+    faceless_video(video, CLIP)
     proc = detect(video, tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
     assert "warning" in proc.stderr and "no face" in proc.stderr

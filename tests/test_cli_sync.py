@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import DATA, needs_shared
+from conftest import DATA, SYNC_TRACK_KEYS, needs_shared
 
 from syncasd.media import read_audio
 from syncasd.scan import COLUMNS
@@ -30,15 +30,6 @@ MODEL = ("--model", "light-asd", "--weights", WEIGHTS)
 QUICK = ("--duration", "2", "--max-offset", "3")
 CLIP_A = DATA / "clips" / "vasp" / "ID1" / "015.mp4"  # 4.7 s
 CLIP_B = DATA / "clips" / "vasp" / "ID2" / "015.mp4"  # 4.3 s
-KEYS = {
-    "track_id",
-    "offset_frames",
-    "offset_ms",
-    "confidence",
-    "prob_at_offset",
-    "offscreen_ratio",
-    "in_sync",
-}
 
 
 def syncasd(*args: object) -> subprocess.CompletedProcess:
@@ -94,7 +85,7 @@ def test_sync_json_lines_one_per_video_and_an_error_object(tmp_path):
     for doc in (lines[0], lines[2]):
         assert set(doc) == {"video", "tracks"} and len(doc["tracks"]) == 1
         track = doc["tracks"][0]
-        assert set(track) == KEYS
+        assert set(track) == SYNC_TRACK_KEYS
         assert -3 <= track["offset_frames"] <= 3
         assert track["offset_ms"] == 40.0 * track["offset_frames"]
         assert 0 <= track["prob_at_offset"] <= 1 and 0 <= track["offscreen_ratio"] <= 1

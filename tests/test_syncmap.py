@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import SYNC_TRACK_KEYS
 from scipy.special import expit, logit
 
 from syncasd.errors import InputError
@@ -345,15 +346,7 @@ def test_json_keys_and_values():
         in_sync=np.bool_(False),
     )
     d = t.to_dict()
-    assert set(d) == {
-        "track_id",
-        "offset_frames",
-        "offset_ms",
-        "confidence",
-        "prob_at_offset",
-        "offscreen_ratio",
-        "in_sync",
-    }
+    assert set(d) == SYNC_TRACK_KEYS
     assert d == {
         "track_id": 4,
         "offset_frames": -2,

@@ -13,7 +13,7 @@ import warnings
 import av
 import numpy as np
 import pytest
-from conftest import DATA, FIXTURES, needs_shared
+from conftest import DATA, FIXTURES, SYNC_TRACK_KEYS, faceless_video, needs_shared
 
 import syncasd
 from syncasd.errors import InputError, MediaError
@@ -82,15 +82,7 @@ def test_a_real_clip_gives_one_track_and_its_matrix(analyzer):
     assert track.frame_probs.shape == (75,)
     line = json.loads(result.to_json_line())
     assert line["video"] == str(CLIP)
-    assert set(line["tracks"][0]) == {
-        "track_id",
-        "offset_frames",
-        "offset_ms",
-        "confidence",
-        "prob_at_offset",
-        "offscreen_ratio",
-        "in_sync",
-    }
+    assert set(line["tracks"][0]) == SYNC_TRACK_KEYS
     detail = result.to_dict()
     assert detail["tracks"][0]["first_frame"] == 0 and detail["tracks"][0]["last_frame"] == 74
     assert len(detail["tracks"][0]["mean_curve"]) == 2 * K + 1
@@ -132,7 +124,7 @@ def test_the_interval_reads_real_audio_beyond_its_ends(analyzer):
 
 def test_no_face_gives_no_track_and_a_warning(analyzer, tmp_path):
     video = tmp_path / "noface.mp4"
-    faceless_video(video)
+    faceless_video(video, CLIP)
     with pytest.warns(UserWarning, match="no face"):
         result = analyzer(video)
     assert result.tracks == [] and result.matrices == [] and result.main is None
@@ -271,22 +263,3 @@ def test_default_model_finds_a_known_offset(tmp_path):
         original, moved = analyzer(CLIP), analyzer(delayed)
     assert abs(original.main.offset_frames) <= 1, original.to_json_line()
     assert abs(moved.main.offset_frames - d) <= 1, moved.to_json_line()
-
-
-def faceless_video(path, seconds: float = 2.0) -> None:
-    """Moving colour gradients (no face) with the clip's voice."""
-    from syncasd.data.compose import replace_audio
-
-    plain = path.with_name("plain.mp4")
-    with av.open(str(plain), "w") as c:
-        stream = c.add_stream("mpeg4", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
-        y, x = np.mgrid[0:120, 0:160]
-        for i in range(int(seconds * 25)):
-            img = np.stack([(x + 3 * i) % 256, (y + 2 * i) % 256, (x + y) % 256], -1)
-            frame = av.VideoFrame.from_ndarray(img.astype(np.uint8), "rgb24")
-            for packet in stream.encode(frame):
-                c.mux(packet)
-        for packet in stream.encode():
-            c.mux(packet)
-    replace_audio(plain, path, audio=read_audio(CLIP)[: int(seconds * 16000)])

@@ -28,6 +28,19 @@ def _fail(message: str) -> None:
     typer.echo(f"syncasd: error: {message}", err=True)
 
 
+# Options several commands share.
+WeightsOption = Annotated[
+    Path | None, typer.Option(help="Local checkpoint file; skips the download.")
+]
+DeviceOption = Annotated[str, typer.Option(help="Torch device: cpu, cuda, cuda:1, mps.")]
+DetectEveryOption = Annotated[
+    int,
+    typer.Option(
+        help="Run the face detector every N model frames; boxes in between are interpolated."
+    ),
+]
+
+
 @app.command()
 def detect(
     videos: Annotated[
@@ -43,10 +56,8 @@ def detect(
             "light-asd.talkset, lr-asd, …"
         ),
     ] = DEFAULT_MODEL,
-    weights: Annotated[
-        Path | None, typer.Option(help="Local checkpoint file; skips the download.")
-    ] = None,
-    device: Annotated[str, typer.Option(help="Torch device: cpu, cuda, cuda:1, mps.")] = "cpu",
+    weights: WeightsOption = None,
+    device: DeviceOption = "cpu",
     backend: Annotated[
         str,
         typer.Option(
@@ -57,12 +68,7 @@ def detect(
     duration: Annotated[
         float | None, typer.Option(help="Length of the analysed interval (s); default: to the end.")
     ] = None,
-    detect_every: Annotated[
-        int,
-        typer.Option(
-            help="Run the face detector every N model frames; boxes in between are interpolated."
-        ),
-    ] = 2,
+    detect_every: DetectEveryOption = 2,
     detector_size: Annotated[
         int, typer.Option(help="Longer side (px) of the downscaled copy the face detector sees.")
     ] = 640,
@@ -605,17 +611,13 @@ def sync_command(
         ),
     ] = None,
     model: SyncModelOption = DEFAULT_MODEL,
-    weights: Annotated[
-        Path | None, typer.Option(help="Local checkpoint file; skips the download.")
-    ] = None,
-    device: Annotated[str, typer.Option(help="Torch device: cpu, cuda, cuda:1, mps.")] = "cpu",
+    weights: WeightsOption = None,
+    device: DeviceOption = "cpu",
     start: Annotated[float, typer.Option(help="Start of the analysed interval (s).")] = 0.0,
     duration: Annotated[
         float | None, typer.Option(help="Length of the analysed interval (s); default: to the end.")
     ] = None,
-    detect_every: Annotated[
-        int, typer.Option(help="Run the face detector every N model frames.")
-    ] = 2,
+    detect_every: DetectEveryOption = 2,
     min_track: Annotated[
         int, typer.Option(help="Ignore face tracks shorter than this (frames at 25 fps).")
     ] = 10,
@@ -756,16 +758,12 @@ def scan_command(
     max_offscreen: MaxOffscreenOption = None,
     max_abs_offset: MaxAbsOffsetOption = None,
     model: SyncModelOption = DEFAULT_MODEL,
-    weights: Annotated[
-        Path | None, typer.Option(help="Local checkpoint file; skips the download.")
-    ] = None,
-    device: Annotated[str, typer.Option(help="Torch device: cpu, cuda, cuda:1, mps.")] = "cpu",
+    weights: WeightsOption = None,
+    device: DeviceOption = "cpu",
     duration: Annotated[
         float | None, typer.Option(help="Analyse only the first N seconds of each clip.")
     ] = None,
-    detect_every: Annotated[
-        int, typer.Option(help="Run the face detector every N model frames.")
-    ] = 2,
+    detect_every: DetectEveryOption = 2,
     threads: Annotated[
         int, typer.Option(help="CPU threads per worker (0: CPUs / workers, or the default).")
     ] = 0,
