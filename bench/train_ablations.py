@@ -11,8 +11,9 @@ frozen, train identities of ../shared/data) with one loss term changed:
 Each run is resumable (its last.ckpt; the full recipe is the shipped config's own run folder,
 runs/sync-light-asd, the others runs/ablation-<name>) and scored on the test tracks of
 `bench/eval_suite.py` (original tracks, 50 % mismatched and misaligned, dubbed-video AUROC) and
-on its who-speaks scenes; `light-asd.ava` beside them. Prints one Markdown table (the README's
-ablation table) and writes it to bench/results/ablations.md.
+on its who-speaks scenes; `light-asd.ava` beside them. Prints one Markdown table (for the
+README and the model card; not run yet) and writes it to bench/results/ablations.md. The
+variants are of stage 1 (`sync-light-asd`); stage 2 is not ablated here.
 
     python bench/train_ablations.py [--epochs N] [--only full,no-contrast]
 """

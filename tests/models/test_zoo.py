@@ -42,8 +42,9 @@ def test_bundled_model_keeps_the_ava_visual_stem():
     """Trained with the first two visual blocks frozen: the AVA checkpoint's, bit for bit;
     block3, the audio encoder and the backend were trained."""
     ava = load_model("light-asd", weights=DATA / "weights" / "light_asd_ava.model").state_dict()
-    ours = load_model(DEFAULT_MODEL).state_dict()
-    frozen = [k for k in ours if k.startswith(load_model(DEFAULT_MODEL).stem_modules)]
+    model = load_model(DEFAULT_MODEL)
+    ours = model.state_dict()
+    frozen = [k for k in ours if k.startswith(model.stem_modules)]
     assert len(frozen) > 20 and all(torch.equal(ours[k], ava[k]) for k in frozen)
     for trained in (
         "model.visualEncoder.block3.s_3.weight",
