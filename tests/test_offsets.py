@@ -140,3 +140,37 @@ def test_refuses_models_and_ranges_it_cannot_use(model, crops, audio):
         backend(crops[:20], audio[: SPF * 5], 200)
     with pytest.raises(InputError, match="crops"):
         backend(crops[0], audio, 0)
+
+
+def test_icsyncnet_matrix_is_the_model_on_each_window_and_offset(crops, audio):
+    from syncasd.audio import log_mel, mel_window
+    from syncasd.models.icsyncnet import ICSyncNet, mouth_crops
+    from syncasd.offsets import ICSyncOffsets
+
+    torch.manual_seed(0)
+    model = ICSyncNet.from_config("cpu").eval()
+    backend = ICSyncOffsets(model, K)
+    first, n = 40, 30
+    m = backend.matrix(crops[first : first + n], backend.features(audio), first)
+    assert m.shape == (2 * K + 1, n) and m.dtype == np.float32
+    whole = log_mel(audio)  # the padding is whole 5-frame blocks: the same columns
+    mouths = torch.from_numpy(mouth_crops(crops[first : first + n], model.dims))
+    for t, k in [(2, 0), (10, -K), (10, 3), (27, K)]:
+        window = mouths[t - 2 : t + 3].flatten(0, 1)[None]
+        mel = torch.from_numpy(mel_window(whole, first + t - 2 + k))[None, None]
+        with torch.no_grad():
+            expected = torch.sigmoid(model(window, mel))[0].item()
+        assert abs(m[k + K, t] - expected) < 1e-5
+
+
+def test_offset_backend_picks_the_backend_of_the_model_kind(tmp_path):
+    from syncasd.models.icsyncnet import ICSyncNet
+    from syncasd.offsets import ICSyncOffsets, offset_backend
+
+    path = tmp_path / "ics.pt"
+    torch.save(ICSyncNet.from_config("cpu").state_dict(), path)
+    assert isinstance(offset_backend("ic-syncnet", str(path), 7), ICSyncOffsets)
+    asd = offset_backend("light-asd", str(DATA / "weights" / "light_asd_ava.model"), 7)
+    assert isinstance(asd, ASDOffsets) and asd.max_offset == 7
+    with pytest.raises(InputError, match="needs an IC-SyncNet"):
+        ICSyncOffsets(load_model("light-asd", weights=DATA / "weights" / "light_asd_ava.model"))

@@ -111,15 +111,15 @@ def test_a_clip_with_delayed_audio_has_its_matrix_moved_by_as_many_rows(analyzer
 
 def test_the_interval_reads_real_audio_beyond_its_ends(analyzer):
     # --start 1 --duration 1.2: the shifted rows read the file's audio before 1 s and after
-    # 2.2 s, so a track at the interval's frame 0 scores as the same crops at 1 s of the file.
+    # 2.2 s (K + 5 frames each side), so a track at the interval's frame 0 scores as the same
+    # crops at 1 s of the file.
     part = SyncAnalyzer(max_offset=K, model="light-asd", weights=WEIGHTS, start=1.0, duration=1.2)
     audio, lead = part._audio(CLIP)
-    assert lead == K and len(audio) == (30 + 2 * K + 1) * SPF
+    assert lead == K + 5 and len(audio) == (30 + 2 * (K + 5)) * SPF
     crops = np.load(FIXTURES / "inputs" / "clip014_gray112.npy")[:20]
     inside = part.backend(crops, audio, lead)
     whole = analyzer.backend(crops, read_audio(CLIP), 25)
-    # Row -K starts on the first sample read, whose pre-emphasis lacks its predecessor.
-    assert np.abs(inside[1:] - whole[1:]).max() < 1e-4
+    assert np.abs(inside - whole).max() < 1e-4
 
 
 def test_no_face_gives_no_track_and_a_warning(analyzer, tmp_path):
@@ -165,6 +165,28 @@ def test_options_that_cannot_apply_are_refused():
         SyncAnalyzer(model="light-asd", weights=WEIGHTS, scoring="demo")
     with pytest.raises(InputError, match="max offset"):
         SyncAnalyzer(model="light-asd", weights=WEIGHTS, max_offset=500)
+
+
+def test_the_detector_only_crops_and_an_icsyncnet_backend_reads_its_crops(tmp_path):
+    import torch
+
+    from syncasd.models.icsyncnet import ICSyncNet
+    from syncasd.offsets import ICSyncOffsets
+
+    cropped = Detector(model="light-asd", weights=WEIGHTS, score=False, duration=1.0)(CLIP)
+    scored = Detector(model="light-asd", weights=WEIGHTS, keep_crops=True, duration=1.0)(CLIP)
+    (a,), (b,) = cropped.tracks, scored.tracks
+    assert np.array_equal(a.crops, b.crops) and np.array_equal(a.frames, b.frames)
+    assert not a.probs.any() and b.probs.any()  # nothing scored: no model was loaded
+
+    torch.manual_seed(0)
+    weights = tmp_path / "ics.pt"
+    torch.save(ICSyncNet.from_config("cpu").state_dict(), weights)
+    analyzer = SyncAnalyzer(max_offset=3, model="ic-syncnet", weights=str(weights), duration=1.0)
+    assert isinstance(analyzer.backend, ICSyncOffsets)
+    result = analyzer(CLIP)
+    expected = analyzer.backend(a.crops, read_audio(CLIP), 0)
+    assert np.array_equal(result.matrices[0], expected)
 
 
 def test_sync_function_and_package_exports():

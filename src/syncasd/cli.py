@@ -544,6 +544,86 @@ def eval_whospeaks(
             typer.echo(f"{res.model}\t{n}\t{100 * share:.2f}\t{value:.2f}")
 
 
+def _int_list(text: str, option: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{option} {text!r}: expected integers, e.g. 5,7,9") from None
+
+
+@eval_app.command("sync-accuracy")
+def eval_sync_accuracy(
+    material: Annotated[
+        str,
+        typer.Argument(
+            help="A corpus split (train, val, test: its speaking tracks, speaking frames scored) "
+            "or a folder of videos whose visible face speaks throughout (every frame scored)."
+        ),
+    ] = "test",
+    model: Annotated[
+        str, typer.Option(help="Sync backend: ic-syncnet or an ASD model (sync-light-asd, …).")
+    ] = DEFAULT_MODEL,
+    weights: WeightsOption = None,
+    max_offset: Annotated[int, typer.Option(help="Search offsets -N..N frames (40 ms each).")] = 15,
+    clip_lengths: Annotated[
+        str, typer.Option(help="Clip lengths in frames, comma-separated (the paper's Table 1).")
+    ] = "5,7,9,11,13,15",
+    tolerance: Annotated[
+        int, typer.Option(help="An offset within ±this many frames of 0 is correct.")
+    ] = 1,
+    stride: Annotated[int, typer.Option(help="A clip starts every this many frames.")] = 1,
+    limit: Annotated[int | None, typer.Option(help="Only the first N tracks.")] = None,
+    corpus: Annotated[
+        Path | None,
+        typer.Option(help="A built corpus folder; default: that of the sync-light-asd config."),
+    ] = None,
+    device: DeviceOption = "cpu",
+    out: Annotated[
+        Path | None, typer.Option("-o", "--out", help="Write the result as JSON here.")
+    ] = None,
+    report: ReportOption = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = False,
+) -> None:
+    """Sync accuracy (IC-SyncNet §5.1): % of clips whose offset is found within ±1 frame."""
+    from .evaluate import syncacc
+    from .offsets import offset_backend
+
+    lengths = _int_list(clip_lengths, "--clip-lengths")
+    try:
+        # The model first: a wrong name fails before any track is read or detected.
+        backend = offset_backend(
+            model, str(weights) if weights else None, max_offset=max_offset, device=device
+        )
+        if Path(material).is_dir():
+            from .data.splits import find_videos
+
+            tracks = syncacc.folder_tracks(find_videos([material]), limit, device=device)
+            what = {"material": "folder", "folder": material}
+        else:
+            if material not in ("train", "val", "test"):
+                raise SyncASDError(
+                    f"{material}: neither a corpus split (train, val, test) nor a folder"
+                )
+            found = syncacc.find_corpus(corpus)
+            tracks = syncacc.corpus_tracks(found, material, limit)
+            what = {"material": "corpus", "corpus": str(found.root), "split": material}
+        result = syncacc.evaluate_sync_accuracy(
+            backend, tracks, lengths, tolerance, stride, model=model, progress=progress
+        )
+        result.extra = {**what, "stride": stride}
+    except SyncASDError as e:
+        _fail(str(e))
+        raise typer.Exit(EXIT_ERROR) from None
+    typer.echo(result.table())
+    try:
+        if out is not None:
+            syncacc.save_json(result, out)
+        _save_report(syncacc.report(result), report)
+    except OSError as e:
+        _fail(f"cannot write {out or report}: {e.strerror or e}")
+        raise typer.Exit(EXIT_ERROR) from None
+
+
 # --- sync, scan, scan-merge ---------------------------------------------------------------------
 
 MaxOffsetOption = Annotated[

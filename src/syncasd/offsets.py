@@ -189,8 +189,86 @@ class ASDOffsets:
         return np.ascontiguousarray(view[::r][: j1 - j0], dtype=np.float32)
 
 
+class ICSyncOffsets:
+    """Sync matrix from IC-SyncNet: σ(cos / τ) of every five-image mouth window with the
+    audio window at every offset (`ICSyncNet.offset_probabilities`), column t = the window
+    centred on frame t. Features are the whole video's log-mel, computed once."""
+
+    def __init__(
+        self, model: nn.Module, max_offset: int = DEFAULT_MAX_OFFSET, batch: int = 64
+    ) -> None:
+        from .models.icsyncnet import ICSyncNet
+
+        if not isinstance(model, ICSyncNet):
+            raise InputError(f"ICSyncOffsets needs an IC-SyncNet, got {type(model).__name__}")
+        if not 0 <= max_offset <= MAX_MAX_OFFSET:
+            raise InputError(f"max offset must be 0..{MAX_MAX_OFFSET} frames, got {max_offset}")
+        self.model = model.eval()
+        self.max_offset = int(max_offset)
+        self.batch = batch
+        # Digital silence before the audio, a multiple of 5 frames (16 mel columns) long.
+        self.pad = 5 * -(-(self.max_offset + 3) // 5)
+
+    @property
+    def shifts(self) -> np.ndarray:
+        return np.arange(-self.max_offset, self.max_offset + 1)
+
+    def features(self, audio: np.ndarray) -> np.ndarray:
+        """log-mel of the whole audio with `pad` frames of silence on each side."""
+        from .audio import log_mel
+
+        audio = np.asarray(audio)
+        if audio.ndim != 1:
+            raise InputError(f"expected mono 16 kHz samples (N,), got shape {audio.shape}")
+        silence = np.zeros(self.pad * SAMPLES_PER_FRAME, np.int16)
+        return log_mel(np.concatenate([silence, audio.astype(np.int16, copy=False), silence]))
+
+    def __call__(self, crops: np.ndarray, audio: np.ndarray, first: int = 0) -> np.ndarray:
+        return self.matrix(crops, self.features(audio), first)
+
+    def matrix(self, crops: np.ndarray, features: np.ndarray, first: int) -> np.ndarray:
+        """(2K+1, T) float32 sync probabilities of gray crops (T, 112, 112) at audio frame
+        `first`; `features` from `self.features(audio)`."""
+        from .models.icsyncnet import mouth_crops
+
+        crops = np.asarray(crops)
+        if crops.ndim != 3 or len(crops) == 0:
+            raise InputError(f"expected face crops (T, H, W) with T > 0, got {crops.shape}")
+        if first < 0:
+            raise InputError(f"track start {first} lies before the audio")
+        device = self.model.log_temperature.device
+        mouths = torch.from_numpy(mouth_crops(crops, self.model.dims))
+        probs = self.model.offset_probabilities(
+            mouths,
+            torch.from_numpy(features).to(device),
+            self.max_offset,
+            self.batch,
+            lead=first + self.pad,
+        )
+        return probs.float().cpu().numpy()
+
+
+def offset_backend(
+    model: str = "ic-syncnet",
+    weights: str | None = None,
+    max_offset: int = DEFAULT_MAX_OFFSET,
+    device: str = "cpu",
+) -> OffsetBackend:
+    """The sync backend of a registry model: IC-SyncNet (kind "sync") or an ASD model with
+    separable encoders (`ASDOffsets`)."""
+    from .models import get_spec, load_model
+
+    spec = get_spec(model)
+    loaded = load_model(model, weights=weights, device=device)
+    if spec.kind == "sync":
+        return ICSyncOffsets(loaded, max_offset)
+    return ASDOffsets(loaded, max_offset)
+
+
 __all__ = [
     "ASDOffsets",
+    "ICSyncOffsets",
+    "offset_backend",
     "CONTEXT",
     "DEFAULT_MAX_OFFSET",
     "MAX_MAX_OFFSET",

@@ -83,6 +83,9 @@ class DetectOptions:
     faces_csv: str | None = None
     allow_silent: bool = False
     keep_crops: bool = False  # attach each track's 112×112 crops to it (evaluation)
+    # False: find, track and crop faces only, keeping the crops; no ASD model is loaded and
+    # every probability is 0 (sync analysis scores the crops itself, at every offset).
+    score: bool = True
     batch: int = 4
     threads: int = 0
     progress: bool = False
@@ -105,6 +108,21 @@ class _KeepingScorer:
 
     def finish(self) -> tuple[np.ndarray, np.ndarray]:
         return self.scorer.finish()
+
+
+class _CropsOnly:
+    """Stands in for a scorer when `score` is off: keeps the crops, scores nothing."""
+
+    def __init__(self) -> None:
+        self.crops: list[np.ndarray] = []
+        self.n = 0
+
+    def push(self, crops: np.ndarray) -> None:
+        self.crops.append(crops)
+        self.n += len(crops)
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros(self.n, np.float32), np.zeros(self.n, np.float32)
 
 
 @dataclass
@@ -138,9 +156,11 @@ class Detector:
         if o.threads:
             torch.set_num_threads(o.threads)
         _keep_frame_buffers_off_the_heap()
-        self.model = load_model(o.model, weights=o.weights, device=o.device, kind="asd")
+        self.model = (
+            load_model(o.model, weights=o.weights, device=o.device, kind="asd") if o.score else None
+        )
         # ONNX Runtime is 2-4x faster than torch on CPU for these small conv nets.
-        if o.backend == "ort" or (o.backend == "auto" and o.device == "cpu"):
+        if o.score and (o.backend == "ort" or (o.backend == "auto" and o.device == "cpu")):
             if o.device != "cpu":
                 raise InputError("--backend ort runs on the CPU; use --device cpu")
             self.model = to_ort(self.model, o.model, cache_dir(), threads=o.threads)
@@ -219,6 +239,8 @@ class Detector:
 
     def _new_scorer(self, features: np.ndarray, start: int) -> ChunkScorer | DemoScorer:
         o = self.options
+        if not o.score:
+            return _CropsOnly()  # type: ignore[return-value]
         if o.scoring == "demo":
             scorer = DemoScorer(self.model, features, start)
         else:
@@ -248,7 +270,7 @@ class Detector:
                 probs=probs.astype(np.float32),
                 entity=entity,
                 crops=np.concatenate(scorer.crops)[: len(frames)]
-                if isinstance(scorer, _KeepingScorer)
+                if isinstance(scorer, _KeepingScorer | _CropsOnly)
                 else None,
             )
         )

@@ -1,10 +1,11 @@
 """Audio-visual sync of whole videos: `syncasd.sync(path)`, `SyncAnalyzer`, and re-syncing.
 
 The three parts it joins, in order: `pipeline.Detector` finds, tracks and crops the faces
-(`keep_crops`); a sync backend (`offsets.ASDOffsets`) turns each track into its (2K+1, T)
-offset × time probability matrix; `sync.analyze_track` reads offset, confidence, probability
-at offset, off-screen ratio and the verdict off that matrix. Kept apart from `pipeline.py`
-(one job: who speaks when) and `syncmap.py` (numpy on one matrix, no models, no media).
+(`score=False`: crops only); a sync backend (`offsets.ICSyncOffsets` or `offsets.ASDOffsets`)
+turns each track into its (2K+1, T) offset × time probability matrix; `sync.analyze_track`
+reads offset, confidence, probability at offset, off-screen ratio and the verdict off it.
+Kept apart from `pipeline.py` (one job: who speaks when) and `syncmap.py` (numpy on one
+matrix, no models, no media).
 
 `shift_audio` writes a copy of a video with its audio moved by whole samples (the video
 packets copied, not re-encoded); `--fix` uses it with the measured offset, the tests use it to
@@ -23,12 +24,12 @@ from pathlib import Path
 
 import av
 import numpy as np
-import torch
 
 from . import media
 from .atomic import atomic_path
 from .errors import InputError, MediaError
-from .offsets import DEFAULT_MAX_OFFSET, ASDOffsets
+from .models import get_spec, load_model
+from .offsets import DEFAULT_MAX_OFFSET, ASDOffsets, ICSyncOffsets, OffsetBackend
 from .pipeline import Detector
 from .syncmap import DEFAULTS, SyncParams, TrackSync, VideoSync, analyze_track
 
@@ -99,27 +100,15 @@ def check_output(src: str | Path, dst: str | Path) -> None:
         raise InputError(f"{dst}: is the input video; write the re-synced copy to another path")
 
 
-class _Unscored:
-    """Stands in for the ASD model inside the Detector, which here only finds and crops faces:
-    the scoring happens once, for every shift at the same time, in the sync backend (whose
-    zero-shift row is exactly what the Detector would have scored)."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        self.device = next(model.parameters()).device
-
-    def frame_logits(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
-        return torch.zeros(video.shape[0], video.shape[1], 2)
-
-
 class SyncAnalyzer:
     """A configured sync analysis; call it on one video path after another.
 
     Loads the face detector and the model once. `SyncAnalyzer(**options)(path) -> SyncResult`.
     `max_offset`: K, the offsets searched are -K..K frames (40 ms each). `params`: the
-    thresholds of `sync.analyze_track`. Every other option is a `DetectOptions` field (model,
-    weights, device, start, duration, detect_every, min_track, allow_silent, threads, ...);
-    the model runs through torch (its encoders are called separately), so `backend` must be
-    torch or auto, and `scoring` chunk.
+    thresholds of `sync.analyze_track`. `model`: a sync model (ic-syncnet) or an ASD model with
+    separable encoders (sync-light-asd, light-asd, lr-asd), run through torch. Every other
+    option is a `DetectOptions` field (weights, device, start, duration, detect_every,
+    min_track, allow_silent, threads, ...); the Detector only finds, tracks and crops faces.
     """
 
     def __init__(
@@ -134,14 +123,16 @@ class SyncAnalyzer:
             raise InputError("sync runs the model through torch; leave --backend at auto or torch")
         if options.get("scoring", "chunk") != "chunk":
             raise InputError("sync scores in detect's chunk windows; --scoring demo is not used")
-        options = {**options, "backend": "torch", "scoring": "chunk", "keep_crops": True}
+        options = {**options, "backend": "torch", "scoring": "chunk", "score": False}
         self.params = params
         self.detector = Detector(face_detector, **options)
-        model = self.detector.model
-        window = max(int(round(self.detector.options.window * media.MODEL_FPS)), 60)
-        self.backend = ASDOffsets(model, max_offset, window, window // 6, shift_batch)
-        # The Detector's own pass would repeat the backend's zero shift: skip it.
-        self.detector.model = _Unscored(model)
+        o = self.detector.options
+        model = load_model(o.model, weights=o.weights, device=o.device)
+        if get_spec(o.model).kind == "sync":
+            self.backend: OffsetBackend = ICSyncOffsets(model, max_offset)
+        else:
+            window = max(int(round(o.window * media.MODEL_FPS)), 60)
+            self.backend = ASDOffsets(model, max_offset, window, window // 6, shift_batch)
 
     @property
     def max_offset(self) -> int:
@@ -171,14 +162,15 @@ class SyncAnalyzer:
         return result
 
     def _audio(self, path: str | Path) -> tuple[np.ndarray, int]:
-        """The analysed interval's audio with up to K frames of the file before it and K + 1
-        after it (so that shifted audio is real audio where the file has it, up to the last
-        MFCC window), and how many frames of it come before model frame 0."""
+        """The analysed interval's audio with up to K + 5 frames of the file on each side of
+        it (so that shifted audio is real audio where the file has it: IC-SyncNet's 0.4 s
+        window reaches 4.5 frames past its centre, an MFCC window one frame), and how many
+        frames of it come before model frame 0."""
         o = self.detector.options
-        k = self.backend.max_offset
+        k = self.backend.max_offset + 5
         lead = min(k, int(np.floor(o.start * media.MODEL_FPS + 1e-6)))
         begin = o.start - lead / media.MODEL_FPS
-        length = None if o.duration is None else o.duration + (lead + k + 1) / media.MODEL_FPS
+        length = None if o.duration is None else o.duration + (lead + k) / media.MODEL_FPS
         origin = media.probe(path).origin
         return media.read_audio(path, begin, length, origin=origin), lead
 

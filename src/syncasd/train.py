@@ -45,6 +45,7 @@ log = logging.getLogger("syncasd")
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 TRAINABLE = ("light-asd", "lr-asd")  # models with visual/audio embeddings and backend_logits
+SYNC_TRAINABLE = ("ic-syncnet",)  # sync-nets: `train_sync.py`
 
 
 @dataclass
@@ -71,6 +72,15 @@ class OptimConfig:
 
 
 @dataclass
+class SyncConfig:
+    """What a sync-net's run sets beyond the shared options (IC-SyncNet, `train_sync.py`)."""
+
+    easy: int = 15  # easy negatives per positive: other samples' positive audio in the batch
+    easy_weight: float | None = None  # BBCE's w; None: proportional to the counts
+    tune_epochs: int = 1  # the last epochs are the drop-and-tune phase (BatchNorm only)
+
+
+@dataclass
 class TrainConfig:
     model: str = "light-asd"
     init: str | None = "light-asd.ava"
@@ -79,6 +89,7 @@ class TrainConfig:
     samples: dict[str, Any] = field(default_factory=dict)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
     epochs: int = 8
     steps_per_epoch: int | None = None  # default: about one pass over the training frames
     val_tracks: int | None = None  # cap on validation tracks (None: all)
@@ -101,7 +112,12 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str = "config") -> TrainConfig:
-        nested = {"data": DataConfig, "loss": LossConfig, "optim": OptimConfig}
+        nested = {
+            "data": DataConfig,
+            "loss": LossConfig,
+            "optim": OptimConfig,
+            "sync": SyncConfig,
+        }
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(raw) - names)
         if unknown:
@@ -119,9 +135,7 @@ class TrainConfig:
                         f"{where}: unknown option {key}.{bad[0]}; known: {', '.join(sorted(known))}"
                     )
                 values[key] = kind(**part)
-        from .data.samples import SampleConfig
-
-        sample_fields = {f.name for f in dataclasses.fields(SampleConfig)}
+        sample_fields = {f.name for f in dataclasses.fields(_sample_class(values.get("model")))}
         bad = sorted(set(values.get("samples") or {}) - sample_fields)
         if bad:
             raise InputError(
@@ -129,11 +143,13 @@ class TrainConfig:
                 f"known: {', '.join(sorted(sample_fields))}"
             )
         config = cls(**values)
-        if config.model not in TRAINABLE:
+        if config.model not in TRAINABLE + SYNC_TRAINABLE:
             raise InputError(
-                f"{where}: `syncasd train` trains {', '.join(TRAINABLE)} so far, "
-                f"not {config.model!r}"
+                f"{where}: `syncasd train` trains {', '.join(TRAINABLE + SYNC_TRAINABLE)} so "
+                f"far, not {config.model!r}"
             )
+        if config.model in SYNC_TRAINABLE and config.freeze:
+            raise InputError(f"{where}: {config.model} trains whole; leave freeze empty ([])")
         if len(config.freeze) > 1 or not set(config.freeze) <= {"visual", "visual-stem"}:
             raise InputError(
                 f"{where}: freeze takes one of 'visual' (the whole visual encoder) or "
@@ -144,13 +160,22 @@ class TrainConfig:
         return config
 
     def sample_config(self):
-        from .data.samples import SampleConfig
-
         values = dict(self.samples)
         for key in ("noise_snr_db", "white_snr_db", "gain_db", "misaligned_shift"):
             if values.get(key) is not None:
                 values[key] = tuple(values[key])
-        return SampleConfig(**values)
+        return _sample_class(self.model)(**values)
+
+
+def _sample_class(model: str | None) -> type:
+    """The sample options of a model: a sync-net's pairs or an ASD model's windows."""
+    if model in SYNC_TRAINABLE:
+        from .data.syncpairs import SyncSampleConfig
+
+        return SyncSampleConfig
+    from .data.samples import SampleConfig
+
+    return SampleConfig
 
 
 def resolve_config(path: str | Path) -> Path:
@@ -323,9 +348,7 @@ def build_task(config: TrainConfig, progress: bool = True):
     # "visual": the whole visual encoder frozen; "visual-stem": its first two blocks only.
     frozen = config.freeze[0] if config.freeze else None
     variants = (
-        visual_variants(model, corpus, config.seed, progress, part=frozen)
-        if frozen
-        else None
+        visual_variants(model, corpus, config.seed, progress, part=frozen) if frozen else None
     )
     train_ids, val_ids = corpus.split("train"), corpus.split("val")
     if not train_ids or not val_ids:
@@ -510,7 +533,13 @@ def train(
     output = Path(config.output)
     output.mkdir(parents=True, exist_ok=True)
     (output / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
-    task, data, steps = build_task(config, progress)
+    sync_net = config.model in SYNC_TRAINABLE
+    if sync_net:
+        from .train_sync import build_sync_task
+
+        task, data, steps = build_sync_task(config, progress)
+    else:
+        task, data, steps = build_task(config, progress)
     best = ModelCheckpoint(
         dirpath=output,
         filename="best",
@@ -540,6 +569,8 @@ def train(
     if trainer.is_global_zero:
         source = best.best_model_path or str(last)
         exported = export_weights(source, output / "model.pt")
+        if sync_net:  # σ(cos / τ) is calibrated by training itself (BBCE)
+            return exported
         task.model.load_state_dict(torch.load(exported, weights_only=True))
         labels, scores = task.validation_scores()
         shift = decision_shift(labels, scores)

@@ -47,6 +47,8 @@ import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+import cv2
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -105,8 +107,10 @@ CONFIGS: dict[str, ICSyncNetDims] = {
     "paper": ICSyncNetDims(),
     # CPU-sized: Wav2Lip-size mouth crops, narrow and shallow, for real-time scoring on a core:
     # 1.67 M parameters; one second of video (25 windows) against ±15 offsets in ≈ 0.18 s on
-    # one (shared) core, ≈ 0.15 s at offset 0 only. The paper config: ≈ 4–6 s.
+    # one (shared) core, ≈ 0.15 s at offset 0 only. The paper config: ≈ 4–6 s. Gray, because
+    # its mouths are cut from the detect pipeline's gray 112 × 112 crops (`mouth_crops`).
     "cpu": ICSyncNetDims(
+        image_channels=1,
         mouth_height=48,
         mouth_width=96,
         embed_dim=128,
@@ -399,6 +403,7 @@ class ICSyncNet(nn.Module):
         mel: torch.Tensor,
         max_offset: int = 15,
         batch_size: int = 64,
+        lead: int = 0,
     ) -> torch.Tensor:
         """Cosine similarity of every frame's visual window with the audio at every offset:
         (2·max_offset + 1, T), row k + max_offset for offset k.
@@ -406,7 +411,9 @@ class ICSyncNet(nn.Module):
         mouths: (T, C, H, W) the track's mouth crops, 0–255 (uint8 is fine). The window of
         frame t is the five images t − 2 … t + 2 (the first and last image repeated at the
         track's ends), so there is one window per frame.
-        mel: (80, n) `log_mel` of the track's audio, sample 0 at the start of frame 0.
+        mel: (80, n) `log_mel` of the track's audio, sample 0 at the start of frame 0, or
+        `lead` frames before it (e.g. a whole video's spectrogram, computed once for all its
+        tracks: lead = the track's first frame in it).
         Offset k pairs frame t's images with the audio window of the images t + k − 2 …
         t + k + 2 (`syncasd.audio.mel_window(mel, t + k − 2)`): a peak at k > 0 means the sound
         that matches the lips comes k frames later (the audio lags the video). Audio outside
@@ -444,7 +451,7 @@ class ICSyncNet(nn.Module):
             visual.append(self.visual_embeddings(batch.to(device)))
         v = torch.cat(visual)  # (T, D)
 
-        windows = audio_windows(mel.to(device).float(), t_frames, max_offset, d.mel_columns)
+        windows = audio_windows(mel.to(device).float(), t_frames, max_offset, d.mel_columns, lead)
         audio = [
             self.audio_embeddings(windows[s : s + batch_size].unsqueeze(1))
             for s in range(0, windows.shape[0], batch_size)
@@ -461,9 +468,10 @@ class ICSyncNet(nn.Module):
         mel: torch.Tensor,
         max_offset: int = 15,
         batch_size: int = 64,
+        lead: int = 0,
     ) -> torch.Tensor:
         """σ(cos / τ) of `offset_cosines`: (2·max_offset + 1, T) sync probabilities."""
-        cos = self.offset_cosines(mouths, mel, max_offset, batch_size)
+        cos = self.offset_cosines(mouths, mel, max_offset, batch_size, lead)
         return torch.sigmoid(cos / self.temperature)
 
     # --- DropBlock and the drop-and-tune phase ----------------------------------------------------
@@ -502,14 +510,19 @@ class ICSyncNet(nn.Module):
 
 
 def audio_windows(
-    mel: torch.Tensor, frames: int, max_offset: int = 0, columns: int = MEL_WINDOW_COLUMNS
+    mel: torch.Tensor,
+    frames: int,
+    max_offset: int = 0,
+    columns: int = MEL_WINDOW_COLUMNS,
+    lead: int = 0,
 ) -> torch.Tensor:
     """The 32-column windows of the images centred on frames −K … T − 1 + K: (T + 2K, 80, 32).
 
-    Row j is `syncasd.audio.mel_window(mel, j − K − 2)` (five images starting two frames
-    before the centre), out-of-range columns filled with `MEL_SILENCE`.
+    Row j is `syncasd.audio.mel_window(mel, j − K − 2 + lead)` (five images starting two
+    frames before the centre; `mel` starts `lead` frames before frame 0), out-of-range columns
+    filled with `MEL_SILENCE`.
     """
-    centres = torch.arange(-max_offset, frames + max_offset, device=mel.device)
+    centres = torch.arange(-max_offset + lead, frames + max_offset + lead, device=mel.device)
     # floor(3.2·s) − 8 for 32 columns (audio.mel_window_start); other widths centre alike.
     context = MEL_CONTEXT + (columns - MEL_WINDOW_COLUMNS) // 2
     starts = torch.div(16 * (centres - HALF), 5, rounding_mode="floor") - context
@@ -517,6 +530,25 @@ def audio_windows(
     right = max(0, int(starts.max()) + columns - mel.shape[1])
     padded = F.pad(mel, (left, right), value=MEL_SILENCE)
     return padded.unfold(1, columns, 1).permute(1, 0, 2)[starts + left]  # (n, 80, 32)
+
+
+def mouth_crops(crops: np.ndarray, dims: ICSyncNetDims) -> np.ndarray:
+    """The mouths of gray face crops (T, 112, 112) uint8 (the official crop `detect` makes):
+    their lower half, resized to the model's mouth size → (T, 1, H, W) uint8.
+
+    The official crop is the centre of the face box padded by 40 %, so its lower half runs
+    from the nose to the chin: the mouth region the paper takes from the face box."""
+    crops = np.asarray(crops)
+    if crops.ndim != 3:
+        raise ValueError(f"crops must be (T, H, W) gray, got {crops.shape}")
+    if dims.image_channels != 1:
+        raise ValueError("mouth_crops makes gray mouths; this model reads colour")
+    half = crops[:, crops.shape[1] // 2 :]
+    size = (dims.mouth_width, dims.mouth_height)
+    out = np.empty((len(crops), 1, dims.mouth_height, dims.mouth_width), np.uint8)
+    for i, image in enumerate(half):
+        out[i, 0] = cv2.resize(np.ascontiguousarray(image), size, interpolation=cv2.INTER_AREA)
+    return out
 
 
 def parameter_count(model: nn.Module) -> int:
@@ -531,5 +563,6 @@ __all__ = [
     "ICSyncNetDims",
     "ResBlock",
     "audio_windows",
+    "mouth_crops",
     "parameter_count",
 ]

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError, WeightsError
+from .icsyncnet import ICSyncNet
 from .light_asd import LightASD
 from .lr_asd import LRASD
 from .multitask import MultiTaskASD
@@ -224,6 +225,18 @@ REGISTRY: dict[str, ModelSpec] = {
             "Zhang et al., Multi-Task Learning for Audio-Visual Active Speaker Detection, "
             "ActivityNet Challenge 2019"
         ),
+    ),
+    "ic-syncnet": ModelSpec(
+        name="ic-syncnet",
+        builder=lambda: ICSyncNet.from_config("cpu"),
+        description=(
+            "IC-SyncNet, CPU size: a sync model, not an ASD model: five gray 48×96 mouths and "
+            "a 0.4 s log-mel window on the unit sphere, p(sync) = σ(cos / τ) (1.7 M params)"
+        ),
+        license="MIT (this project)",
+        paper="Park et al., Interpretable Convolutional SyncNet, 2024",
+        input_size=(48, 96),  # the lower half of the gray 112 × 112 crop, resized
+        kind="sync",
     ),
     "syncnet-v2": ModelSpec(
         name="syncnet-v2",

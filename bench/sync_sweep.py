@@ -1,0 +1,236 @@
+"""Offset sweep: does a sync backend find a known audio shift, and refuse another clip's voice?
+
+On the corpus's test-identity tracks that speak (the first N of at least 100 frames, corpus
+order), the track's own int16 audio is really shifted by s frames for every s of `--shifts`:
+s > 0 delays it (s·640 zero samples in front, as many dropped at the end), s < 0 advances it
+(start dropped, zeros appended). `syncmap`'s convention is that audio delayed by s frames peaks
+at offset +s, so the truth is +s. The backend searches ±(max |s| + 5) frames, and
+`syncmap.analyze_track` gives the offset and the `in_sync` verdict, as `syncasd sync` does.
+
+Reported:
+- found: share of (track, shift) whose offset is within ±1 frame of s;
+- in sync: share called `in_sync` per shift (wanted: yes at |s| <= 1, no beyond);
+- another voice: each track under the audio of the next chosen track of another identity
+  (cut or zero-padded to length); share called not in sync (wanted: all).
+`in_sync` is given twice: as `syncasd sync` decides (off-screen ratio over all frames) and with
+the off-screen ratio over speaking frames only (`speech=` the corpus labels, shifted with the
+audio), since an ASD backend scores silence low at every offset.
+
+    python bench/sync_sweep.py [--model sync-light-asd] [--tracks 40] [--shifts -15:15:1]
+
+Writes bench/results/sync_sweep_<model>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES_PER_FRAME = 640
+MARGIN = 5  # frames of search range beyond the largest shift
+
+
+def parse_shifts(text: str) -> list[int]:
+    """ "A:B:STEP" (both ends included when on the step) or a comma list: "-15:15:5", "0,3"."""
+    if ":" in text:
+        parts = [int(v) for v in text.split(":")]
+        start, stop, step = parts if len(parts) == 3 else [*parts, 1]
+        return list(range(start, stop + 1, step))
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def shift_audio(audio: np.ndarray, frames: int) -> np.ndarray:
+    """The audio `frames` frames later (> 0) or earlier (< 0), zero-filled, same length."""
+    n, k = len(audio), abs(frames) * SAMPLES_PER_FRAME
+    out = np.zeros(n, np.int16)
+    if k >= n:
+        return out
+    if frames > 0:
+        out[k:] = audio[: n - k]
+    else:
+        out[: n - k] = audio[k:]
+    return out
+
+
+def shift_labels(labels: np.ndarray, frames: int) -> np.ndarray:
+    """Speech labels moved with the audio, False where zeros came in."""
+    out = np.zeros(len(labels), bool)
+    n, k = len(labels), abs(frames)
+    if k < n:
+        if frames > 0:
+            out[k:] = labels[: n - k]
+        else:
+            out[: n - k] = labels[k:]
+    return out
+
+
+def fit(x: np.ndarray, n: int) -> np.ndarray:
+    """`x` cut or zero-padded to n values."""
+    out = np.zeros(n, x.dtype)
+    out[: min(n, len(x))] = x[:n]
+    return out
+
+
+def pick_tracks(corpus, count: int, min_frames: int) -> list[int]:
+    """The first `count` test tracks that speak and last at least `min_frames` frames."""
+    chosen = []
+    for i in corpus.split("test"):
+        t = corpus.tracks[i]
+        if t.negative or t.length < min_frames or not corpus.labels[t.frames].any():
+            continue
+        chosen.append(i)
+        if len(chosen) == count:
+            break
+    return chosen
+
+
+def partner(corpus, chosen: list[int], j: int) -> int:
+    """The next chosen track (cyclically) of another identity, one at least as long if any."""
+    me = corpus.tracks[chosen[j]]
+    order = [chosen[(j + d) % len(chosen)] for d in range(1, len(chosen))]
+    others = [i for i in order if corpus.tracks[i].identity != me.identity] or order
+    long_enough = [i for i in others if corpus.tracks[i].length >= me.length]
+    return (long_enough or others)[0]
+
+
+def pct(flags: list[bool]) -> float | None:
+    return round(100.0 * sum(flags) / len(flags), 2) if flags else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="sync-light-asd")
+    parser.add_argument("--weights", default=None, help="local checkpoint of --model")
+    parser.add_argument("--tracks", type=int, default=40, help="test tracks, corpus order")
+    parser.add_argument("--shifts", default="-15:15:1", help='"A:B:STEP" or a comma list')
+    parser.add_argument("--min-frames", type=int, default=100)
+    parser.add_argument("--corpus", type=Path, default=None, help="default: sync-light-asd's")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+
+    from syncasd.evaluate.syncacc import find_corpus
+    from syncasd.offsets import offset_backend
+    from syncasd.syncmap import analyze_track
+
+    shifts = parse_shifts(args.shifts)
+    timings = dict.fromkeys(("model", "shift", "features", "matrix", "analyze"), 0.0)
+    clock = time.perf_counter()
+    corpus = find_corpus(args.corpus)
+    chosen = pick_tracks(corpus, args.tracks, args.min_frames)
+    if len(chosen) < 2:
+        raise SystemExit("need at least two test tracks for the another-voice test")
+    max_offset = max(abs(s) for s in shifts) + MARGIN
+    backend = offset_backend(args.model, args.weights, max_offset=max_offset, device=args.device)
+    timings["model"] = time.perf_counter() - clock
+
+    def analyse(crops, audio, speech) -> dict:
+        t0 = time.perf_counter()
+        features = backend.features(audio)
+        t1 = time.perf_counter()
+        matrix = backend.matrix(crops, features, 0)
+        t2 = time.perf_counter()
+        plain = analyze_track(matrix)
+        vad = analyze_track(matrix, speech=speech)
+        t3 = time.perf_counter()
+        timings["features"] += t1 - t0
+        timings["matrix"] += t2 - t1
+        timings["analyze"] += t3 - t2
+        return {
+            "offset": plain.offset_frames,
+            "prob_at_offset": round(plain.prob_at_offset, 4),
+            "offscreen_ratio": round(plain.offscreen_ratio, 4),
+            "in_sync": plain.in_sync,
+            "in_sync_vad": vad.in_sync,
+        }
+
+    rows, mismatches = [], []
+    for j, i in enumerate(chosen):
+        track = corpus.track(i)
+        crops = np.array(track.crops)  # a writable copy for torch
+        audio, labels = np.asarray(track.audio), np.asarray(track.labels, bool)
+        for s in shifts:
+            t0 = time.perf_counter()
+            shifted, speech = shift_audio(audio, s), shift_labels(labels, s)
+            timings["shift"] += time.perf_counter() - t0
+            row = {"track": track.video_id, "frames": len(labels), "shift": s}
+            row |= analyse(crops, shifted, speech)
+            row["found"] = abs(row["offset"] - s) <= 1
+            rows.append(row)
+        other = corpus.track(partner(corpus, chosen, j))
+        row = {"track": track.video_id, "audio_of": other.video_id, "frames": len(labels)}
+        speech = fit(np.asarray(other.labels, bool), len(labels))
+        row |= analyse(crops, fit(np.asarray(other.audio), len(audio)), speech)
+        mismatches.append(row)
+        found = sum(r["found"] for r in rows[-len(shifts) :])
+        print(f"{track.video_id}: {found}/{len(shifts)} shifts found", flush=True)
+
+    per_shift = []
+    for s in shifts:
+        mine = [r for r in rows if r["shift"] == s]
+        per_shift.append(
+            {
+                "shift": s,
+                "found_pct": pct([r["found"] for r in mine]),
+                "in_sync_pct": pct([r["in_sync"] for r in mine]),
+                "in_sync_vad_pct": pct([r["in_sync_vad"] for r in mine]),
+                "mean_prob_at_offset": round(
+                    float(np.mean([r["prob_at_offset"] for r in mine])), 4
+                ),
+            }
+        )
+    near = [r for r in rows if abs(r["shift"]) <= 1]
+    far = [r for r in rows if abs(r["shift"]) > 1]
+    summary = {
+        "found_pct": pct([r["found"] for r in rows]),
+        "in_sync_when_in_sync_pct": pct([r["in_sync"] for r in near]),
+        "in_sync_vad_when_in_sync_pct": pct([r["in_sync_vad"] for r in near]),
+        "in_sync_when_shifted_pct": pct([r["in_sync"] for r in far]),
+        "in_sync_vad_when_shifted_pct": pct([r["in_sync_vad"] for r in far]),
+        "another_voice_not_in_sync_pct": pct([not r["in_sync"] for r in mismatches]),
+        "another_voice_not_in_sync_vad_pct": pct([not r["in_sync_vad"] for r in mismatches]),
+    }
+    timings["total"] = time.perf_counter() - clock
+
+    print("\n| shift | found ±1 (%) | in sync (%) | in sync, VAD (%) | prob at offset |")
+    print("|---|---|---|---|---|")
+    for p in per_shift:
+        print(
+            f"| {p['shift']:+d} | {p['found_pct']:.1f} | {p['in_sync_pct']:.1f} | "
+            f"{p['in_sync_vad_pct']:.1f} | {p['mean_prob_at_offset']:.3f} |"
+        )
+    print(f"\n{len(chosen)} tracks, {len(rows)} (track, shift) pairs, search ±{max_offset}")
+    for key, value in summary.items():
+        print(f"{key}: {value}")
+    print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"sync_sweep_{args.model}.json"
+    config = {
+        "model": args.model,
+        "weights": args.weights,
+        "corpus": str(corpus.root),
+        "tracks": len(chosen),
+        "shifts": shifts,
+        "max_offset": max_offset,
+        "min_frames": args.min_frames,
+    }
+    result = {
+        "config": config,
+        "summary": summary,
+        "per_shift": per_shift,
+        "seconds": {k: round(v, 2) for k, v in timings.items()},
+        "rows": rows,
+        "another_voice": mismatches,
+    }
+    path.write_text(json.dumps(result, indent=1))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

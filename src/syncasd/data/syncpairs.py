@@ -1,0 +1,128 @@
+"""Training batches for a sync-net (IC-SyncNet) from a corpus: mouth windows and audio windows.
+
+A sample is five consecutive mouth images of a face track whose frames are all labelled
+speaking (sync is only defined where the face speaks), the log-mel window of its own audio at
+offset 0 (the positive) and at `hard` other offsets of the same track, |k| in
+`min_shift`…`max_shift` frames (the paper's hard negatives). Easy negatives, other tracks'
+audio, are the other samples' positives in the batch (the loss picks them). Augmentation: the
+face crop flipped, rotated, scaled and shifted (`augment_crops`) before the mouth is cut; audio
+gain and white noise.
+
+Batch `i` of epoch `e` depends on `seed, e, i` alone, as in `samples.BatchMaker`: runs resume
+and spread over processes without shared state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..audio import SAMPLES_PER_FRAME, log_mel, mel_window
+from ..models.icsyncnet import HALF, IMAGES, ICSyncNetDims, mouth_crops
+from .corpus import Corpus
+from .samples import augment_crops
+
+
+@dataclass
+class SyncSampleConfig:
+    batch: int = 48  # positives per batch
+    hard: int = 6  # hard negatives per positive (the paper: 15; the audio encoder's cost)
+    min_shift: int = 2  # |k| of a hard negative: ±1 frame counts as in sync when scoring
+    max_shift: int = 15
+    flip_prob: float = 0.5  # probability of the augmented crop (flip, rotation, scale, shift)
+    gain_db: tuple[float, float] = (-6.0, 6.0)
+    white_noise_prob: float = 0.3
+    white_snr_db: tuple[float, float] = (10.0, 40.0)
+
+
+def speaking_centres(corpus: Corpus, tracks: list[int]) -> np.ndarray:
+    """(n, 2) int64 rows (track, frame) of every frame whose five-image window lies inside
+    its track and is labelled speaking throughout."""
+    rows = []
+    for i in tracks:
+        t = corpus.tracks[i]
+        if t.negative or t.length < IMAGES:
+            continue
+        labels = np.asarray(corpus.labels[t.frames], bool)
+        window = np.lib.stride_tricks.sliding_window_view(labels, IMAGES).all(axis=1)
+        frames = np.flatnonzero(window) + HALF
+        rows.append(np.stack([np.full(len(frames), i), frames], axis=1))
+    return np.concatenate(rows) if rows else np.zeros((0, 2), np.int64)
+
+
+class SyncBatchMaker:
+    """Batch `(epoch, index)` → "mouths" (B, 5, H, W) uint8 and "mel" (B, 1 + hard, 80, 32)
+    float32, the positive audio window first."""
+
+    def __init__(
+        self,
+        corpus: Corpus,
+        tracks: list[int],
+        dims: ICSyncNetDims,
+        config: SyncSampleConfig,
+        seed: int = 0,
+    ) -> None:
+        self.corpus, self.dims, self.config, self.seed = corpus, dims, config, seed
+        self.centres = speaking_centres(corpus, tracks)
+        if len(self.centres) < config.batch:
+            raise ValueError(
+                f"{len(self.centres)} speaking windows, fewer than one batch ({config.batch})"
+            )
+        shifts = np.arange(-config.max_shift, config.max_shift + 1)
+        self.shifts = shifts[np.abs(shifts) >= config.min_shift]
+        if len(self.shifts) < config.hard:
+            raise ValueError("fewer hard-negative offsets than hard negatives per sample")
+
+    def steps_per_epoch(self) -> int:
+        """About one pass over the speaking windows."""
+        return max(1, len(self.centres) // self.config.batch)
+
+    def _track_audio(self, track: int, first: int, frames: int) -> np.ndarray:
+        """Frames [first, first + frames) of a track's audio as float, zeros outside it."""
+        t = self.corpus.tracks[track]
+        audio = self.corpus.audio[
+            t.offset * SAMPLES_PER_FRAME : (t.offset + t.length) * SAMPLES_PER_FRAME
+        ]
+        out = np.zeros(frames * SAMPLES_PER_FRAME, np.float32)
+        a = max(first, 0) * SAMPLES_PER_FRAME
+        b = min((first + frames) * SAMPLES_PER_FRAME, len(audio))
+        if b > a:
+            out[a - first * SAMPLES_PER_FRAME : b - first * SAMPLES_PER_FRAME] = audio[a:b]
+        return out
+
+    def sample(
+        self, rng: np.random.Generator, track: int, centre: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One sample: mouths (5, H, W) and mel windows (1 + hard, 80, 32)."""
+        c = self.config
+        t = self.corpus.tracks[track]
+        start = centre - HALF
+        crops = np.asarray(self.corpus.crops[t.offset + start : t.offset + start + IMAGES])
+        if rng.random() < c.flip_prob:
+            crops = augment_crops(crops, rng)
+        mouths = mouth_crops(crops, self.dims)[:, 0]
+
+        # One spectrogram of the audio around every offset used (3 frames more on each side
+        # than the 32-column windows reach), so every window sees real neighbouring audio.
+        margin = c.max_shift + 3
+        first = start - margin
+        audio = self._track_audio(track, first, IMAGES + 2 * margin)
+        audio = audio * 10 ** (rng.uniform(*c.gain_db) / 20)
+        rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+        if rng.random() < c.white_noise_prob and rms > 0:
+            snr = rng.uniform(*c.white_snr_db)
+            audio = audio + rng.normal(0, rms * 10 ** (-snr / 20), audio.shape)
+        mel = log_mel(np.clip(np.round(audio), -32768, 32767).astype(np.int16))
+        offsets = np.concatenate([[0], rng.choice(self.shifts, c.hard, replace=False)])
+        windows = np.stack([mel_window(mel, margin + int(k)) for k in offsets])
+        return mouths, windows
+
+    def __call__(self, epoch: int, index: int) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng([self.seed, epoch, index])
+        picks = rng.choice(len(self.centres), self.config.batch, replace=False)
+        samples = [self.sample(rng, *map(int, self.centres[p])) for p in picks]
+        return {
+            "mouths": np.stack([m for m, _ in samples]),
+            "mel": np.stack([w for _, w in samples]).astype(np.float32),
+        }

@@ -1,0 +1,88 @@
+"""Sync-net training pairs from a corpus written by hand (two tracks of known labels)."""
+
+import json
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+
+from syncasd.audio import log_mel, mel_window
+from syncasd.data.corpus import CORPUS_VERSION, Corpus, CorpusTrack
+from syncasd.data.syncpairs import SyncBatchMaker, SyncSampleConfig, speaking_centres
+from syncasd.models.icsyncnet import CONFIGS, mouth_crops
+
+SPF = 640
+LENGTHS = (60, 40)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Corpus:
+    root = tmp_path_factory.mktemp("pairs")
+    rng = np.random.default_rng(0)
+    n = sum(LENGTHS)
+    tracks, offset = [], 0
+    for i, length in enumerate(LENGTHS):
+        tracks.append(
+            CorpusTrack(f"v{i}", f"id{i}", "train", f"v{i}.mp4", "0" * 64, offset, length, False)
+        )
+        offset += length
+    labels = np.zeros(n, bool)
+    labels[5:30] = True  # track 0: frames 5..29 speak
+    labels[60 + 10 : 60 + 14] = True  # track 1: only 4 frames, no five-frame window
+    np.save(root / "crops.npy", rng.integers(0, 256, (n, 112, 112), dtype=np.uint8))
+    np.save(root / "audio.npy", rng.integers(-3000, 3000, n * SPF).astype(np.int16))
+    np.save(root / "labels.npy", labels)
+    index = {"version": CORPUS_VERSION, "tracks": [asdict(t) for t in tracks], "skipped": []}
+    (root / "index.json").write_text(json.dumps(index))
+    return Corpus(root)
+
+
+def test_speaking_centres_are_the_centres_of_fully_speaking_windows(corpus):
+    centres = speaking_centres(corpus, [0, 1])
+    assert centres[:, 0].tolist() == [0] * 21  # track 1 has no five speaking frames in a row
+    assert centres[:, 1].tolist() == list(range(7, 28))  # windows 5-9 … 25-29
+
+
+def plain() -> SyncSampleConfig:
+    return SyncSampleConfig(
+        batch=4, hard=3, min_shift=2, max_shift=4, flip_prob=0, gain_db=(0, 0), white_noise_prob=0
+    )
+
+
+def test_batch_shapes_and_determinism(corpus):
+    maker = SyncBatchMaker(corpus, [0, 1], CONFIGS["cpu"], plain(), seed=3)
+    batch = maker(0, 0)
+    assert batch["mouths"].shape == (4, 5, 48, 96) and batch["mouths"].dtype == np.uint8
+    assert batch["mel"].shape == (4, 4, 80, 32) and batch["mel"].dtype == np.float32
+    assert all(np.array_equal(batch[k], maker(0, 0)[k]) for k in batch)
+    assert not np.array_equal(batch["mel"], maker(0, 1)["mel"])
+    assert maker.steps_per_epoch() == 21 // 4
+
+
+def test_sample_windows_are_the_track_audio_at_each_offset(corpus):
+    maker = SyncBatchMaker(corpus, [0, 1], CONFIGS["cpu"], plain(), seed=0)
+    # Centre 14: the spectrogram starts at frame 14 - 2 - (4 + 3) = 5, a multiple of five
+    # frames, so its columns are those of the whole track's spectrogram (16 per 5 frames).
+    mouths, windows = maker.sample(np.random.default_rng(1), 0, 14)
+    assert np.array_equal(
+        mouths, mouth_crops(np.asarray(corpus.crops[12:17]), CONFIGS["cpu"])[:, 0]
+    )
+    whole = log_mel(np.asarray(corpus.audio[: 60 * SPF]))
+    assert np.allclose(windows[0], mel_window(whole, 12), atol=1e-4)  # the positive, offset 0
+    # Each hard negative is the window of some offset 2 ≤ |k| ≤ 4, all different.
+    found = []
+    for w in windows[1:]:
+        match = [
+            k for k in (-4, -3, -2, 2, 3, 4) if np.allclose(w, mel_window(whole, 12 + k), atol=1e-4)
+        ]
+        assert len(match) == 1
+        found += match
+    assert len(set(found)) == 3
+
+
+def test_too_few_windows_or_offsets_are_refused(corpus):
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        SyncBatchMaker(corpus, [1], CONFIGS["cpu"], plain())
+    with pytest.raises(ValueError, match="hard-negative offsets"):
+        config = SyncSampleConfig(batch=4, hard=5, min_shift=2, max_shift=3)
+        SyncBatchMaker(corpus, [0], CONFIGS["cpu"], config)
