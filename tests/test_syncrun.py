@@ -285,3 +285,42 @@ def test_default_model_finds_a_known_offset(tmp_path):
         original, moved = analyzer(CLIP), analyzer(delayed)
     assert abs(original.main.offset_frames) <= 1, original.to_json_line()
     assert abs(moved.main.offset_frames - d) <= 1, moved.to_json_line()
+
+
+# ---------------------------------------------------------------------------------------------
+# detect --sync / --require-sync (the bundled sync-aware default as the sync backend)
+
+
+def test_detect_sync_columns_and_require_sync(tmp_path):
+    import csv
+
+    from syncasd.results import write_csv, write_json
+
+    delayed = tmp_path / "delayed.mp4"
+    shift_audio(CLIP, delayed, 8)  # the voice 320 ms after the lips: not in sync
+    plain = Detector(backend="torch", duration=3.0)
+    synced = Detector(backend="torch", duration=3.0, sync=True, sync_max_offset=10)
+    required = Detector(backend="torch", duration=3.0, require_sync=True, sync_max_offset=10)
+    means = {}
+    for name, video in (("original", CLIP), ("delayed", delayed)):
+        (p,), (s,), (r,) = (d(video).tracks for d in (plain, synced, required))
+        assert p.sync is None and s.sync is not None and s.sync_probs.shape == s.probs.shape
+        assert np.allclose(s.probs, p.probs, atol=1e-5)  # --sync alone changes no score
+        assert np.allclose(r.probs, np.minimum(p.probs, r.sync_probs), atol=1e-5)
+        means[name] = (float(s.sync_probs.mean()), s.sync.offset_frames)
+    # In sync at offset 0 on the original; the delayed voice is much less so (measured 0.64
+    # and 0.34 mean in-sync probability).
+    assert abs(means["original"][1]) <= 1, means
+    assert means["delayed"][0] < 0.6 * means["original"][0], means
+
+    result = synced(CLIP)
+    write_csv(result, tmp_path / "out.csv")
+    write_json(result, tmp_path / "out.json")
+    with open(tmp_path / "out.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 75 and {"sync_prob", "sync_offset"} <= set(rows[0])
+    assert all(int(r["sync_offset"]) == result.tracks[0].sync.offset_frames for r in rows)
+    doc = json.loads((tmp_path / "out.json").read_text())
+    entry = doc["tracks"][0]
+    assert set(entry["sync"]) == SYNC_TRACK_KEYS - {"track_id"}
+    assert len(entry["sync_probs"]) == 75

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from .defaults import DEFAULT_MODEL
+from .defaults import DEFAULT_MODEL, DEFAULT_SYNC_MODEL
 from .errors import SyncASDError
 
 app = typer.Typer(
@@ -111,6 +111,23 @@ def detect(
         bool,
         typer.Option(help="Score videos whose audio is digital silence instead of refusing them."),
     ] = False,
+    sync: Annotated[
+        bool,
+        typer.Option(
+            help="Also measure each track's audio-visual sync: sync_offset / sync_prob columns "
+            "in the CSV, a sync object and sync_probs in the JSON (slower: every offset scored)."
+        ),
+    ] = False,
+    require_sync: Annotated[
+        bool,
+        typer.Option(
+            help="A face whose lips are not in sync with the voice (within ±1 frame) is not "
+            "speaking: probability = min(ASD, in-sync probability). Implies --sync."
+        ),
+    ] = False,
+    sync_model: Annotated[
+        str, typer.Option(help="Sync backend for --sync: ic-syncnet or an ASD model.")
+    ] = DEFAULT_SYNC_MODEL,
     render: Annotated[
         bool, typer.Option(help="Also write OUT/<stem>.mp4 with boxes and the original audio.")
     ] = False,
@@ -632,8 +649,8 @@ MaxOffsetOption = Annotated[
 SyncModelOption = Annotated[
     str,
     typer.Option(
-        help="ASD model with separable encoders: sync-light-asd (ours, sync-aware), "
-        "light-asd, lr-asd, …"
+        help="Sync backend: ic-syncnet (a sync-net) or an ASD model with separable encoders: "
+        "sync-light-asd (ours, sync-aware), light-asd, lr-asd, …"
     ),
 ]
 MinProbOption = Annotated[
@@ -690,7 +707,7 @@ def sync_command(
             "(video copied, audio re-encoded as AAC); one input video only."
         ),
     ] = None,
-    model: SyncModelOption = DEFAULT_MODEL,
+    model: SyncModelOption = DEFAULT_SYNC_MODEL,
     weights: WeightsOption = None,
     device: DeviceOption = "cpu",
     start: Annotated[float, typer.Option(help="Start of the analysed interval (s).")] = 0.0,
@@ -837,7 +854,7 @@ def scan_command(
     min_prob: MinProbOption = None,
     max_offscreen: MaxOffscreenOption = None,
     max_abs_offset: MaxAbsOffsetOption = None,
-    model: SyncModelOption = DEFAULT_MODEL,
+    model: SyncModelOption = DEFAULT_SYNC_MODEL,
     weights: WeightsOption = None,
     device: DeviceOption = "cpu",
     duration: Annotated[

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from . import __version__, media
 from .audio import is_silent, mfcc
-from .defaults import DEFAULT_MODEL
+from .defaults import DEFAULT_MODEL, DEFAULT_SYNC_MODEL
 from .errors import InputError, MediaError
 from .faces.crop import face_crop
 from .faces.detect import FaceDetector, RetinaFaceDetector
@@ -86,6 +86,12 @@ class DetectOptions:
     # False: find, track and crop faces only, keeping the crops; no ASD model is loaded and
     # every probability is 0 (sync analysis scores the crops itself, at every offset).
     score: bool = True
+    # Sync columns: each track's audio-visual offset and a per-frame in-sync probability from
+    # a sync backend (`offsets.offset_backend`); require_sync gates speaking on it.
+    sync: bool = False
+    require_sync: bool = False  # the seeds' definition: lips out of sync = not speaking
+    sync_model: str = DEFAULT_SYNC_MODEL
+    sync_max_offset: int = 15
     batch: int = 4
     threads: int = 0
     progress: bool = False
@@ -164,6 +170,15 @@ class Detector:
             if o.device != "cpu":
                 raise InputError("--backend ort runs on the CPU; use --device cpu")
             self.model = to_ort(self.model, o.model, cache_dir(), threads=o.threads)
+        self.sync_backend = None
+        if o.sync or o.require_sync:
+            from .offsets import offset_backend
+
+            same = o.sync_model == o.model  # the ASD model's own weights serve both
+            self.sync_backend = offset_backend(
+                o.sync_model, o.weights if same else None, o.sync_max_offset, o.device
+            )
+        self._sync_features: np.ndarray | None = None
         self.face_detector = face_detector
         if self.face_detector is None and o.faces_csv is None:
             self.face_detector = RetinaFaceDetector(
@@ -190,6 +205,8 @@ class Detector:
                     "speaking. Pass --allow-silent to score it anyway."
                 )
         features = mfcc(audio)
+        if self.sync_backend is not None:
+            self._sync_features = self.sync_backend.features(audio)
         n_audio_frames = media.model_frame_count(len(audio))
         if o.duration is not None:
             n_audio_frames = min(n_audio_frames, int(round(o.duration * media.MODEL_FPS)))
@@ -246,7 +263,8 @@ class Detector:
         else:
             window = max(int(round(o.window * media.MODEL_FPS)), 60)
             scorer = ChunkScorer(self.model, features, start, window=window, context=window // 6)
-        return _KeepingScorer(scorer) if o.keep_crops else scorer
+        keep = o.keep_crops or self.sync_backend is not None
+        return _KeepingScorer(scorer) if keep else scorer
 
     def _append(
         self,
@@ -260,20 +278,39 @@ class Detector:
             return
         logits, probs = scorer.finish()
         frames = np.arange(face.first, face.last + 1)
-        tracks.append(
-            Track(
-                id=len(tracks),
-                shot=face.shot,
-                frames=frames,
-                boxes=face.boxes(frames).astype(np.float32),
-                logits=logits.astype(np.float32),
-                probs=probs.astype(np.float32),
-                entity=entity,
-                crops=np.concatenate(scorer.crops)[: len(frames)]
-                if isinstance(scorer, _KeepingScorer | _CropsOnly)
-                else None,
-            )
+        crops = (
+            np.concatenate(scorer.crops)[: len(frames)]
+            if isinstance(scorer, _KeepingScorer | _CropsOnly)
+            else None
         )
+        track = Track(
+            id=len(tracks),
+            shot=face.shot,
+            frames=frames,
+            boxes=face.boxes(frames).astype(np.float32),
+            logits=logits.astype(np.float32),
+            probs=probs.astype(np.float32),
+            entity=entity,
+            crops=crops,
+        )
+        if self.sync_backend is not None:
+            self._add_sync(track)
+            if not self.options.keep_crops:
+                track.crops = None
+        tracks.append(track)
+
+    def _add_sync(self, track: Track) -> None:
+        """The track's sync analysis, and its per-frame probability that the lips and the
+        voice are in sync within ±1 frame of offset 0 (App. D's smoothed window maximum
+        around offset 0, not around the track's own offset: a face 200 ms off its voice is
+        not speaking, whatever the offset). With require_sync, speaking ≤ in sync."""
+        from .syncmap import analyze_track, speaking_from_sync
+
+        matrix = self.sync_backend.matrix(track.crops, self._sync_features, track.start)
+        track.sync = analyze_track(matrix, track.id)
+        track.sync_probs = speaking_from_sync(matrix, 0).p_max.astype(np.float32)
+        if self.options.require_sync:
+            track.probs = np.minimum(track.probs, track.sync_probs)
 
     def _tracks_from_video(
         self, path: str | Path, info: media.MediaInfo, features: np.ndarray, n_limit: int

@@ -7,12 +7,15 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .atomic import atomic_write
 from .media import MODEL_FPS
+
+if TYPE_CHECKING:
+    from .syncmap import TrackSync
 
 
 @dataclass
@@ -32,6 +35,9 @@ class Track:
     probs: np.ndarray
     entity: str | None = None  # the caller's entity id when boxes came from --faces
     crops: np.ndarray | None = None  # (T, 112, 112) uint8 model inputs, with keep_crops only
+    # With `sync`: the track's offset analysis and, per frame, P(lips and voice in sync).
+    sync: TrackSync | None = None
+    sync_probs: np.ndarray | None = None
 
     @property
     def start(self) -> int:
@@ -126,20 +132,27 @@ AVA_COLUMNS = [
     "score",
 ]
 EXTRA_COLUMNS = ["logit", "model_frame", "track", "shot"]
+SYNC_COLUMNS = ["sync_prob", "sync_offset"]  # with `detect --sync`
 
 
 def write_csv(result: Result, path: str | Path) -> None:
     """AVA-ActiveSpeaker prediction layout (boxes normalised to [0, 1]) plus extra columns."""
     scale = np.array([result.width, result.height, result.width, result.height], dtype=float)
+    synced = any(t.sync is not None for t in result.tracks)
     with atomic_write(path, newline="") as f:
         out = csv.writer(f)
-        out.writerow(AVA_COLUMNS + EXTRA_COLUMNS)
+        out.writerow(AVA_COLUMNS + EXTRA_COLUMNS + (SYNC_COLUMNS if synced else []))
         rows = []
         for track in result.tracks:
             boxes = np.clip(track.boxes / scale, 0.0, 1.0)
             times = result.timestamp(track.frames)
             for i, frame in enumerate(track.frames):
                 speaking = track.probs[i] >= result.threshold
+                sync = []
+                if synced:
+                    sync = ["", ""]
+                    if track.sync is not None and track.sync_probs is not None:
+                        sync = [f"{track.sync_probs[i]:.6f}", track.sync.offset_frames]
                 rows.append(
                     (
                         int(frame),
@@ -155,6 +168,7 @@ def write_csv(result: Result, path: str | Path) -> None:
                             int(frame),
                             track.id,
                             track.shot,
+                            *sync,
                         ],
                     )
                 )
@@ -195,6 +209,10 @@ def write_json(result: Result, path: str | Path) -> None:
         ],
         "metadata": result.metadata,
     }
+    for t, entry in zip(result.tracks, doc["tracks"], strict=True):
+        if t.sync is not None and t.sync_probs is not None:
+            entry["sync"] = {k: v for k, v in t.sync.to_dict().items() if k != "track_id"}
+            entry["sync_probs"] = np.round(t.sync_probs, 4).tolist()
     with atomic_write(path) as f:
         json.dump(doc, f, indent=1)
 

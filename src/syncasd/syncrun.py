@@ -27,6 +27,7 @@ import numpy as np
 
 from . import media
 from .atomic import atomic_path
+from .defaults import DEFAULT_SYNC_MODEL
 from .errors import InputError, MediaError
 from .models import get_spec, load_model
 from .offsets import DEFAULT_MAX_OFFSET, ASDOffsets, ICSyncOffsets, OffsetBackend
@@ -123,7 +124,8 @@ class SyncAnalyzer:
             raise InputError("sync runs the model through torch; leave --backend at auto or torch")
         if options.get("scoring", "chunk") != "chunk":
             raise InputError("sync scores in detect's chunk windows; --scoring demo is not used")
-        options = {**options, "backend": "torch", "scoring": "chunk", "score": False}
+        options = {"model": DEFAULT_SYNC_MODEL, **options}
+        options.update(backend="torch", scoring="chunk", score=False)
         self.params = params
         self.detector = Detector(face_detector, **options)
         o = self.detector.options
