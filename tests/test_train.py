@@ -34,7 +34,7 @@ def test_shipped_config_resolves_by_name():
         ("modle: light-asd\n", "unknown option 'modle'"),
         ("loss: {betta: 1}\n", "unknown option loss.betta"),
         ("samples: {batch: 1}\n", "unknown option samples.batch"),
-        ("model: talknet\n", "trains light-asd, lr-asd so far"),
+        ("model: talknet\n", "trains light-asd, lr-asd, ic-syncnet so far"),
         ("epochs: 0\n", "epochs must be at least 1"),
         ("freeze: [audio]\n", "freeze takes one of 'visual'"),
         ("model: [unclosed\n", "not valid YAML"),
@@ -49,7 +49,7 @@ def test_bad_configs_are_one_clear_error(tmp_path, text, message):
 
 
 def test_a_missing_config_names_the_shipped_ones():
-    with pytest.raises(InputError, match="shipped configs: sync-light-asd"):
+    with pytest.raises(InputError, match="shipped configs: ic-syncnet, sync-light-asd"):
         resolve_config("nope")
 
 

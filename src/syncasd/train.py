@@ -53,6 +53,9 @@ class DataConfig:
     clips: list[str] = field(default_factory=lambda: ["../shared/data/clips"])
     split: str = "shared"  # "shared" = the package's split of ../shared/data, or a JSON path
     corpus: str | None = None  # default: $SYNCASD_CACHE/corpus/<key of clips and split>
+    # An AVA-ActiveSpeaker folder as TalkNet's preprocessing lays it out (syncasd.data.ava):
+    # its train and val splits replace clips and split; default corpus: corpus/ava-<path key>.
+    ava: str | None = None
 
 
 @dataclass
@@ -203,11 +206,17 @@ def _split(config: TrainConfig):
 
 
 def open_corpus(config: TrainConfig, progress: bool = True):
-    """The corpus of the config's clips, built on first use (crops from the track cache)."""
+    """The corpus of the config's clips (or AVA tree), built on first use."""
     from .data.corpus import Corpus, build_corpus, corpus_key
     from .data.splits import find_videos
     from .models.zoo import cache_dir
 
+    if config.data.ava:
+        from .data.ava import ava_corpus_key, build_ava_corpus
+
+        key = ava_corpus_key(config.data.ava)
+        root = Path(config.data.corpus) if config.data.corpus else cache_dir() / "corpus" / key
+        return build_ava_corpus(config.data.ava, root, progress=progress)
     split, split_file = _split(config)
     missing = [c for c in config.data.clips if not Path(c).exists()]
     if missing:

@@ -1,6 +1,7 @@
 """A training corpus: every labelled face track of a set of clips in a few memory-mapped arrays.
 
-Built once from the per-clip track cache (`syncasd.data.labelled`, keyed by each file's sha256):
+Built once from the per-clip track cache (`syncasd.data.labelled`, keyed by each file's sha256),
+or from an AVA-ActiveSpeaker tree (`syncasd.data.ava`), by `CorpusWriter`:
 
     ROOT/index.json     one entry per track: video id, identity, split, source sha256, offset
     ROOT/crops.npy      (N, 112, 112) uint8, every track's frames one after the other
@@ -17,8 +18,10 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import TracebackType
 
 import numpy as np
 
@@ -49,11 +52,6 @@ class CorpusTrack:
     @property
     def frames(self) -> slice:
         return slice(self.offset, self.offset + self.length)
-
-
-def _write_array(path: Path, array: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        np.save(tmp, array)
 
 
 class Corpus:
@@ -131,6 +129,109 @@ class Corpus:
         return np.load(path, mmap_mode="r")
 
 
+class _NpyAppender:
+    """An .npy file written block by block; the header gets the final length at the end."""
+
+    def __init__(self, path: Path, dtype: type, row_shape: tuple[int, ...]) -> None:
+        self.file = open(path, "wb")
+        self.dtype, self.row_shape, self.rows = np.dtype(dtype), row_shape, 0
+        self._header()
+        self.data_at = self.file.tell()
+
+    def _header(self) -> None:
+        shape = (self.rows, *self.row_shape)
+        descr = np.lib.format.dtype_to_descr(self.dtype)
+        header = {"descr": descr, "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(self.file, header)
+
+    def append(self, block: np.ndarray) -> None:
+        block = np.ascontiguousarray(block, self.dtype)
+        if block.shape[1:] != self.row_shape:
+            raise ValueError(f"rows of shape {block.shape[1:]}, expected {self.row_shape}")
+        block.tofile(self.file)
+        self.rows += len(block)
+
+    def finish(self) -> None:
+        self.file.seek(0)
+        self._header()
+        # numpy pads the header so that the first axis can grow in place (numpy.lib.format).
+        if self.file.tell() != self.data_at:
+            raise RuntimeError(f"{self.file.name}: the .npy header changed length")
+
+
+class CorpusWriter:
+    """Writes a corpus one track at a time, straight to disk: the crops of a large set (AVA's
+    train split is tens of GB) never sit in memory. Use as a context manager; the files appear
+    only when the block succeeds (index.json last, so its presence means a complete corpus).
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.entries: list[dict] = []
+        self.skipped: list[dict[str, str]] = []
+        self._stack = ExitStack()
+        self._arrays: dict[str, _NpyAppender] = {}
+        layout = (("crops", np.uint8, (112, 112)), ("audio", np.int16, ()), ("labels", bool, ()))
+        try:
+            for name, dtype, row in layout:
+                tmp = self._stack.enter_context(atomic_path(self.root / f"{name}.npy"))
+                self._arrays[name] = _NpyAppender(tmp, dtype, row)
+                self._stack.callback(self._arrays[name].file.close)
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def add(
+        self,
+        track: LabelledTrack,
+        *,
+        identity: str,
+        split: str,
+        source: str,
+        sha256: str,
+        negative: bool,
+    ) -> None:
+        """Append one track (its crops, audio and labels) under the given identity and split."""
+        n = len(track)
+        if track.crops.shape[0] != n or track.audio.shape != (n * SAMPLES_PER_FRAME,):
+            raise ValueError(f"{source}: crops, audio and labels of different lengths")
+        offset = self._arrays["labels"].rows
+        self._arrays["crops"].append(track.crops)
+        self._arrays["audio"].append(track.audio)
+        self._arrays["labels"].append(track.labels)
+        entry = CorpusTrack(track.video_id, identity, split, source, sha256, offset, n, negative)
+        self.entries.append(asdict(entry))
+
+    def skip(self, source: str, error: str) -> None:
+        """List a source left out (in the index under "skipped")."""
+        self.skipped.append({"source": source, "error": error})
+
+    def __enter__(self) -> CorpusWriter:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        try:
+            if error is None:
+                for array in self._arrays.values():
+                    array.finish()
+        except BaseException as e:
+            kind, error, trace = type(e), e, e.__traceback__
+            raise
+        finally:  # on an error the temporary files are removed and nothing appears
+            self._stack.__exit__(kind, error, trace)
+        if error is not None:
+            return
+        with atomic_write(self.root / "index.json") as f:
+            index = {"version": CORPUS_VERSION, "tracks": self.entries, "skipped": self.skipped}
+            json.dump(index, f)
+
+
 def build_corpus(
     clips: Sequence[str | Path],
     root: str | Path,
@@ -150,58 +251,37 @@ def build_corpus(
     from ..pipeline import Detector
 
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     if detector is None:
         detector = Detector(keep_crops=True, allow_silent=True)
-    entries: list[dict] = []
-    skipped: list[dict[str, str]] = []
-    crops: list[np.ndarray] = []
-    audio: list[np.ndarray] = []
-    labels: list[np.ndarray] = []
-    offset = 0
-    for clip in tqdm(list(clips), desc="tracks", disable=not progress):
-        clip = Path(clip)
-        name = split.split_of(clip)
-        if name is None:
-            continue
-        try:
-            found = tracks_from_clips([clip], negative=split.is_negative(clip), detector=detector)
-        except SyncASDError as e:
-            log.warning("skipped %s", e)
-            skipped.append({"source": str(clip), "error": str(e)})
-            continue
-        if not found:
-            skipped.append({"source": str(clip), "error": "no face track"})
-            continue
-        track = found[0]
-        entries.append(
-            asdict(
-                CorpusTrack(
-                    video_id=track.video_id,
-                    identity=identity_of(clip),
-                    split=name,
-                    source=str(clip),
-                    sha256=sha256_file(clip),
-                    offset=offset,
-                    length=len(track),
-                    negative=split.is_negative(clip),
-                )
+    with CorpusWriter(root) as writer:
+        for clip in tqdm(list(clips), desc="tracks", disable=not progress):
+            clip = Path(clip)
+            name = split.split_of(clip)
+            if name is None:
+                continue
+            negative = split.is_negative(clip)
+            try:
+                found = tracks_from_clips([clip], negative=negative, detector=detector)
+            except SyncASDError as e:
+                log.warning("skipped %s", e)
+                writer.skip(str(clip), str(e))
+                continue
+            if not found:
+                writer.skip(str(clip), "no face track")
+                continue
+            writer.add(
+                found[0],
+                identity=identity_of(clip),
+                split=name,
+                source=str(clip),
+                sha256=sha256_file(clip),
+                negative=negative,
             )
-        )
-        crops.append(track.crops)
-        audio.append(track.audio)
-        labels.append(track.labels)
-        offset += len(track)
-    if not entries:
-        raise SyncASDError("no usable face track in the clips given")
-    _write_array(root / "crops.npy", np.concatenate(crops))
-    _write_array(root / "audio.npy", np.concatenate(audio))
-    _write_array(root / "labels.npy", np.concatenate(labels).astype(bool))
-    with atomic_write(root / "index.json") as f:
-        json.dump({"version": CORPUS_VERSION, "tracks": entries, "skipped": skipped}, f)
-    if skipped:
+        if not writer.entries:
+            raise SyncASDError("no usable face track in the clips given")
+    if writer.skipped:
         log.warning(
-            "%d of %d clips skipped (see %s)", len(skipped), len(clips), root / "index.json"
+            "%d of %d clips skipped (see %s)", len(writer.skipped), len(clips), root / "index.json"
         )
     return Corpus(root)
 
