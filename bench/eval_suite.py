@@ -84,12 +84,25 @@ def dubbed_set(tracks: list, seed: int) -> tuple[list, set[str]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        metavar="NAME[=PATH]",
+        help="only these models (repeatable), e.g. a candidate: sync-light-asd=runs/x/model.pt",
+    )
+    parser.add_argument("--no-baseline", action="store_true", help="skip VAD × lip movement")
     args = parser.parse_args()
     if not DATA.exists():
         print(f"needs {DATA}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING)
     models = dict(list(MODELS.items())[:2]) if args.quick else MODELS
+    if args.model:
+        models = {}
+        for spec in args.model:
+            name, _, path = spec.partition("=")
+            models[name] = Path(path) if path else MODELS.get(name)
     t0 = time.perf_counter()
     tracks = material(1 if args.quick else 3)
     scenes = whospeaks.WhoSpeaksTest(
@@ -106,7 +119,8 @@ def main() -> int:
     scorers = [model_scorer(f"{name}={path}" if path else name) for name, path in models.items()]
     # The baseline's lip-movement half: Light-ASD's (AVA) visual-only head.
     baseline = VadLipBaseline(load_model("light-asd", weights=MODELS["light-asd.ava"]))
-    scorers.append(("VAD × lip movement", baseline))
+    if not args.no_baseline:
+        scorers.append(("VAD × lip movement", baseline))
 
     test = unsync.UnsyncTest(tracks, seed=SEED)
     dubbed_tracks, dubbed = dubbed_set(tracks, SEED)

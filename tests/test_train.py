@@ -195,6 +195,8 @@ def test_icsyncnet_trains_then_tunes_only_batchnorm_and_resumes(tmp_path, small_
         not torch.equal(trained[k], init[k]) for k in trained if ".conv" in k or "0.weight" in k
     )
     assert _epochs_logged(tmp_path / "run") == [0, 1]
+    # last.ckpt is the last epoch's, whichever epoch was best (what a killed run resumes from).
+    assert torch.load(tmp_path / "run" / "last.ckpt", weights_only=True)["epoch"] == 1
     last = torch.load(tmp_path / "run" / "last.ckpt", weights_only=True)["state_dict"]
     best = torch.load(tmp_path / "run" / "best.ckpt", weights_only=True)["state_dict"]
     with open(next((tmp_path / "run").glob("logs/*/metrics.csv"))) as f:

@@ -554,8 +554,17 @@ def train(
         filename="best",
         monitor="val_score",
         mode="max",
-        save_last=True,
         save_on_train_epoch_end=True,
+    )
+    # Every epoch's end, whether or not it is the best: what a killed run resumes from.
+    # (Lightning ≥ 2.6 writes `save_last` only when a top-k checkpoint is written, i.e. only
+    # on improvement; a checkpoint without a monitor is written every epoch.)
+    latest = ModelCheckpoint(
+        dirpath=output,
+        filename="last",
+        save_top_k=1,
+        save_on_train_epoch_end=True,
+        enable_version_counter=False,
     )
     trainer = L.Trainer(
         max_epochs=config.epochs,
@@ -563,7 +572,7 @@ def train(
         devices=devices,
         num_nodes=num_nodes,
         strategy=strategy,
-        callbacks=[best],
+        callbacks=[best, latest],
         default_root_dir=output,
         logger=L.pytorch.loggers.CSVLogger(output, name="logs"),
         enable_progress_bar=progress,
