@@ -161,7 +161,7 @@ def test_a_run_with_waveform_misaligned_negatives(tmp_path, small_corpus):
 def test_stage_two_config_starts_from_stage_one():
     one, two = TrainConfig.load("sync-light-asd"), TrainConfig.load("sync-light-asd-waveform")
     assert two.init == f"{one.output}/model.pt" and two.freeze == one.freeze
-    assert two.sample_config().misaligned_shift == (4, 25) and two.epochs == 1
+    assert two.sample_config().misaligned_shift == (4, 25) and two.epochs == 2
 
 
 def _tiny_sync(tmp_path, corpus, **extra) -> dict:

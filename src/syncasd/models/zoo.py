@@ -63,7 +63,7 @@ class ModelSpec:
     kind: str = "asd"
 
 
-SYNC_LIGHT_ASD_SHA256 = "fcf534e285e3214c336c019111aab041c6d5ec3486a045896835f34d5e518e7c"
+SYNC_LIGHT_ASD_SHA256 = "fcee23ce31cd9f71103033382607006b4ce2ba20674de214d1c9a8a7b826ceec"
 _LIGHT_ASD_URL = "https://github.com/Junhua-Liao/Light-ASD/raw/main/weight/"
 _LR_ASD_URL = "https://github.com/Junhua-Liao/LR-ASD/raw/main/weight/"
 # Google Drive ids from TaoRuijie/TalkNet-ASD: demoTalkNet.py (TalkSet) and utils/tools.py
