@@ -1,7 +1,7 @@
 """Benchmark `syncasd scan`: clips per minute, real-time factor and memory on a CPU.
 
-Material: the first N test-identity clips of ../shared/data at least 5 s long (VASP first,
-then the other folders, sorted), each analysed over its first 5 s (`duration=5`), as a dataset
+Material: the first N test-identity clips of ../shared/data at least 5 s long (sorted paths:
+LivePortrait, StyleTalk, VASP, ...), each analysed over its first 5 s (`duration=5`), as a dataset
 of five-second single-face clips. The scan runs in a fresh child process so that its peak RSS
 and that of its workers are its own; the child samples its own and its workers' RSS every
 second, to show whether memory stays flat as clips go by.
@@ -92,6 +92,11 @@ def child(args: argparse.Namespace) -> None:
             duration=SECONDS,
             max_offset=15,
         )
+        from syncasd.scan import read_table
+
+        errors = [
+            (r["path"], r["error"]) for r in read_table(Path(tmp) / "table.csv") if r["error"]
+        ]
     elapsed = time.perf_counter() - start
     stop.set()
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -102,6 +107,7 @@ def child(args: argparse.Namespace) -> None:
                 "clips": summary.clips,
                 "analysed": summary.analysed,
                 "failed": summary.failed,
+                "errors": errors,
                 "seconds": round(elapsed, 1),
                 "peak_rss_mb_main": round(own, 1),
                 "peak_rss_mb_largest_worker": round(workers, 1),
@@ -170,6 +176,8 @@ def main() -> None:
             f"{result['peak_rss_mb_main']:.0f}, largest worker "
             f"{result['peak_rss_mb_largest_worker']:.0f}"
         )
+    for path, error in result["errors"]:
+        print(f"failed: {path}: {error}")
     out = ROOT / "bench" / "results" / f"scan_bench_{args.model}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
