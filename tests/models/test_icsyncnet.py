@@ -68,8 +68,8 @@ def test_parameter_counts():
     assert parameter_count(paper) == 40_640_705  # the paper: 40.6 M
     assert abs(parameter_count(paper) / 40.6e6 - 1) < 0.002
     assert (parameter_count(paper.visual), parameter_count(paper.audio)) == (24_191_744, 16_448_960)
-    assert parameter_count(cpu) == 1_673_937
-    assert (parameter_count(cpu.visual), parameter_count(cpu.audio)) == (741_840, 932_096)
+    assert parameter_count(cpu) == 1_669_937  # gray mouths: 5 input channels
+    assert (parameter_count(cpu.visual), parameter_count(cpu.audio)) == (737_840, 932_096)
 
 
 def test_paper_layout():
@@ -274,7 +274,9 @@ def test_offset_probabilities_equal_per_window_forward(cpu_model):
     d = cpu_model.dims
     t_frames, k_max = 7, 2
     g = torch.Generator().manual_seed(5)
-    mouths = torch.randint(0, 256, (t_frames, 3, d.mouth_height, d.mouth_width), generator=g)
+    mouths = torch.randint(
+        0, 256, (t_frames, d.image_channels, d.mouth_height, d.mouth_width), generator=g
+    )
     mouths = mouths.to(torch.uint8)
     audio = (np.random.default_rng(5).standard_normal(t_frames * 640) * 3000).astype(np.int16)
     mel = log_mel(audio)
@@ -286,7 +288,7 @@ def test_offset_probabilities_equal_per_window_forward(cpu_model):
     with torch.no_grad():
         for t in range(t_frames):
             frames = [min(max(i, 0), t_frames - 1) for i in range(t - 2, t + 3)]
-            window = mouths[frames].flatten(0, 1)[None].float()  # (1, 15, H, W)
+            window = mouths[frames].flatten(0, 1)[None].float()  # (1, 5·C, H, W)
             for k in range(-k_max, k_max + 1):
                 m = torch.from_numpy(mel_window(mel, t + k - 2))[None, None]
                 expected[k + k_max, t] = torch.sigmoid(cpu_model(window, m))[0]

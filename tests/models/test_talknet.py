@@ -378,7 +378,7 @@ def test_unverified_checkpoint_is_never_downloaded(monkeypatch, tmp_path):
         with pytest.raises(WeightsError, match="--weights"):
             load_model(name)
     assert not list(tmp_path.iterdir())
-    with pytest.raises(WeightsError, match="no published checkpoint"):
+    with pytest.raises(WeightsError, match="sync-talknet has no published weights: train it"):
         load_model("sync-talknet")
 
 

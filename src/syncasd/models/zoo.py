@@ -294,8 +294,13 @@ def sha256_file(path: Path) -> str:
 def _resolve(name: str) -> tuple[ModelSpec, Checkpoint]:
     spec = get_spec(name)
     tag = name.split(".", 1)[1] if "." in name else spec.default_checkpoint
+    if not spec.checkpoints:
+        raise WeightsError(
+            f"{spec.name} has no published weights: train it (`syncasd train`) and pass "
+            "--weights PATH"
+        )
     if tag is None or tag not in spec.checkpoints:
-        known = ", ".join(f"{spec.name}.{t}" for t in spec.checkpoints) or "none"
+        known = ", ".join(f"{spec.name}.{t}" for t in spec.checkpoints)
         raise WeightsError(f"no published checkpoint {name!r}; known: {known}")
     return spec, spec.checkpoints[tag]
 
