@@ -128,6 +128,9 @@ def detect(
     sync_model: Annotated[
         str, typer.Option(help="Sync backend for --sync: ic-syncnet or an ASD model.")
     ] = DEFAULT_SYNC_MODEL,
+    sync_max_offset: Annotated[
+        int, typer.Option(help="--sync searches offsets -N..N frames (40 ms each).")
+    ] = 15,
     render: Annotated[
         bool, typer.Option(help="Also write OUT/<stem>.mp4 with boxes and the original audio.")
     ] = False,
