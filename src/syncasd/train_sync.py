@@ -64,7 +64,8 @@ def build_sync_task(config, progress: bool = True):
             logits = self.model.similarity_logits(visual, audio)  # (B, 1 + hard)
             easy = None
             if sync.easy > 0 and b > 1:
-                # Easy negatives: other samples' in-sync audio (other tracks, mostly).
+                # Easy negatives: other samples' in-sync audio (other tracks, mostly); the
+                # index (i + 1 + r) mod B with r in 0..B-2 is never i itself.
                 g = torch.Generator().manual_seed(config.seed * 1_000_003 + self.global_step)
                 others = (
                     torch.arange(b)[:, None]
