@@ -51,29 +51,26 @@ def parse_shifts(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v.strip()]
 
 
+def shifted(x: np.ndarray, k: int) -> np.ndarray:
+    """`x` moved k places later (> 0) or earlier (< 0), zero-filled, same length."""
+    out = np.zeros_like(x)
+    n = len(x)
+    if abs(k) < n:
+        if k >= 0:
+            out[k:] = x[: n - k]
+        else:
+            out[: n + k] = x[-k:]
+    return out
+
+
 def shift_audio(audio: np.ndarray, frames: int) -> np.ndarray:
     """The audio `frames` frames later (> 0) or earlier (< 0), zero-filled, same length."""
-    n, k = len(audio), abs(frames) * SAMPLES_PER_FRAME
-    out = np.zeros(n, np.int16)
-    if k >= n:
-        return out
-    if frames > 0:
-        out[k:] = audio[: n - k]
-    else:
-        out[: n - k] = audio[k:]
-    return out
+    return shifted(audio, frames * SAMPLES_PER_FRAME)
 
 
 def shift_labels(labels: np.ndarray, frames: int) -> np.ndarray:
     """Speech labels moved with the audio, False where zeros came in."""
-    out = np.zeros(len(labels), bool)
-    n, k = len(labels), abs(frames)
-    if k < n:
-        if frames > 0:
-            out[k:] = labels[: n - k]
-        else:
-            out[: n - k] = labels[k:]
-    return out
+    return shifted(np.asarray(labels, bool), frames)
 
 
 def fit(x: np.ndarray, n: int) -> np.ndarray:
@@ -172,10 +169,10 @@ def main() -> None:
             timings["matrix"] += time.perf_counter() - t0
         for s in shifts:
             t0 = time.perf_counter()
-            shifted, speech = shift_audio(audio, s), shift_labels(labels, s)
+            moved, speech = shift_audio(audio, s), shift_labels(labels, s)
             timings["shift"] += time.perf_counter() - t0
             row = {"track": track.video_id, "frames": len(labels), "shift": s}
-            row |= analyse(crops, shifted, speech, wide, s if wide is not None else 0)
+            row |= analyse(crops, moved, speech, wide, s if wide is not None else 0)
             row["found"] = abs(row["offset"] - s) <= 1
             rows.append(row)
         other = corpus.track(partner(corpus, chosen, j))

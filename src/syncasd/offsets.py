@@ -253,16 +253,18 @@ def offset_backend(
     weights: str | None = None,
     max_offset: int = DEFAULT_MAX_OFFSET,
     device: str = "cpu",
+    window: int = WINDOW,
+    batch: int = 32,
 ) -> OffsetBackend:
     """The sync backend of a registry model: IC-SyncNet (kind "sync") or an ASD model with
-    separable encoders (`ASDOffsets`)."""
+    separable encoders (`ASDOffsets` in `window`-frame scoring windows, `batch` shifts at a
+    time, as `detect` scores with the same window)."""
     from .models import get_spec, load_model
 
-    spec = get_spec(model)
     loaded = load_model(model, weights=weights, device=device)
-    if spec.kind == "sync":
+    if get_spec(model).kind == "sync":
         return ICSyncOffsets(loaded, max_offset)
-    return ASDOffsets(loaded, max_offset)
+    return ASDOffsets(loaded, max_offset, window, window // 6, batch)
 
 
 __all__ = [

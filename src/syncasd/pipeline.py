@@ -176,7 +176,7 @@ class Detector:
 
             same = o.sync_model == o.model  # the ASD model's own weights serve both
             self.sync_backend = offset_backend(
-                o.sync_model, o.weights if same else None, o.sync_max_offset, o.device
+                o.sync_model, o.weights if same else None, o.sync_max_offset, o.device, self.window
             )
         self._sync_features: np.ndarray | None = None
         self.face_detector = face_detector
@@ -254,6 +254,11 @@ class Detector:
         )
         return result
 
+    @property
+    def window(self) -> int:
+        """`--window` in model frames (at least 60): the chunk scorer's and sync's window."""
+        return max(int(round(self.options.window * media.MODEL_FPS)), 60)
+
     def _new_scorer(self, features: np.ndarray, start: int) -> ChunkScorer | DemoScorer:
         o = self.options
         if not o.score:
@@ -261,7 +266,7 @@ class Detector:
         if o.scoring == "demo":
             scorer = DemoScorer(self.model, features, start)
         else:
-            window = max(int(round(o.window * media.MODEL_FPS)), 60)
+            window = self.window
             scorer = ChunkScorer(self.model, features, start, window=window, context=window // 6)
         keep = o.keep_crops or self.sync_backend is not None
         return _KeepingScorer(scorer) if keep else scorer

@@ -29,8 +29,7 @@ from . import media
 from .atomic import atomic_path
 from .defaults import DEFAULT_SYNC_MODEL
 from .errors import InputError, MediaError
-from .models import get_spec, load_model
-from .offsets import DEFAULT_MAX_OFFSET, ASDOffsets, ICSyncOffsets, OffsetBackend
+from .offsets import DEFAULT_MAX_OFFSET, offset_backend
 from .pipeline import Detector
 from .syncmap import DEFAULTS, SyncParams, TrackSync, VideoSync, analyze_track
 
@@ -129,12 +128,9 @@ class SyncAnalyzer:
         self.params = params
         self.detector = Detector(face_detector, **options)
         o = self.detector.options
-        model = load_model(o.model, weights=o.weights, device=o.device)
-        if get_spec(o.model).kind == "sync":
-            self.backend: OffsetBackend = ICSyncOffsets(model, max_offset)
-        else:
-            window = max(int(round(o.window * media.MODEL_FPS)), 60)
-            self.backend = ASDOffsets(model, max_offset, window, window // 6, shift_batch)
+        self.backend = offset_backend(
+            o.model, o.weights, max_offset, o.device, self.detector.window, shift_batch
+        )
 
     @property
     def max_offset(self) -> int:

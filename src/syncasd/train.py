@@ -19,8 +19,7 @@ Every epoch the validation identities are scored on their original tracks and on
 unsynchronization test at 50 % (mismatched, misaligned); the checkpoint with the best mean of
 the three mAPs is exported as a plain state dict (`OUTPUT/model.pt`, the registry's key layout),
 its speaking logit shifted so that the best threshold on the validation frames (balanced
-accuracy) becomes
-`detect`'s 0.5 (`decision_shift`).
+accuracy) becomes `detect`'s 0.5 (`decision_shift`).
 `OUTPUT/last.ckpt` holds the full training state: a killed run started again resumes from it.
 """
 
@@ -205,30 +204,40 @@ def _split(config: TrainConfig):
     return Split.load(file), file
 
 
-def open_corpus(config: TrainConfig, progress: bool = True):
-    """The corpus of the config's clips (or AVA tree), built on first use."""
-    from .data.corpus import Corpus, build_corpus, corpus_key
+def corpus_location(config: TrainConfig) -> tuple[Path, list[Path]]:
+    """Where the config's corpus lives (`data.corpus`, else $SYNCASD_CACHE/corpus/<key>) and
+    the clips it is built from (none for an AVA tree)."""
+    from .data.corpus import corpus_key
     from .data.splits import find_videos
     from .models.zoo import cache_dir
 
     if config.data.ava:
-        from .data.ava import ava_corpus_key, build_ava_corpus
+        from .data.ava import ava_corpus_key
 
-        key = ava_corpus_key(config.data.ava)
-        root = Path(config.data.corpus) if config.data.corpus else cache_dir() / "corpus" / key
+        key, clips = ava_corpus_key(config.data.ava), []
+    else:
+        _, split_file = _split(config)
+        missing = [c for c in config.data.clips if not Path(c).exists()]
+        if missing:
+            raise InputError(f"clip folder {missing[0]} not found (data.clips in the config)")
+        clips = find_videos(config.data.clips)
+        key = corpus_key(clips, split_file)
+    root = Path(config.data.corpus) if config.data.corpus else cache_dir() / "corpus" / key
+    return root, clips
+
+
+def open_corpus(config: TrainConfig, progress: bool = True):
+    """The corpus of the config's clips (or AVA tree), built on first use."""
+    from .data.corpus import Corpus, build_corpus
+
+    root, clips = corpus_location(config)
+    if config.data.ava:
+        from .data.ava import build_ava_corpus
+
         return build_ava_corpus(config.data.ava, root, progress=progress)
-    split, split_file = _split(config)
-    missing = [c for c in config.data.clips if not Path(c).exists()]
-    if missing:
-        raise InputError(f"clip folder {missing[0]} not found (data.clips in the config)")
-    clips = find_videos(config.data.clips)
-    root = (
-        Path(config.data.corpus)
-        if config.data.corpus
-        else (cache_dir() / "corpus" / corpus_key(clips, split_file))
-    )
     if (root / "index.json").is_file():
         return Corpus(root)
+    split, _ = _split(config)
     from .pipeline import Detector
 
     log.info("building the corpus of %d clips in %s", len(clips), root)
@@ -483,33 +492,46 @@ def build_task(config: TrainConfig, progress: bool = True):
             return {k: float(v) for k, v in metrics.items()}
 
         def on_train_epoch_end(self) -> None:
-            metrics = self.validation_metrics()
-            self.log_dict(metrics, prog_bar=True)
-            if self.trainer.is_global_zero:
-                text = ", ".join(f"{k} {v:.2f}" for k, v in metrics.items())
-                print(f"epoch {self.current_epoch}: {text}", flush=True)
+            log_epoch(self)
 
         def configure_optimizers(self):
-            params = [p for p in self.model.parameters() if p.requires_grad]
-            opt = torch.optim.Adam(
-                params, lr=config.optim.lr, weight_decay=config.optim.weight_decay
+            return adam_per_epoch(
+                [p for p in self.model.parameters() if p.requires_grad], config.optim
             )
-            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=config.optim.lr_decay)
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+    return ASDTask(), data_module(maker, steps), steps
+
+
+def log_epoch(task) -> None:
+    """End of an epoch: the task's validation metrics logged (checkpoints select on them)
+    and printed by the first process."""
+    metrics = task.validation_metrics()
+    task.log_dict(metrics, prog_bar=True)
+    if task.trainer.is_global_zero:
+        text = ", ".join(f"{k} {v:.2f}" for k, v in metrics.items())
+        print(f"epoch {task.current_epoch}: {text}", flush=True)
+
+
+def adam_per_epoch(params, optim: OptimConfig) -> dict[str, Any]:
+    """Adam with the lr multiplied by `optim.lr_decay` after each epoch (the seeds' schedule)."""
+    opt = torch.optim.Adam(params, lr=optim.lr, weight_decay=optim.weight_decay)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=optim.lr_decay)
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+
+def data_module(maker, steps: int):
+    """Batches `(epoch, i)` of a batch maker, each rank taking every world-size-th one."""
+    L = _lightning()
 
     class Data(L.LightningDataModule):
         def train_dataloader(self):
             trainer = self.trainer
             sampler = _BatchIndices(steps, trainer.global_rank, trainer.world_size)
             return torch.utils.data.DataLoader(
-                _Batches(maker),
-                sampler=sampler,
-                batch_size=None,
-                num_workers=1,
-                persistent_workers=False,
+                _Batches(maker), sampler=sampler, batch_size=None, num_workers=1
             )
 
-    return ASDTask(), Data(), steps
+    return Data()
 
 
 def export_weights(checkpoint: str | Path, out: str | Path) -> Path:

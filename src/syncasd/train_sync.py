@@ -25,7 +25,7 @@ def build_sync_task(config, progress: bool = True):
     from .models import get_spec, load_model
     from .models.icsyncnet import IMAGES
     from .offsets import ICSyncOffsets
-    from .train import _Batches, _BatchIndices, _lightning, open_corpus
+    from .train import _lightning, adam_per_epoch, data_module, log_epoch, open_corpus
 
     L = _lightning()
     spec = get_spec(config.model)
@@ -97,27 +97,11 @@ def build_sync_task(config, progress: bool = True):
             return metrics
 
         def on_train_epoch_end(self) -> None:
-            metrics = self.validation_metrics()
-            self.log_dict(metrics, prog_bar=True)
-            if self.trainer.is_global_zero:
-                text = ", ".join(f"{k} {v:.2f}" for k, v in metrics.items())
-                print(f"epoch {self.current_epoch}: {text}", flush=True)
+            log_epoch(self)
 
         def configure_optimizers(self):
             # Every parameter: drop-and-tune turns requires_grad off, and Adam skips
             # parameters without a gradient.
-            opt = torch.optim.Adam(
-                self.model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay
-            )
-            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=config.optim.lr_decay)
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+            return adam_per_epoch(self.model.parameters(), config.optim)
 
-    class Data(L.LightningDataModule):
-        def train_dataloader(self):
-            trainer = self.trainer
-            sampler = _BatchIndices(steps, trainer.global_rank, trainer.world_size)
-            return torch.utils.data.DataLoader(
-                _Batches(maker), sampler=sampler, batch_size=None, num_workers=1
-            )
-
-    return SyncTask(), Data(), steps
+    return SyncTask(), data_module(maker, steps), steps

@@ -13,9 +13,8 @@ Another speaker's voice (mismatch) is made in the embedding space by the loss
 (`syncasd.losses.cross_modal_contrastive_loss`), as the seed does; the own voice shifted by more
 than 125 ms (misalign) too, by a circular roll, unless `misaligned_shift` asks for it here, in
 the waveform (no seam inside the window). Augmentations: gain, white noise, and for the face
-either a flipped,
-rotated, scaled and shifted crop (`augment_crops`) or, when the visual encoder is frozen,
-its embedding of such a crop, computed once per track (`visual_variants`).
+either a flipped, rotated, scaled and shifted crop (`augment_crops`) or, when the visual
+encoder is frozen, its embedding of such a crop, computed once per track (`visual_variants`).
 
 A batch holds about `batch_frames` frames of windows of equal length (the seed's batches of
 about 2,500 frames); batch `i` of epoch `e` is drawn from `seed, e, i` alone, so any process

@@ -236,28 +236,20 @@ def find_corpus(root: str | Path | None = None, config: str = "sync-light-asd"):
     """The built corpus at `root`, else that of a training config, never building it.
 
     Where `syncasd.train.open_corpus` would build a missing corpus (hours), an evaluation says
-    so instead; the location is computed the same way (config's `data.corpus`, else
-    $SYNCASD_CACHE/corpus/<key of its clips and split>).
+    so instead; the location is `syncasd.train.corpus_location`'s.
     """
-    from ..data.corpus import Corpus, corpus_key
-    from ..data.splits import SHARED_SPLIT, find_videos
-    from ..models.zoo import cache_dir
-    from ..train import TrainConfig
+    from ..data.corpus import Corpus
+    from ..train import TrainConfig, corpus_location
 
     if root is not None:
         return Corpus(root)
     cfg = TrainConfig.load(config)
-    if cfg.data.corpus:
-        root = Path(cfg.data.corpus)
-    else:
-        split_file = SHARED_SPLIT if cfg.data.split == "shared" else Path(cfg.data.split)
-        missing = [c for c in cfg.data.clips if not Path(c).exists()]
-        if missing or not split_file.is_file():
-            raise SyncASDError(
-                f"the corpus of config {config} cannot be located: "
-                f"{missing[0] if missing else split_file} not found; pass --corpus DIR"
-            )
-        root = cache_dir() / "corpus" / corpus_key(find_videos(cfg.data.clips), split_file)
+    try:
+        root, _ = corpus_location(cfg)
+    except InputError as e:
+        raise SyncASDError(
+            f"the corpus of config {config} cannot be located ({e}); pass --corpus DIR"
+        ) from None
     if not (root / "index.json").is_file():
         raise SyncASDError(
             f"no corpus at {root}: `syncasd train {cfg.model} --config {config}` builds it, "
