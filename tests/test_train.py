@@ -34,7 +34,7 @@ def test_shipped_config_resolves_by_name():
         ("modle: light-asd\n", "unknown option 'modle'"),
         ("loss: {betta: 1}\n", "unknown option loss.betta"),
         ("samples: {batch: 1}\n", "unknown option samples.batch"),
-        ("model: talknet\n", "trains light-asd, lr-asd, ic-syncnet so far"),
+        ("model: talknet\n", "trains light-asd, lr-asd, light-talknet, light-sync-talknet, ic-"),
         ("epochs: 0\n", "epochs must be at least 1"),
         ("freeze: [audio]\n", "freeze takes one of 'visual'"),
         ("model: [unclosed\n", "not valid YAML"),
@@ -49,7 +49,8 @@ def test_bad_configs_are_one_clear_error(tmp_path, text, message):
 
 
 def test_a_missing_config_names_the_shipped_ones():
-    with pytest.raises(InputError, match="shipped configs: ic-syncnet, sync-light-asd"):
+    shipped = "ic-syncnet, light-sync-talknet, light-talknet, sync-light-asd"
+    with pytest.raises(InputError, match=f"shipped configs: {shipped}"):
         resolve_config("nope")
 
 
@@ -89,6 +90,23 @@ def test_tiny_run_trains_audio_side_keeps_visual_frozen_and_resumes(tmp_path, sm
     again = TrainConfig.from_dict(_tiny(tmp_path, small_corpus, epochs=2))
     train(again, progress=False)
     assert _epochs_logged(tmp_path / "run") == [0, 1]
+
+
+@needs_shared
+def test_tiny_run_of_the_sync_talknet_ablation_starts_from_light_asd_encoders(
+    tmp_path, small_corpus
+):
+    """init_partial: Light-ASD's encoders in, the attention backend fresh; the result loads
+    as light-sync-talknet and its frozen visual encoder is still Light-ASD's."""
+    extra = {"model": "light-sync-talknet", "init_partial": True}
+    weights = train(TrainConfig.from_dict(_tiny(tmp_path, small_corpus, **extra)), progress=False)
+    trained = load_model("light-sync-talknet", weights=weights).state_dict()
+    init = load_model("light-asd", weights=AVA).state_dict()
+    visual = [k for k in init if k.startswith("model.visualEncoder")]
+    assert visual and all(torch.equal(trained[k], init[k]) for k in visual)
+    audio = [k for k in init if k.startswith("model.audioEncoder") and k.endswith("weight")]
+    assert any(not torch.equal(trained[k], init[k]) for k in audio)
+    assert trained["lossAV.FC.weight"].shape == (2, 256)
 
 
 @needs_shared

@@ -43,7 +43,8 @@ from .errors import InputError, SyncASDError
 log = logging.getLogger("syncasd")
 
 CONFIG_DIR = Path(__file__).with_name("configs")
-TRAINABLE = ("light-asd", "lr-asd")  # models with visual/audio embeddings and backend_logits
+# Models with visual/audio embeddings and backend_logits.
+TRAINABLE = ("light-asd", "lr-asd", "light-talknet", "light-sync-talknet")
 SYNC_TRAINABLE = ("ic-syncnet",)  # sync-nets: `train_sync.py`
 
 
@@ -86,6 +87,9 @@ class SyncConfig:
 class TrainConfig:
     model: str = "light-asd"
     init: str | None = "light-asd.ava"
+    # Load only init's tensors that match by name and shape (Light-ASD's encoders into
+    # light-talknet); the others start fresh.
+    init_partial: bool = False
     freeze: list[str] = field(default_factory=lambda: ["visual"])
     data: DataConfig = field(default_factory=DataConfig)
     samples: dict[str, Any] = field(default_factory=dict)
@@ -354,10 +358,15 @@ def build_task(config: TrainConfig, progress: bool = True):
     from .evaluate.tracks import pooled_map
     from .evaluate.unsync import UnsyncTest
     from .models import get_spec, load_model
+    from .models.zoo import load_matching
 
     spec = get_spec(config.model)
     if config.init is None:
         model = spec.builder()
+    elif config.init_partial:
+        model = spec.builder()
+        loaded, fresh = load_matching(model, config.init)
+        log.info("init: %d tensors from %s, %d fresh", loaded, config.init, fresh)
     elif Path(config.init).is_file():
         model = load_model(config.model, weights=config.init)
     else:  # a registry checkpoint name, e.g. light-asd.ava

@@ -20,6 +20,7 @@ from torch import nn
 from ..errors import InputError, WeightsError
 from .icsyncnet import ICSyncNet
 from .light_asd import LightASD
+from .light_talknet import LightTalkNet
 from .lr_asd import LRASD
 from .multitask import MultiTaskASD
 from .rothnet import RothNet, SyncRothNet
@@ -182,6 +183,30 @@ REGISTRY: dict[str, ModelSpec] = {
             "self-attention; no checkpoint of its own, pass TalkNet-architecture weights"
         ),
         license="MIT (TaoRuijie/TalkNet-ASD)",
+        paper=(
+            "Wuerkaixi et al., Rethinking Audio-visual Synchronization for Active Speaker "
+            "Detection, MLSP 2022; " + _TALKNET_PAPER
+        ),
+    ),
+    "light-talknet": ModelSpec(
+        name="light-talknet",
+        builder=LightTalkNet,
+        description=(
+            "TalkNet's cross- and self-attention backend on Light-ASD's encoders, no positional "
+            "encoding: the TalkNet control of our Sync-TalkNet ablation; train it "
+            "(2.0 M params)"
+        ),
+        license="MIT (this project)",
+        paper=_TALKNET_PAPER,
+    ),
+    "light-sync-talknet": ModelSpec(
+        name="light-sync-talknet",
+        builder=lambda: LightTalkNet(positional_encoding=True),
+        description=(
+            "light-talknet with Sync-TalkNet's sinusoidal positional encoding in both "
+            "attention stages; train it (2.0 M params)"
+        ),
+        license="MIT (this project)",
         paper=(
             "Wuerkaixi et al., Rethinking Audio-visual Synchronization for Active Speaker "
             "Detection, MLSP 2022; " + _TALKNET_PAPER
@@ -377,6 +402,30 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 _KIND_NAMES = {"asd": "an active speaker detection model", "sync": "an audio-visual sync model"}
+
+
+def load_matching(model: nn.Module, weights: str | Path) -> tuple[int, int]:
+    """Load into `model` the layers of `weights` (a checkpoint path or a registry name) whose
+    tensors all match by name and shape, e.g. Light-ASD's encoders into a model with another
+    backend; the rest keep their fresh initialisation. A layer loads whole or not at all (a
+    128-wide head's bias fits a 256-wide head, its weight does not). Returns (loaded, fresh)
+    tensor counts."""
+    path = Path(weights)
+    state = load_state_dict(path if path.is_file() else download(str(weights)))
+    expected = model.state_dict()
+    layers: dict[str, list[str]] = {}
+    for key in expected:
+        layers.setdefault(key.rpartition(".")[0], []).append(key)
+    matching = {
+        key: state[key]
+        for keys in layers.values()
+        if all(k in state and state[k].shape == expected[k].shape for k in keys)
+        for key in keys
+    }
+    if not matching:
+        raise WeightsError(f"{weights}: no tensor of it fits {type(model).__name__}")
+    model.load_state_dict(matching, strict=False)
+    return len(matching), len(expected) - len(matching)
 
 
 def load_model(
