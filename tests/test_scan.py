@@ -1,15 +1,23 @@
 """The scan table, its shards, merging, filters and histograms, on tables written here (no model;
-the runs on real clips are in test_cli_sync.py)."""
+the runs on real clips are in test_cli_sync.py), and the Ray backend against the local scan on
+real clips."""
 
 from __future__ import annotations
 
 import csv
+import os
+import socket
+import sys
 
 import pytest
+from conftest import DATA, needs_shared
+from typer.testing import CliRunner
 
+from syncasd.cli import app
 from syncasd.errors import InputError
 from syncasd.scan import (
     COLUMNS,
+    ScanSummary,
     TableWriter,
     histogram_path,
     list_clips,
@@ -18,6 +26,7 @@ from syncasd.scan import (
     passes,
     plot_histograms,
     read_table,
+    scan,
     shard,
     write_lists,
 )
@@ -151,3 +160,112 @@ def test_histograms_are_written_beside_the_table(tmp_path):
     assert png == histogram_path(table) == tmp_path / "t_hist.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Ray: the same table as the local scan, from a local Ray instance with 2 workers
+
+# As test_cli_sync.py's scans: Light-ASD's AVA weights, 2 s of each clip, offsets -3..3.
+QUICK = {
+    "model": "light-asd",
+    "weights": str(DATA / "weights" / "light_asd_ava.model"),
+    "duration": 2.0,
+    "max_offset": 3,
+    "threads": 1,
+}
+CLIPS = [DATA / "clips" / "vasp" / "ID1" / "015.mp4", DATA / "clips" / "vasp" / "ID2" / "015.mp4"]
+
+
+@pytest.fixture(scope="module")
+def clips_and_local_table(tmp_path_factory) -> tuple[list[str], object]:
+    """Two real clips and an unreadable file, and their table from the local scan."""
+    import torch
+
+    tmp = tmp_path_factory.mktemp("ray")
+    broken = tmp / "x.mp4"
+    broken.write_bytes(bytes(range(256)) * 40)
+    clips = [*map(str, CLIPS), str(broken)]
+    table = tmp / "local.csv"
+    threads = torch.get_num_threads()
+    try:
+        assert scan(clips, table, **QUICK) == ScanSummary(3, 0, 3, 1)
+    finally:  # threads=1 is process-wide here: give the other tests their threads back
+        torch.set_num_threads(threads)
+    return clips, table
+
+
+@needs_shared
+def test_ray_scan_gives_the_local_table_and_resumes(clips_and_local_table, tmp_path):
+    ray = pytest.importorskip("ray", reason="Ray is not installed (the [ray] extra)")
+    clips, local = clips_and_local_table
+    table = tmp_path / "ray.csv"
+    lines: list[str] = []
+    summary = scan(clips, table, workers=2, ray_address="local", report=lines.append, **QUICK)
+    assert summary == ScanSummary(3, 0, 3, 1)
+    assert not ray.is_initialized()  # this call started Ray, so it shut it down
+    assert sum(line.startswith("scan: [") for line in lines) == 3
+    got, want = list(read_table(table)), list(read_table(local))
+    assert sorted(got, key=lambda r: r["path"]) == sorted(want, key=lambda r: r["path"])
+    bad = {r["path"]: r for r in got}[clips[2]]
+    assert "not a readable video" in bad["error"] and bad["tracks"] == ""
+    assert all(r["tracks"] == "1" and not r["error"] for r in got if r["path"] != clips[2])
+    # Resumed: every clip is in the table, so nothing is analysed and Ray is not even started.
+    before = table.read_bytes()
+    assert scan(clips, table, workers=2, ray_address="local", **QUICK) == ScanSummary(3, 3, 0, 0)
+    assert table.read_bytes() == before
+
+
+def test_ray_missing_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    with pytest.raises(InputError, match=r'pip install "syncasd\[ray\]"'):
+        scan(["x.mp4"], tmp_path / "t.csv", ray_address="local")
+    assert not (tmp_path / "t.csv").exists()  # refused before the table is touched
+
+
+def test_ray_bad_address_is_one_error_line(tmp_path):
+    ray = pytest.importorskip("ray", reason="Ray is not installed (the [ray] extra)")
+    from syncasd.scan import _ray_connect
+
+    with socket.socket() as s:  # a port where nothing listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    clip = tmp_path / "x.mp4"
+    clip.write_bytes(b"x")
+    out = CliRunner().invoke(
+        app, ["scan", str(clip), "-o", str(tmp_path / "t.csv"), "--ray", f"127.0.0.1:{port}"]
+    )
+    assert out.exit_code == 2
+    errors = [line for line in out.output.splitlines() if line.startswith("syncasd: error:")]
+    assert errors == [
+        f"syncasd: error: --ray 127.0.0.1:{port}: no Ray cluster answers there (Connection "
+        "refused); start one with `ray start --head` or use --ray local"
+    ]
+    assert "Traceback" not in out.output
+    with pytest.raises(InputError, match="--ray garbage: cannot connect to Ray"):
+        _ray_connect(ray, "garbage", 1)
+    assert not ray.is_initialized()
+
+
+def test_ray_a_clip_that_kills_its_worker_gets_an_error_row_and_the_scan_goes_on():
+    ray = pytest.importorskip("ray", reason="Ray is not installed (the [ray] extra)")
+    from syncasd.scan import DIED, _ray_pool, _RayWorker
+
+    class Fake(_RayWorker):  # no models (a local class: Ray ships it to the workers by value)
+        def __init__(self, options: dict, cwd: str) -> None:
+            self.error = ""
+
+        def analyse(self, path: str) -> dict:
+            if "die" in path:
+                os._exit(1)  # as a segfault or the OOM killer would
+            return {**dict.fromkeys(COLUMNS, ""), "path": path, "tracks": "0"}
+
+    clips = [f"{i}.mp4" for i in range(3)] + ["die.mp4"] + [f"{i}.mp4" for i in range(3, 7)]
+    rows: list[dict] = []
+    ray.init(num_cpus=2, include_dashboard=False)
+    try:
+        _ray_pool(ray, ray.remote(Fake).options(num_cpus=1), clips, {}, 2, rows.append)
+    finally:
+        ray.shutdown()
+    assert sorted(r["path"] for r in rows) == sorted(clips)  # each clip once
+    assert [r["path"] for r in rows if r["error"]] == ["die.mp4"]
+    assert {r["error"] for r in rows if r["error"]} == {DIED}

@@ -865,8 +865,22 @@ def scan_command(
     ] = None,
     detect_every: DetectEveryOption = 2,
     threads: Annotated[
-        int, typer.Option(help="CPU threads per worker (0: CPUs / workers, or the default).")
+        int,
+        typer.Option(
+            help="CPU threads per worker (0: CPUs / workers, or the default; with --ray at a "
+            "cluster: 1). With --ray, the CPUs each actor reserves."
+        ),
     ] = 0,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Analyse on Ray: a cluster's address (host:port, auto, ray://...) or 'local' "
+            "to start a Ray instance on this machine; --workers sets the number of Ray actors, "
+            "each loading the models once. Needs Ray (syncasd's ray extra).",
+        ),
+    ] = None,
 ) -> None:
     """Rate many clips into one resumable CSV table (one row per clip, its main track), with
     histograms beside it (<table>_hist.png) and keep / reject lists."""
@@ -881,6 +895,7 @@ def scan_command(
             table,
             workers=workers,
             report=lambda line: typer.echo(line, err=True),
+            ray_address=ray,
             max_offset=max_offset,
             params=params,
             model=model,

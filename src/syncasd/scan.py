@@ -12,6 +12,8 @@ then histograms of those (the paper's Fig. 4) and keep / reject lists at chosen 
 - `workers` processes (spawn), each loading the models once; `shard` (I, N) takes every N-th
   clip of the sorted list from the I-th, so N independent jobs (a Slurm array) split a corpus;
   `merge_tables` joins their tables.
+- `ray_address`: the clips go to `workers` Ray actors instead (a cluster, or "local"), each
+  loading the models once; the rows still come back here and are written as above.
 - Memory is flat in the number of clips: results are never held beyond their row; histograms
   and lists are computed by streaming over the table.
 """
@@ -20,7 +22,10 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
+import math
 import os
+import socket
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -238,6 +243,7 @@ def scan(
     *,
     workers: int = 1,
     report: Report | None = None,
+    ray_address: str | None = None,
     **options: Any,
 ) -> ScanSummary:
     """Analyse every clip not yet in `table` and append its row; returns the counts.
@@ -245,11 +251,21 @@ def scan(
     `options` are `SyncAnalyzer`'s (model, weights, max_offset, params, duration, threads...).
     With workers > 1, each of `workers` spawned processes builds its own analyzer, with
     `threads` (default: CPU count / workers) torch threads.
+
+    `ray_address` (`ray.init`'s address, or "local" to start a Ray instance here): the clips
+    are analysed by `workers` Ray actors, each holding one analyzer and reserving `threads`
+    CPUs (default: CPU count / workers with "local", else 1); the table is written here as
+    without Ray. The clips (and weights) must be readable at the same paths on every node.
+    Ray is shut down at the end only if this call started it.
     """
     from .syncrun import SyncAnalyzer
 
     if workers < 1:
         raise InputError("--workers must be at least 1")
+    if ray_address is not None and not ray_address.strip():
+        raise InputError("--ray needs an address: host:port, auto, ray://host:port or local")
+    # Before the table is touched: a missing extra is a setup error, whatever is left to do.
+    ray = _import_ray() if ray_address is not None else None
     say = report or (lambda _: None)
     clips = list(clips)
     with TableWriter(table) as writer:
@@ -271,7 +287,10 @@ def scan(
             summary.failed += bool(row["error"])
             say(f"scan: [{summary.analysed}/{len(todo)}] {_describe(row)}")
 
-        if workers == 1:
+        if ray is not None:
+            del analyzer
+            _ray_scan(ray, ray_address, todo, options, workers, write)
+        elif workers == 1:
             for path in todo:
                 write(analyse(analyzer, path))
         else:
@@ -347,6 +366,184 @@ def _alone(path: str, options: dict[str, Any]) -> Row:
         return {**dict.fromkeys(COLUMNS, ""), "path": path, "error": DIED}
     finally:
         ex.shutdown(wait=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ray: the same rows from actors on a cluster (optional extra)
+
+RAY_IN_FLIGHT = 2  # clips queued per actor: it never waits for work, the driver holds few refs
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise InputError('--ray needs Ray, an optional extra: pip install "syncasd[ray]"') from None
+    return ray
+
+
+class _RayWorker:
+    """One Ray actor: an analyzer built once, then one clip per call."""
+
+    def __init__(self, options: dict[str, Any], cwd: str) -> None:
+        from .syncrun import SyncAnalyzer
+
+        # Nodes share the filesystem; running in the driver's folder (where it exists) makes
+        # relative clip and weight paths, and so the rows' error messages, the same as there.
+        if os.path.isdir(cwd):
+            os.chdir(cwd)
+        self.analyzer: Any = None
+        self.error = ""
+        try:
+            self.analyzer = SyncAnalyzer(**options)
+        except Exception as e:  # noqa: BLE001 (reported by ready(), as a message, not a dead actor)
+            self.error = _one_line(
+                str(e) if isinstance(e, SyncASDError) else f"{type(e).__name__}: {e}"
+            )
+
+    def ready(self) -> str:
+        return self.error
+
+    def analyse(self, path: str) -> Row:
+        return analyse(self.analyzer, path)
+
+
+def _ray_connect(ray: Any, address: str, cpus: int) -> bool:
+    """Connect to (or start) Ray; returns whether this call started it."""
+    if ray.is_initialized():  # the caller's own session: use it, leave it running
+        return False
+    if address == "local":  # address="local" starts one even where RAY_ADDRESS is set
+        kwargs: dict[str, Any] = dict(num_cpus=cpus, include_dashboard=False)
+    else:
+        _probe(address)
+        kwargs = {}
+    try:
+        ray.init(address=address, logging_level=logging.WARNING, **kwargs)
+    except (ConnectionError, ValueError, RuntimeError, TimeoutError) as e:
+        raise InputError(f"--ray {address}: cannot connect to Ray ({_last_line(e)})") from None
+    return True
+
+
+def _probe(address: str) -> None:
+    """Fail fast on a host:port where nothing listens: `ray.init` would retry for minutes."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return  # "auto", ray://... : Ray checks those quickly itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+    except OSError as e:
+        raise InputError(
+            f"--ray {address}: no Ray cluster answers there ({e.strerror or e}); start one "
+            "with `ray start --head` or use --ray local"
+        ) from None
+
+
+def _last_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
+def _ray_scan(
+    ray: Any, address: str, todo: list[str], options: dict[str, Any], workers: int, write: Callable
+) -> None:
+    local = address == "local" and not ray.is_initialized()
+    threads = options.get("threads") or (max(1, (os.cpu_count() or 1) // workers) if local else 1)
+    options = {**options, "threads": threads}
+    gpus = 0.0
+    if str(options.get("device", "cpu")).startswith("cuda"):
+        # Ray shows an actor only the GPU it reserved, as device 0. On a cluster each actor
+        # reserves a whole GPU; here the actors share this machine's GPUs evenly.
+        options["device"], gpus = "cuda", 1.0
+        if local:
+            import torch
+
+            gpus = 1 / math.ceil(workers / max(1, torch.cuda.device_count()))
+    started = _ray_connect(ray, address, workers * threads)
+    try:
+        remote = ray.remote(_RayWorker).options(num_cpus=threads, num_gpus=gpus)
+        _ray_pool(ray, remote, todo, options, workers, write)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _ray_pool(
+    ray: Any, remote: Any, todo: list[str], options: dict[str, Any], workers: int, write: Callable
+) -> None:
+    """Run `todo` on `workers` actors, RAY_IN_FLIGHT clips queued on each. If an actor dies,
+    a fresh one takes its place and first reruns the clips it held one by one (replaced again
+    each time one kills it), so only the culprit gets an error."""
+    cwd = os.getcwd()
+    actors: list[Any] = []  # every live actor, killed at the end whatever happens
+    errors = ray.exceptions
+
+    def new() -> Any:
+        actors.append(remote.remote(options, cwd))
+        return actors[-1]
+
+    def ready(actor: Any) -> Any:
+        try:
+            error = ray.get(actor.ready.remote())
+        except errors.RayError as e:  # it could not even run our code: syncasd not installed?
+            error = f"{_last_line(e)} (is syncasd installed on every Ray node?)"
+        if error:
+            raise InputError(f"a Ray worker could not load the models: {error}")
+        return actor
+
+    def kill(actor: Any) -> None:
+        actors.remove(actor)
+        ray.kill(actor)
+
+    def outcome(ref: Any, path: str) -> Row | None:
+        """The clip's row; None if its actor died (crashed, killed for memory, node lost)."""
+        try:
+            return ray.get(ref)
+        except errors.RayTaskError as e:  # escaped `analyse` (not an Exception): say what
+            cause = e.cause or e
+            error = _one_line(f"{type(cause).__name__}: {_last_line(cause)}")
+            return {**dict.fromkeys(COLUMNS, ""), "path": path, "error": error}
+        except errors.RayError:
+            return None
+
+    try:
+        pool = [ready(actor) for actor in [new() for _ in range(workers)]]  # load in parallel
+        pending = iter(todo)
+        flying: dict[Any, tuple[str, int]] = {}  # ref -> (clip, actor index)
+        load = [0] * workers
+        while True:
+            for i in range(workers):
+                while load[i] < RAY_IN_FLIGHT and (path := next(pending, None)) is not None:
+                    flying[pool[i].analyse.remote(path)] = (path, i)
+                    load[i] += 1
+            if not flying:
+                return
+            (ref,), _ = ray.wait(list(flying), num_returns=1)
+            path, i = flying.pop(ref)
+            load[i] -= 1
+            if (row := outcome(ref, path)) is not None:
+                write(row)
+                continue
+            # Actor i died: its other clips fail too, unless they were done before it died.
+            suspects = [path]
+            for other in [r for r, (_, j) in flying.items() if j == i]:
+                other_path, _ = flying.pop(other)
+                if (row := outcome(other, other_path)) is not None:
+                    write(row)
+                else:
+                    suspects.append(other_path)
+            # The replacement takes the dead one's CPUs: a separate actor for the reruns could
+            # wait forever for CPUs that the pool holds.
+            kill(pool[i])
+            pool[i], load[i] = ready(new()), 0
+            for suspect in suspects:
+                if (row := outcome(pool[i].analyse.remote(suspect), suspect)) is None:
+                    row = {**dict.fromkeys(COLUMNS, ""), "path": suspect, "error": DIED}
+                    kill(pool[i])
+                    pool[i] = ready(new())
+                write(row)
+    finally:  # done, Ctrl-C or a failed write: free the actors (on a shared cluster too)
+        for actor in actors:
+            ray.kill(actor)
 
 
 # ---------------------------------------------------------------------------------------------
