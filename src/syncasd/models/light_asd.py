@@ -172,11 +172,12 @@ class LightASD(ASDModel):
     """Light-ASD with the checkpoint's key tree and the common ASD model API."""
 
     backbone: type[nn.Module] = LightASDBackbone
+    backend_width = 128  # what forward_audio_visual_backend gives per frame (lossAV's input)
 
-    def __init__(self) -> None:
+    def __init__(self, backbone: nn.Module | None = None) -> None:
         super().__init__()
-        self.model = self.backbone()
-        self.lossAV = Head(128)
+        self.model = backbone if backbone is not None else self.backbone()
+        self.lossAV = Head(self.backend_width)
         self.lossV = Head(128)
 
     # Parameter groups by role, for training with a frozen front end: the visual encoder and

@@ -19,9 +19,7 @@ of width 256), so the encoders start from Light-ASD checkpoints (`TrainConfig.in
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from .layers import Head
 from .light_asd import AudioEncoder, Frontends, LightASD, VisualEncoder
 from .talknet import AttentionLayer, PositionalEncoding
 
@@ -54,12 +52,10 @@ class LightTalkNet(LightASD):
     """`LightASD`'s API (embeddings, backend logits, auxiliary visual head) with TalkNet's
     backend; `positional_encoding=True` is the Sync-TalkNet variant."""
 
+    backend_width = 256  # a‖v after the self-attention
+
     def __init__(self, positional_encoding: bool = False) -> None:
-        nn.Module.__init__(self)
-        self.positional_encoding = positional_encoding
-        self.model = LightTalkNetBackbone(positional_encoding)
-        self.lossAV = Head(256)
-        self.lossV = Head(128)
+        super().__init__(LightTalkNetBackbone(positional_encoding))
 
 
 __all__ = ["LightTalkNet", "LightTalkNetBackbone"]
