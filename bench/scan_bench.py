@@ -7,6 +7,11 @@ and that of its workers are its own; the child samples its own and its workers' 
 second, to show whether memory stays flat as clips go by.
 
     python bench/scan_bench.py [--clips 40] [--workers 2] [--model sync-light-asd]
+    python bench/scan_bench.py --model syncnet-v2 --weights syncnet_v2.model
+    python bench/scan_bench.py --model syncnet-v2 --random-weights   # speed only
+
+SyncNet v2's speed does not depend on its weights: without VGG's checkpoint, --random-weights
+times it with a seeded random one (its offsets then mean nothing; only the timing is reported).
 
 Target (issue 9): ≥ 30 clips per minute on 2 CPU cores (≥ 2.5× real time), memory flat.
 Writes bench/results/scan_bench_<model>.json.
@@ -89,6 +94,7 @@ def child(args: argparse.Namespace) -> None:
             Path(tmp) / "table.csv",
             workers=args.workers,
             model=args.model,
+            weights=args.weights,
             duration=SECONDS,
             max_offset=15,
         )
@@ -122,6 +128,10 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=40)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--model", default=None, help="sync backend (default: the default)")
+    parser.add_argument("--weights", default=None, help="the backend's checkpoint")
+    parser.add_argument(
+        "--random-weights", action="store_true", help="time syncnet-v2 with random weights"
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--clip-list", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -136,6 +146,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         listing = Path(tmp) / "clips.json"
         listing.write_text(json.dumps(clips))
+        if args.random_weights:
+            if args.model != "syncnet-v2":
+                sys.exit("--random-weights times syncnet-v2 only")
+            import torch
+
+            from syncasd.models.syncnet import SyncNetV2
+
+            torch.manual_seed(0)
+            args.weights = str(Path(tmp) / "syncnet_random.pt")
+            torch.save(SyncNetV2().state_dict(), args.weights)
         command = [
             sys.executable,
             __file__,
@@ -147,6 +167,7 @@ def main() -> None:
             str(args.workers),
             "--model",
             args.model,
+            *(["--weights", args.weights] if args.weights else []),
         ]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -155,6 +176,7 @@ def main() -> None:
     minutes = result["seconds"] / 60
     result |= {
         "model": args.model,
+        "random_weights": args.random_weights,
         "workers": args.workers,
         "clip_seconds": SECONDS,
         "clips_per_minute": round(result["analysed"] / minutes, 1),

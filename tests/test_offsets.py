@@ -174,3 +174,62 @@ def test_offset_backend_picks_the_backend_of_the_model_kind(tmp_path):
     assert isinstance(asd, ASDOffsets) and asd.max_offset == 7
     with pytest.raises(InputError, match="needs an IC-SyncNet"):
         ICSyncOffsets(load_model("light-asd", weights=DATA / "weights" / "light_asd_ava.model"))
+
+
+# ---------------------------------------------------------------------------------------------
+# SyncNet v2 as a sync backend (fixtures/syncnet: syncnet_python run with random weights)
+
+
+@pytest.fixture(scope="module")
+def syncnet_backend():
+    from conftest import random_state_dict
+
+    from syncasd.models.syncnet import SyncNetV2
+    from syncasd.offsets import SyncNetOffsets
+
+    net = SyncNetV2()
+    net.load_state_dict(random_state_dict(FIXTURES / "syncnet" / "syncnet_random_manifest.json"))
+    return SyncNetOffsets(net, max_offset=15)
+
+
+def test_syncnet_backend_distances_are_syncnet_pythons(syncnet_backend):
+    import cv2
+    from scipy.io import wavfile
+
+    frames = np.stack(
+        [cv2.imread(str(p)) for p in sorted((FIXTURES / "syncnet" / "frames_jpg").glob("*.jpg"))]
+    )
+    audio = wavfile.read(FIXTURES / "inputs" / "clip014_audio16k.wav")[1]
+    d = syncnet_backend.distances(frames, syncnet_backend.features(audio), 0)
+    assert d.shape == (31, 251) and d.dtype == np.float32
+    # The original's dists[i, j]: lip window i (frames i..i+4, centred on i + 2) against audio
+    # window i + j − 15. Ours, row k = j − 15, column t = i + 2; compared where the original
+    # reads real audio windows (it pads outside them with zero embeddings).
+    ref = np.load(FIXTURES / "syncnet" / "syncnet_dists_vshift15.npy")  # (246, 31)
+    i, j = np.meshgrid(np.arange(246), np.arange(31), indexing="ij")
+    inside = (i + j - 15 >= 0) & (i + j - 15 < 246)
+    ours = d[j, i + 2]
+    np.testing.assert_allclose(ours[inside], ref[inside], rtol=1e-5)
+    assert inside.sum() == 246 * 31 - 2 * (15 * 16 // 2)
+    # Edge columns read the first (last) crop repeated: column 0's window is frames 0,0,0,1,2.
+    assert not np.allclose(d[:, 0], d[:, 2])
+
+
+def test_syncnet_probabilities_are_framewise_confidence_against_3():
+    from syncasd.offsets import syncnet_probabilities
+
+    d = np.array([[10.0, 7.0], [4.0, 7.0], [12.0, 1.0]])
+    # Column medians 10 and 7 → confidences [0, 6, -2] and [0, 0, 6].
+    expected = 1 / (1 + np.exp(-(np.array([[0.0, 0.0], [6.0, 0.0], [-2.0, 6.0]]) - 3.0)))
+    np.testing.assert_allclose(syncnet_probabilities(d), expected, rtol=1e-6)
+    assert syncnet_probabilities(d).dtype == np.float32
+
+
+def test_syncnet_backend_refuses_gray_crops_and_tracks_past_the_audio(syncnet_backend, crops):
+    features = syncnet_backend.features(np.zeros(640 * 20, np.int16))
+    with pytest.raises(InputError, match="224, 224, 3"):
+        syncnet_backend.matrix(crops[:10], features, 0)
+    colour = np.zeros((10, 224, 224, 3), np.uint8)
+    assert syncnet_backend.matrix(colour, features, 10).shape == (31, 10)
+    with pytest.raises(InputError, match="past the end"):
+        syncnet_backend.matrix(colour, features, 11)

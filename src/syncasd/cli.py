@@ -581,7 +581,11 @@ def eval_sync_accuracy(
         ),
     ] = "test",
     model: Annotated[
-        str, typer.Option(help="Sync backend: ic-syncnet or an ASD model (sync-light-asd, …).")
+        str,
+        typer.Option(
+            help="Sync backend: ic-syncnet, syncnet-v2 (folders only) or an ASD model "
+            "(sync-light-asd, …)."
+        ),
     ] = DEFAULT_MODEL,
     weights: WeightsOption = None,
     max_offset: Annotated[int, typer.Option(help="Search offsets -N..N frames (40 ms each).")] = 15,
@@ -617,12 +621,20 @@ def eval_sync_accuracy(
         if Path(material).is_dir():
             from .data.splits import find_videos
 
-            tracks = syncacc.folder_tracks(find_videos([material]), limit, device=device)
+            videos = find_videos([material])
+            tracks = syncacc.folder_tracks(
+                videos, limit, device=device, score=False, crop=backend.crop
+            )
             what = {"material": "folder", "folder": material}
         else:
             if material not in ("train", "val", "test"):
                 raise SyncASDError(
                     f"{material}: neither a corpus split (train, val, test) nor a folder"
+                )
+            if backend.crop != "asd":
+                raise SyncASDError(
+                    f"{model} reads colour 224×224 face crops, which a corpus does not keep "
+                    "(gray 112×112): pass a folder of videos instead"
                 )
             found = syncacc.find_corpus(corpus)
             tracks = syncacc.corpus_tracks(found, material, limit)
@@ -652,8 +664,8 @@ MaxOffsetOption = Annotated[
 SyncModelOption = Annotated[
     str,
     typer.Option(
-        help="Sync backend: ic-syncnet (a sync-net) or an ASD model with separable encoders: "
-        "sync-light-asd (ours, sync-aware), light-asd, lr-asd, …"
+        help="Sync backend: a sync-net (ic-syncnet, syncnet-v2 with VGG's weights) or an ASD "
+        "model with separable encoders: sync-light-asd (ours, sync-aware), light-asd, lr-asd, …"
     ),
 ]
 MinProbOption = Annotated[

@@ -1,6 +1,8 @@
 """Sync backends: one face track → its (2K+1, T) offset × time sync-probability matrix.
 
-`syncmap.py` analyses such a matrix without knowing where it came from; this module makes it.
+`syncmap.py` analyses such a matrix without knowing where it came from; this module makes it,
+from an ASD model (`ASDOffsets`), IC-SyncNet (`ICSyncOffsets`) or SyncNet v2 (`SyncNetOffsets`,
+which reads 224×224 colour crops: each backend's `crop` tells the pipeline which).
 Row k+K, column t is P(in sync | lips at frame t, audio at frame t+k), for k = -K..K
 (k > 0: the audio comes later than the lips, as in `syncmap.py`).
 
@@ -48,6 +50,7 @@ class OffsetBackend(Protocol):
     """What `SyncAnalyzer` needs from a sync backend."""
 
     max_offset: int
+    crop: str  # the face crops `matrix` reads: a key of `faces.crop.CROPS`
 
     def features(self, audio: np.ndarray) -> np.ndarray:
         """Audio features of a whole 16 kHz int16 signal, computed once per video."""
@@ -109,6 +112,8 @@ class ASDOffsets:
     `ASDOffsets(model, max_offset=15)(crops, audio, first)` → (2K+1, T) float32. For many
     tracks of one video compute `features(audio)` once and call `matrix` per track.
     """
+
+    crop = "asd"
 
     def __init__(
         self,
@@ -194,6 +199,8 @@ class ICSyncOffsets:
     audio window at every offset (`ICSyncNet.offset_probabilities`), column t = the window
     centred on frame t. Features are the whole video's log-mel, computed once."""
 
+    crop = "asd"  # gray 112×112 face crops; the mouth is cut from them
+
     def __init__(
         self, model: nn.Module, max_offset: int = DEFAULT_MAX_OFFSET, batch: int = 64
     ) -> None:
@@ -248,6 +255,114 @@ class ICSyncOffsets:
         return probs.float().cpu().numpy()
 
 
+class SyncNetOffsets:
+    """Sync matrix from SyncNet v2 (syncnet_python's network and weights, `models/syncnet.py`):
+    column t compares the five 224×224 colour crops t − 2 … t + 2 (the first and last crop
+    repeated at the track's ends, as IC-SyncNet's windows) with the 0.2 s MFCC window of the
+    frames t + k − 2 … t + k + 2 — syncnet_python's lip window t − 2 against its audio window
+    t − 2 + k, so row k holds its distance `dists[t − 2, k + vshift]` and its AV offset is −k.
+
+    SyncNet gives distances, not probabilities. Row k, column t becomes
+    σ(median_j d[j, t] − d[k, t] − 3) (`syncnet_probabilities`): the column's "framewise
+    confidence" (syncnet_python's median-minus-distance, per frame) against the confidence of
+    3 that LatentSync and others keep clips at, so p = 0.5 there. It is a fixed mapping, not a
+    calibration on data: with VGG's weights, thresholds on these numbers mean what SyncNet's
+    confidence means.
+    """
+
+    crop = "syncnet"
+
+    def __init__(
+        self, model: nn.Module, max_offset: int = DEFAULT_MAX_OFFSET, batch: int = 20
+    ) -> None:
+        from .models.syncnet import SyncNetV2
+
+        if not isinstance(model, SyncNetV2):
+            raise InputError(f"SyncNetOffsets needs a SyncNet v2, got {type(model).__name__}")
+        if not 0 <= max_offset <= MAX_MAX_OFFSET:
+            raise InputError(f"max offset must be 0..{MAX_MAX_OFFSET} frames, got {max_offset}")
+        if batch < 1:
+            raise InputError("the window batch must be at least 1")
+        self.model = model.eval()
+        self.max_offset = int(max_offset)
+        self.batch = batch
+        # Digital silence around the audio: an audio window reaches 2 frames past its centre.
+        self.pad = self.max_offset + 3
+
+    @property
+    def shifts(self) -> np.ndarray:
+        return np.arange(-self.max_offset, self.max_offset + 1)
+
+    def features(self, audio: np.ndarray) -> np.ndarray:
+        """MFCC (python_speech_features' defaults, as syncnet_python) of the whole audio with
+        `pad` frames of silence on each side; its rows inside the audio equal `mfcc(audio)`."""
+        audio = np.asarray(audio)
+        if audio.ndim != 1:
+            raise InputError(f"expected mono 16 kHz samples (N,), got shape {audio.shape}")
+        silence = np.zeros(self.pad * SAMPLES_PER_FRAME, np.int16)
+        return mfcc(np.concatenate([silence, audio.astype(np.int16, copy=False), silence]))
+
+    def __call__(self, crops: np.ndarray, audio: np.ndarray, first: int = 0) -> np.ndarray:
+        return self.matrix(crops, self.features(audio), first)
+
+    def distances(self, crops: np.ndarray, features: np.ndarray, first: int) -> np.ndarray:
+        """(2K+1, T) float32 SyncNet distances ‖lip − audio + 1e-6‖ of a track of T BGR crops
+        (T, 224, 224, 3) at audio frame `first`; `features` from `self.features(audio)`."""
+        from .models.syncnet import mfcc_windows, video_windows
+
+        crops = np.asarray(crops)
+        if crops.ndim != 4 or crops.shape[1:] != (224, 224, 3) or len(crops) == 0:
+            raise InputError(
+                f"SyncNet needs colour face crops (T, 224, 224, 3) with T > 0, got {crops.shape}"
+            )
+        if first < 0:
+            raise InputError(f"track start {first} lies before the audio")
+        k, n = self.max_offset, len(crops)
+        # Audio windows centred on frames first − K … first + T − 1 + K; window u starts at
+        # MFCC row 4·(u − 2 + pad) of the padded features.
+        starts = np.arange(first - k, first + n + k) - 2 + self.pad
+        if ROWS_PER_FRAME * starts[-1] + 20 > len(features):
+            raise InputError(
+                f"the track reaches frame {first + n - 1 + k}, past the end of the audio"
+            )
+        device = next(self.model.parameters()).device
+        edge = np.concatenate([crops[:1], crops[:1], crops, crops[-1:], crops[-1:]])
+        lips, auds = [], []
+        with torch.inference_mode():
+            for a in range(0, n, self.batch):
+                window = video_windows(edge, range(a, min(a + self.batch, n)))
+                lips.append(self.model.forward_lip(window.to(device)).float().cpu())
+            for a in range(0, len(starts), self.batch):
+                window = mfcc_windows(features, starts[a : a + self.batch])
+                auds.append(self.model.forward_aud(window.to(device)).float().cpu())
+        lip, aud = torch.cat(lips), torch.cat(auds)
+        # Row j (offset j − K), column t: audio window t + j of `aud`.
+        index = torch.arange(n)[None, :] + torch.arange(2 * k + 1)[:, None]
+        return torch.linalg.vector_norm(lip[None] - aud[index] + 1e-6, dim=-1).numpy()
+
+    def matrix(self, crops: np.ndarray, features: np.ndarray, first: int) -> np.ndarray:
+        """(2K+1, T) float32 sync probabilities (`syncnet_probabilities` of `distances`)."""
+        return syncnet_probabilities(self.distances(crops, features, first))
+
+
+def syncnet_probabilities(distances: np.ndarray, conf_at_half: float = 3.0) -> np.ndarray:
+    """(2K+1, T) SyncNet distances → σ(median over offsets − distance − conf_at_half), float32.
+
+    Per column, median minus distance is syncnet_python's framewise confidence; a confidence
+    of `conf_at_half` (3: the threshold LatentSync keeps clips at) maps to 0.5.
+    """
+    confidence = np.median(distances, axis=0, keepdims=True) - distances
+    return (1.0 / (1.0 + np.exp(conf_at_half - confidence))).astype(np.float32)
+
+
+def backend_crop(model: str) -> str:
+    """The face crops the sync backend of a registry model reads (`faces.crop.CROPS` key)."""
+    from .models import get_spec
+    from .models.syncnet import SyncNetV2
+
+    return SyncNetOffsets.crop if get_spec(model).builder is SyncNetV2 else ASDOffsets.crop
+
+
 def offset_backend(
     model: str = "ic-syncnet",
     weights: str | None = None,
@@ -256,12 +371,15 @@ def offset_backend(
     window: int = WINDOW,
     batch: int = 32,
 ) -> OffsetBackend:
-    """The sync backend of a registry model: IC-SyncNet (kind "sync") or an ASD model with
-    separable encoders (`ASDOffsets` in `window`-frame scoring windows, `batch` shifts at a
-    time, as `detect` scores with the same window)."""
+    """The sync backend of a registry model: IC-SyncNet or SyncNet v2 (kind "sync"), or an ASD
+    model with separable encoders (`ASDOffsets` in `window`-frame scoring windows, `batch`
+    shifts at a time, as `detect` scores with the same window)."""
     from .models import get_spec, load_model
+    from .models.syncnet import SyncNetV2
 
     loaded = load_model(model, weights=weights, device=device)
+    if isinstance(loaded, SyncNetV2):
+        return SyncNetOffsets(loaded, max_offset)
     if get_spec(model).kind == "sync":
         return ICSyncOffsets(loaded, max_offset)
     return ASDOffsets(loaded, max_offset, window, window // 6, batch)
@@ -270,6 +388,8 @@ def offset_backend(
 __all__ = [
     "ASDOffsets",
     "ICSyncOffsets",
+    "SyncNetOffsets",
+    "backend_crop",
     "offset_backend",
     "CONTEXT",
     "DEFAULT_MAX_OFFSET",
@@ -277,5 +397,6 @@ __all__ = [
     "OffsetBackend",
     "WINDOW",
     "padded_features",
+    "syncnet_probabilities",
     "windows",
 ]

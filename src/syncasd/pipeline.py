@@ -28,7 +28,7 @@ from . import __version__, media
 from .audio import is_silent, mfcc
 from .defaults import DEFAULT_MODEL, DEFAULT_SYNC_MODEL
 from .errors import InputError, MediaError
-from .faces.crop import face_crop
+from .faces.crop import CROPS
 from .faces.detect import FaceDetector, RetinaFaceDetector
 from .faces.track import FaceTrack, IoUTracker, ShotDetector
 from .models import load_model
@@ -82,7 +82,10 @@ class DetectOptions:
     merge_gap: float = 0.0
     faces_csv: str | None = None
     allow_silent: bool = False
-    keep_crops: bool = False  # attach each track's 112×112 crops to it (evaluation)
+    keep_crops: bool = False  # attach each track's crops to it (evaluation)
+    # Which crops: "asd" (gray 112×112, the ASD models' and IC-SyncNet's) or "syncnet"
+    # (colour 224×224, SyncNet v2's; only with score=False).
+    crop: str = "asd"
     # False: find, track and crop faces only, keeping the crops; no ASD model is loaded and
     # every probability is 0 (sync analysis scores the crops itself, at every offset).
     score: bool = True
@@ -159,6 +162,11 @@ class Detector:
             raise InputError(f"unknown backend {o.backend!r}; choose auto, torch or ort")
         if o.device.startswith("cuda") and not torch.cuda.is_available():
             raise InputError(f"--device {o.device}: CUDA is not available on this machine")
+        if o.crop not in CROPS:
+            raise InputError(f"unknown crop {o.crop!r}; choose {' or '.join(CROPS)}")
+        if o.score and o.crop != "asd":
+            raise InputError("ASD models read gray 112×112 crops: crop must be asd to score")
+        self._crop = CROPS[o.crop][0]
         if o.threads:
             torch.set_num_threads(o.threads)
         _keep_frame_buffers_off_the_heap()
@@ -172,8 +180,13 @@ class Detector:
             self.model = to_ort(self.model, o.model, cache_dir(), threads=o.threads)
         self.sync_backend = None
         if o.sync or o.require_sync:
-            from .offsets import offset_backend
+            from .offsets import backend_crop, offset_backend
 
+            if backend_crop(o.sync_model) != o.crop:
+                raise InputError(
+                    f"{o.sync_model} reads colour 224×224 face crops, the ASD model gray ones: "
+                    "detect --sync takes ic-syncnet or an ASD model; run `syncasd sync` for it"
+                )
             same = o.sync_model == o.model  # the ASD model's own weights serve both
             self.sync_backend = offset_backend(
                 o.sync_model, o.weights if same else None, o.sync_max_offset, o.device, self.window
@@ -341,7 +354,7 @@ class Detector:
                 t0 = time.perf_counter()
                 params = lt.track.smoothed(frames)
                 crops = np.stack(
-                    [face_crop(images[f], *p) for f, p in zip(frames, params, strict=True)]
+                    [self._crop(images[f], *p) for f, p in zip(frames, params, strict=True)]
                 )
                 t1 = time.perf_counter()
                 lt.scorer.push(crops)
@@ -454,7 +467,7 @@ class Detector:
             for face, entity, scorer in list(live):
                 cx, cy, s = face.smoothed(np.array([frame.index]))[0]
                 t2 = time.perf_counter()
-                crop = face_crop(frame.image, cx, cy, s)
+                crop = self._crop(frame.image, cx, cy, s)
                 t3 = time.perf_counter()
                 scorer.push(crop[None])
                 timing["crops"] += t3 - t2

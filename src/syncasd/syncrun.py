@@ -29,7 +29,7 @@ from . import media
 from .atomic import atomic_path
 from .defaults import DEFAULT_SYNC_MODEL
 from .errors import InputError, MediaError
-from .offsets import DEFAULT_MAX_OFFSET, offset_backend
+from .offsets import DEFAULT_MAX_OFFSET, backend_crop, offset_backend
 from .pipeline import Detector
 from .syncmap import DEFAULTS, SyncParams, TrackSync, VideoSync, analyze_track
 
@@ -105,10 +105,11 @@ class SyncAnalyzer:
 
     Loads the face detector and the model once. `SyncAnalyzer(**options)(path) -> SyncResult`.
     `max_offset`: K, the offsets searched are -K..K frames (40 ms each). `params`: the
-    thresholds of `sync.analyze_track`. `model`: a sync model (ic-syncnet) or an ASD model with
-    separable encoders (sync-light-asd, light-asd, lr-asd), run through torch. Every other
-    option is a `DetectOptions` field (weights, device, start, duration, detect_every,
-    min_track, allow_silent, threads, ...); the Detector only finds, tracks and crops faces.
+    thresholds of `sync.analyze_track`. `model`: a sync model (ic-syncnet, syncnet-v2) or an
+    ASD model with separable encoders (sync-light-asd, light-asd, lr-asd), run through torch.
+    Every other option is a `DetectOptions` field (weights, device, start, duration,
+    detect_every, min_track, allow_silent, threads, ...); the Detector only finds, tracks and
+    crops faces, as the backend reads them.
     """
 
     def __init__(
@@ -126,6 +127,8 @@ class SyncAnalyzer:
         options = {"model": DEFAULT_SYNC_MODEL, **options}
         options.update(backend="torch", scoring="chunk", score=False)
         self.params = params
+        # The Detector crops faces as the backend reads them.
+        options["crop"] = backend_crop(str(options["model"]))
         self.detector = Detector(face_detector, **options)
         o = self.detector.options
         self.backend = offset_backend(

@@ -251,3 +251,25 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("syncasd: error: "), proc.stderr
         assert word in lines[0] and "Traceback" not in proc.stderr
+
+
+@needs_shared
+def test_syncnet_scores_folders_of_videos_on_its_colour_crops_not_a_corpus(tmp_path):
+    import torch
+
+    from syncasd.models.syncnet import SyncNetV2
+
+    weights = tmp_path / "syncnet.pt"
+    torch.save(SyncNetV2().state_dict(), weights)  # random: only the plumbing is checked
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    (folder / "a.mp4").symlink_to(DATA / "clips" / "vasp" / "ID1" / "015.mp4")
+    out = tmp_path / "acc.json"
+    common = ("--model", "syncnet-v2", "--weights", weights, "--clip-lengths", "5,15")
+    proc = syncasd(folder, *common, "--max-offset", "2", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert result["model"] == "syncnet-v2" and result["window"] == 5 and result["tracks"] == 1
+    assert result["clips"]["5"] - result["clips"]["15"] == 10
+    proc = syncasd("test", *common)
+    assert proc.returncode == 2 and "pass a folder of videos" in proc.stderr, proc.stderr

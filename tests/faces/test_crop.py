@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from syncasd.faces.crop import face_crop
+from syncasd.faces.crop import face_crop, syncnet_crop
 
 CS = 0.4  # cropScale of the official demo
 
@@ -69,3 +69,31 @@ def test_bgr_frame_gives_the_crop_of_its_gray_conversion(cx, cy, s):
     bgr = rng.integers(0, 256, size=(160, 200, 3), dtype=np.uint8)
     gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
     assert np.array_equal(face_crop(bgr, cx, cy, s), face_crop(gray, cx, cy, s))
+
+
+def official_syncnet_crop(bgr: np.ndarray, cx: float, cy: float, s: float) -> np.ndarray:
+    """syncnet_python's crop_video for one frame: the same box in colour, resized, uncut."""
+    bsi = int(s * (1 + 2 * CS))
+    frame = np.pad(bgr, ((bsi, bsi), (bsi, bsi), (0, 0)), "constant", constant_values=(110, 110))
+    my, mx = cy + bsi, cx + bsi
+    face = frame[
+        int(my - s) : int(my + s * (1 + 2 * CS)), int(mx - s * (1 + CS)) : int(mx + s * (1 + CS))
+    ]
+    return cv2.resize(face, (224, 224))
+
+
+@pytest.mark.parametrize(
+    ("cx", "cy", "s"),
+    [(240.0, 180.0, 50.0), (12.5, 180.0, 40.2), (240.0, 352.9, 55.5), (100.0, 300.0, 420.7)],
+)
+def test_syncnet_crop_matches_syncnet_python(cx, cy, s):
+    rng = np.random.default_rng(1)
+    bgr = rng.integers(0, 256, (360, 480, 3), dtype=np.uint8)
+    crop = syncnet_crop(bgr, cx, cy, s)
+    assert crop.shape == (224, 224, 3) and crop.dtype == np.uint8
+    np.testing.assert_array_equal(crop, official_syncnet_crop(bgr, cx, cy, s))
+
+
+def test_syncnet_crop_refuses_gray_frames():
+    with pytest.raises(ValueError, match="BGR"):
+        syncnet_crop(np.zeros((100, 100), np.uint8), 50.0, 50.0, 20.0)

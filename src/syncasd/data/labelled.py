@@ -23,7 +23,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +82,20 @@ def _detector(detector, **options):
 # way, threads, progress bars) do not enter the cache key.
 _SCORE_ONLY = {"model", "weights", "device", "backend", "threads", "progress", "batch"}
 CACHE_VERSION = 4  # bump when what is cached (crops, labels, ids) is made differently
+
+
+def _detector_key(detector) -> dict:
+    """A given Detector's options that change what it returns (those not at their defaults),
+    for the cache key: a detector cropping for SyncNet must not read gray crops cached."""
+    if detector is None:
+        return {}
+    from ..pipeline import DetectOptions
+
+    defaults = asdict(DetectOptions())
+    plumbing = {"keep_crops", "allow_silent", "score"}
+    return {
+        k: v for k, v in asdict(detector.options).items() if k not in plumbing and v != defaults[k]
+    }
 
 
 def _detect(detector, path: Path):
@@ -270,7 +284,8 @@ def tracks_from_clips(
             return [_labelled(f"{clip.parent.name}/{clip.stem}", result, track, audio, labels)]
 
         try:
-            found = _cached("clip", clip, {"negative": negative, **options}, build, cache)
+            key = {"negative": negative, **options, **_detector_key(detector)}
+            found = _cached("clip", clip, key, build, cache)
         except SyncASDError as e:
             raise InputError(f"{clip}: {e}") from None
         if not found:

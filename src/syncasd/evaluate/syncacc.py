@@ -45,7 +45,7 @@ Average = Literal["logit", "prob"]
 class TrackLike(Protocol):
     """What the protocol reads of a track (`LabelledTrack` has it)."""
 
-    crops: np.ndarray  # (T, 112, 112) uint8
+    crops: np.ndarray  # (T, 112, 112) uint8, or (T, 224, 224, 3) for SyncNet
     audio: np.ndarray  # (640·T,) int16, starting at the track's first frame
     labels: np.ndarray  # (T,) bool: frames a clip may cover
 
@@ -177,11 +177,11 @@ def sync_accuracy(
 
 
 def backend_window(backend: object) -> int:
-    """Images per matrix column: 5 for IC-SyncNet (a window centred on the frame), 1 for the
-    per-frame ASD models. (`ASDOffsets.window` is its 150-frame scoring window, not this.)"""
-    from ..offsets import ICSyncOffsets
+    """Images per matrix column: 5 for IC-SyncNet and SyncNet (a window centred on the frame),
+    1 for the per-frame ASD models. (`ASDOffsets.window` is its 150-frame scoring window.)"""
+    from ..offsets import ICSyncOffsets, SyncNetOffsets
 
-    return 5 if isinstance(backend, ICSyncOffsets) else 1
+    return 5 if isinstance(backend, ICSyncOffsets | SyncNetOffsets) else 1
 
 
 def evaluate_sync_accuracy(
