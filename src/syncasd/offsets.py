@@ -326,11 +326,11 @@ class SyncNetOffsets:
                 f"the track reaches frame {first + n - 1 + k}, past the end of the audio"
             )
         device = next(self.model.parameters()).device
-        edge = np.concatenate([crops[:1], crops[:1], crops, crops[-1:], crops[-1:]])
         lips, auds = [], []
         with torch.inference_mode():
             for a in range(0, n, self.batch):
-                window = video_windows(edge, range(a, min(a + self.batch, n)))
+                # The window of frame t starts at t − 2; the ends repeat the first/last crop.
+                window = video_windows(crops, range(a - 2, min(a + self.batch, n) - 2), True)
                 lips.append(self.model.forward_lip(window.to(device)).float().cpu())
             for a in range(0, len(starts), self.batch):
                 window = mfcc_windows(features, starts[a : a + self.batch])

@@ -155,19 +155,22 @@ def window_count(n_frames: int, n_samples: int) -> int:
     return max(0, min(n_frames, n_samples // SAMPLES_PER_FRAME) - FRAMES_PER_WINDOW)
 
 
-def video_windows(frames: np.ndarray, starts: Sequence[int]) -> torch.Tensor:
+def video_windows(frames: np.ndarray, starts: Sequence[int], clamp: bool = False) -> torch.Tensor:
     """5-frame windows (B, 3, 5, H, W) float32 0–255 from (T, H, W, 3) uint8 frames.
 
     Channels stay in the frames' order: syncnet_python stacks `cv2.imread` output, so the
-    network was trained on B, G, R. Pass BGR frames.
+    network was trained on B, G, R. Pass BGR frames. `clamp`: a window reaching past either
+    end repeats the first or last frame (one window per frame) instead of being refused.
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be (T, H, W, 3) BGR, got {frames.shape}")
     starts = list(starts)
-    if starts and (min(starts) < 0 or max(starts) + FRAMES_PER_WINDOW > len(frames)):
-        raise ValueError(f"a window runs past the {len(frames)} frames")
     index = np.asarray(starts, dtype=np.int64)[:, None] + np.arange(FRAMES_PER_WINDOW)
+    if clamp:
+        index = np.clip(index, 0, len(frames) - 1)
+    elif starts and (min(starts) < 0 or max(starts) + FRAMES_PER_WINDOW > len(frames)):
+        raise ValueError(f"a window runs past the {len(frames)} frames")
     windows = frames[index.reshape(-1)].reshape(len(starts), FRAMES_PER_WINDOW, *frames.shape[1:])
     # (B, 5, H, W, C) → (B, C, 5, H, W); uint8 → float32 is exact, as the original's via float64.
     return torch.from_numpy(np.ascontiguousarray(windows.transpose(0, 4, 1, 2, 3))).float()
