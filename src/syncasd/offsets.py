@@ -336,9 +336,14 @@ class SyncNetOffsets:
                 window = mfcc_windows(features, starts[a : a + self.batch])
                 auds.append(self.model.forward_aud(window.to(device)).float().cpu())
         lip, aud = torch.cat(lips), torch.cat(auds)
-        # Row j (offset j − K), column t: audio window t + j of `aud`.
-        index = torch.arange(n)[None, :] + torch.arange(2 * k + 1)[:, None]
-        return torch.linalg.vector_norm(lip[None] - aud[index] + 1e-6, dim=-1).numpy()
+        out = np.empty((2 * k + 1, n), np.float32)
+        # Row j (offset j − K), column t: audio window t + j of `aud`; 256 columns at a time
+        # (all at once, the 1024-d differences would take 4 KB per frame per offset).
+        for a in range(0, n, 256):
+            b = min(a + 256, n)
+            index = torch.arange(a, b)[None, :] + torch.arange(2 * k + 1)[:, None]
+            out[:, a:b] = torch.linalg.vector_norm(lip[None, a:b] - aud[index] + 1e-6, dim=-1)
+        return out
 
     def matrix(self, crops: np.ndarray, features: np.ndarray, first: int) -> np.ndarray:
         """(2K+1, T) float32 sync probabilities (`syncnet_probabilities` of `distances`)."""
