@@ -586,7 +586,7 @@ def eval_sync_accuracy(
             help="Sync backend: ic-syncnet, syncnet-v2 (folders only) or an ASD model "
             "(sync-light-asd, …)."
         ),
-    ] = DEFAULT_MODEL,
+    ] = DEFAULT_SYNC_MODEL,
     weights: WeightsOption = None,
     max_offset: Annotated[int, typer.Option(help="Search offsets -N..N frames (40 ms each).")] = 15,
     clip_lengths: Annotated[

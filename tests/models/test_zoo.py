@@ -22,27 +22,33 @@ def no_network(monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
 
 
-def test_default_model_is_ours_sync_aware_and_bundled():
-    spec = get_spec(DEFAULT_MODEL)
-    assert DetectOptions().model == DEFAULT_MODEL == "sync-light-asd"
+@pytest.mark.parametrize("name", ["sync-light-asd-ensemble", "sync-light-asd"])
+def test_our_models_are_sync_aware_and_bundled(name):
+    spec = get_spec(name)
     assert spec.sync_aware and spec.checkpoints[spec.default_checkpoint].bundled
     path = zoo.WEIGHTS_DIR / spec.checkpoints["shared"].filename
     assert path.is_file() and path.stat().st_size < 25 * 2**20
-    assert (zoo.WEIGHTS_DIR / "sync_light_asd.md").is_file()  # its model card
+    assert (zoo.WEIGHTS_DIR / "sync_light_asd.md").is_file()  # their model card
     assert zoo.sha256_file(path) == spec.checkpoints["shared"].sha256
+
+
+def test_the_default_is_the_ensemble():
+    assert DetectOptions().model == DEFAULT_MODEL == "sync-light-asd-ensemble"
 
 
 def test_bundled_weights_load_offline(no_network):
     model = load_model(DEFAULT_MODEL)
     assert not model.training
-    assert load_model("sync-light-asd.shared").state_dict().keys() == model.state_dict().keys()
+    shared = load_model("sync-light-asd-ensemble.shared")
+    assert shared.state_dict().keys() == model.state_dict().keys()
+    assert not load_model("sync-light-asd").training
 
 
 def test_bundled_model_keeps_the_ava_visual_stem():
     """Trained with the first two visual blocks frozen: the AVA checkpoint's, bit for bit;
     block3, the audio encoder and the backend were trained."""
     ava = load_model("light-asd", weights=DATA / "weights" / "light_asd_ava.model").state_dict()
-    model = load_model(DEFAULT_MODEL)
+    model = load_model("sync-light-asd")
     ours = model.state_dict()
     frozen = [k for k in ours if k.startswith(model.stem_modules)]
     assert len(frozen) > 20 and all(torch.equal(ours[k], ava[k]) for k in frozen)
@@ -59,7 +65,7 @@ def test_damaged_bundled_weights_say_reinstall(tmp_path, monkeypatch):
     damaged.write_bytes(b"not the weights")
     monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path)
     with pytest.raises(WeightsError, match="missing or damaged; reinstall"):
-        load_model(DEFAULT_MODEL)
+        load_model("sync-light-asd")
 
 
 def test_models_command_says_bundled():

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError, WeightsError
+from .ensemble import SyncGatedLightASD
 from .icsyncnet import ICSyncNet
 from .light_asd import LightASD
 from .light_talknet import LightTalkNet
@@ -65,6 +66,7 @@ class ModelSpec:
 
 
 SYNC_LIGHT_ASD_SHA256 = "fcee23ce31cd9f71103033382607006b4ce2ba20674de214d1c9a8a7b826ceec"
+SYNC_LIGHT_ASD_ENSEMBLE_SHA256 = "bb677896be3c79a383c84145b0508fa23273290528a2a5e7c3d7c418b9b35d6f"
 _LIGHT_ASD_URL = "https://github.com/Junhua-Liao/Light-ASD/raw/main/weight/"
 _LR_ASD_URL = "https://github.com/Junhua-Liao/LR-ASD/raw/main/weight/"
 # Google Drive ids from TaoRuijie/TalkNet-ASD: demoTalkNet.py (TalkSet) and utils/tools.py
@@ -76,6 +78,33 @@ _TALKNET_PAPER = (
 )
 
 REGISTRY: dict[str, ModelSpec] = {
+    "sync-light-asd-ensemble": ModelSpec(
+        name="sync-light-asd-ensemble",
+        builder=SyncGatedLightASD,
+        description=(
+            "Ours: √(light-asd.ava × sync-light-asd) on one visual stem: speaking, and in sync "
+            "with the voice; the default (2.0 M params)"
+        ),
+        license=(
+            "MIT code and weights (Light-ASD's MIT AVA checkpoint and our fine-tune of it); "
+            "trained on research-use footage, see the model card"
+        ),
+        paper=(
+            "method: Wuerkaixi et al., Rethinking Audio-visual Synchronization for Active "
+            "Speaker Detection, MLSP 2022; architecture: Liao et al., CVPR 2023"
+        ),
+        checkpoints={
+            "shared": Checkpoint(
+                None,
+                SYNC_LIGHT_ASD_ENSEMBLE_SHA256,
+                "sync_light_asd_ensemble.pt",
+                "light_asd_ava.model and sync_light_asd.pt composed "
+                "(model card: syncasd/models/weights/sync_light_asd.md)",
+            ),
+        },
+        default_checkpoint="shared",
+        sync_aware=True,
+    ),
     "sync-light-asd": ModelSpec(
         name="sync-light-asd",
         builder=LightASD,

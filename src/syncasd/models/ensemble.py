@@ -1,0 +1,96 @@
+"""Two Light-ASD models on one visual stem: "is this face speaking" × "is the voice in sync".
+
+`SyncGatedLightASD` pairs Light-ASD's public AVA checkpoint (`asd`: good at who is speaking,
+blind to whether the voice is this face's) with our synchronization-aware fine-tune of it
+(`sync`, `sync-light-asd`: requires the voice to be in sync with the lips, less sure of plain
+speech). Its speaking probability is the geometric mean of theirs, p = √(p_asd · p_sync): a
+face counts as speaking when both agree. On the validation identities this kept most of both
+(README, Results); no new training, the two checkpoints are composed (`compose`).
+
+Both were trained from the same AVA checkpoint with the visual stem (the visual encoder's
+first two blocks) frozen, so the stem is identical in both: it runs once, from `asd`, and each
+model's visual block3 reads it. The key tree is the two Light-ASD trees under `asd.` and
+`sync.`; `compose` checks that the stems are equal.
+
+Its embeddings are the two models' side by side (256 wide), so it also serves as a sync
+backend (`offsets.ASDOffsets`) and exports to ONNX like any ASD model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from ..errors import WeightsError
+from .layers import ASDModel
+from .light_asd import LightASD
+
+WIDTH = 128  # one Light-ASD's embedding width
+
+
+class SyncGatedLightASD(ASDModel):
+    """Light-ASD (AVA) × sync-light-asd: p = √(p_asd · p_sync) per frame."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asd = LightASD()
+        self.sync = LightASD()
+
+    def frame_logits(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
+        """video (B, T, 112, 112) gray 0–255, mfcc (B, 4T, 13) → (B, T, 2) logits whose
+        softmax is (1 − p, p)."""
+        return self.backend_logits(self.visual_embeddings(video), self.audio_embeddings(mfcc))
+
+    def visual_embeddings(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, T, 112, 112) → (B, T, 256): both models' visual embeddings, the stem run once."""
+        asd, sync = self.asd.model, self.sync.model
+        maps = asd.visualEncoder.stem(asd.normalise(video))
+        return torch.cat([asd.visualEncoder.head(maps), sync.visualEncoder.head(maps)], -1)
+
+    def audio_embeddings(self, mfcc: torch.Tensor) -> torch.Tensor:
+        """(B, 4T, 13) → (B, T, 256)."""
+        return torch.cat([self.asd.audio_embeddings(mfcc), self.sync.audio_embeddings(mfcc)], -1)
+
+    def backend_logits(self, visual: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        """(B, T, 256) embeddings → (B, T, 2) logits (log(1 − p), log p), p = √(p_asd p_sync)."""
+        a = self.asd.backend_logits(visual[..., :WIDTH], audio[..., :WIDTH])
+        s = self.sync.backend_logits(visual[..., WIDTH:], audio[..., WIDTH:])
+        log_p = 0.5 * (a.log_softmax(-1)[..., 1] + s.log_softmax(-1)[..., 1])
+        # log(1 − p) without cancelling: p < 1 always, since each p < 1.
+        log_not = torch.log1p(-torch.exp(log_p).clamp(max=1.0 - 1e-7))
+        return torch.stack([log_not, log_p], -1)
+
+
+def compose(
+    asd: Mapping[str, torch.Tensor], sync: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """One `SyncGatedLightASD` state dict from two Light-ASD state dicts (their key trees).
+
+    WeightsError if their visual stems differ: the pair runs `asd`'s stem for both.
+    """
+    for key in LightASD().state_dict():
+        if key.startswith(LightASD.stem_modules) and not torch.equal(asd[key], sync[key]):
+            raise WeightsError(
+                f"the two checkpoints' visual stems differ ({key}): the sync model must be "
+                "fine-tuned from the ASD checkpoint with `freeze: [visual-stem]`"
+            )
+    state = {f"asd.{k}": v for k, v in asd.items()}
+    state |= {f"sync.{k}": v for k, v in sync.items()}
+    return state
+
+
+def write_checkpoint(asd_weights: str | Path, sync_weights: str | Path, out: str | Path) -> Path:
+    """`compose` two Light-ASD checkpoint files into `out` (atomically): how the bundled
+    `sync_light_asd_ensemble.pt` is made from `light_asd_ava.model` and `sync_light_asd.pt`."""
+    from ..atomic import atomic_path
+
+    asd = torch.load(asd_weights, map_location="cpu", weights_only=True)
+    sync = torch.load(sync_weights, map_location="cpu", weights_only=True)
+    state = compose(asd, sync)
+    SyncGatedLightASD().load_state_dict(state, strict=True)  # the key tree, checked
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        torch.save(state, tmp)
+    return out

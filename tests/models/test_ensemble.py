@@ -1,0 +1,75 @@
+"""The default model: Light-ASD's AVA checkpoint × our sync-aware fine-tune, on one stem."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import DATA, FIXTURES, needs_shared
+
+from syncasd.audio import mfcc
+from syncasd.errors import WeightsError
+from syncasd.models import load_model
+from syncasd.models.ensemble import SyncGatedLightASD, compose, write_checkpoint
+from syncasd.models.light_asd import LightASD
+from syncasd.models.zoo import WEIGHTS_DIR
+
+AVA = DATA / "weights" / "light_asd_ava.model"
+
+
+@pytest.fixture(scope="module")
+def inputs() -> tuple[torch.Tensor, torch.Tensor]:
+    """3 s of VASP ID1/014: crops and MFCC as detect feeds them."""
+    crops = np.load(FIXTURES / "inputs" / "clip014_gray112.npy")[:75]
+    audio = np.load(FIXTURES / "inputs" / "clip014_audio16k_int16.npy")[: 75 * 640]
+    return torch.from_numpy(crops).float()[None], torch.from_numpy(mfcc(audio)[:300]).float()[None]
+
+
+@needs_shared
+def test_probability_is_the_geometric_mean_of_the_two_models(inputs):
+    pair = load_model("sync-light-asd-ensemble")
+    ava, ours = load_model("light-asd", weights=AVA), load_model("sync-light-asd")
+    with torch.inference_mode():
+        p, pa, ps = (m.predict(*inputs) for m in (pair, ava, ours))
+    assert p.shape == (1, 75)
+    torch.testing.assert_close(p, (pa * ps).sqrt(), atol=1e-5, rtol=0)
+    # The two disagree on this clip somewhere, so the pair is neither of them.
+    assert (pa - ps).abs().max() > 0.1
+
+
+@needs_shared
+def test_the_bundled_checkpoint_is_the_two_composed(tmp_path):
+    out = write_checkpoint(AVA, WEIGHTS_DIR / "sync_light_asd.pt", tmp_path / "pair.pt")
+    made = torch.load(out, weights_only=True)
+    bundled = torch.load(WEIGHTS_DIR / "sync_light_asd_ensemble.pt", weights_only=True)
+    assert made.keys() == bundled.keys() and len(made) == 2 * len(LightASD().state_dict())
+    assert all(torch.equal(made[k], bundled[k]) for k in made)
+
+
+def test_compose_refuses_models_with_different_stems():
+    torch.manual_seed(0)
+    a, b = LightASD().state_dict(), LightASD().state_dict()
+    with pytest.raises(WeightsError, match="visual stems differ"):
+        compose(a, b)
+    state = compose(a, {**b, **{k: v for k, v in a.items() if "block1" in k or "block2" in k}})
+    SyncGatedLightASD().load_state_dict(state, strict=True)
+
+
+@needs_shared
+def test_onnx_runtime_agrees_and_it_serves_as_a_sync_backend(inputs, tmp_path):
+    from syncasd.models.onnx import to_ort
+    from syncasd.offsets import ASDOffsets
+
+    pair = load_model("sync-light-asd-ensemble")
+    ort = to_ort(pair, "sync-light-asd-ensemble", tmp_path)
+    with torch.inference_mode():
+        expected = pair.frame_logits(*inputs).numpy()
+    np.testing.assert_allclose(ort.frame_logits(*inputs), expected, atol=1e-4)
+    crops = inputs[0][0].numpy().astype(np.uint8)
+    audio = np.load(FIXTURES / "inputs" / "clip014_audio16k_int16.npy")[: 75 * 640]
+    matrix = ASDOffsets(pair, max_offset=2)(crops, audio)
+    assert matrix.shape == (5, 75)
+    # Row 0 is the clip's score; not to 1e-4, because past the audio's end the backend reads
+    # digital silence where python_speech_features pads its last windows, and the backward
+    # GRU carries that difference through the clip (measured ≤ 0.002).
+    np.testing.assert_allclose(matrix[2], pair.predict(*inputs)[0].numpy(), atol=0.005)
