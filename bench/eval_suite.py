@@ -44,7 +44,8 @@ CLIPS = DATA / "clips"
 WEIGHTS = DATA / "weights"
 # Registry checkpoints whose files are in ../shared/data/weights.
 MODELS = {
-    "sync-light-asd": None,  # ours, bundled in the package
+    "sync-light-asd-ensemble": None,  # ours, the default, bundled in the package
+    "sync-light-asd": None,  # ours, bundled
     "light-asd.ava": WEIGHTS / "light_asd_ava.model",
     "light-asd.talkset": WEIGHTS / "light_asd_talkset.model",
     "lr-asd.ava": WEIGHTS / "lr_asd_ava.model",
@@ -65,7 +66,8 @@ def material(clips_per_identity: int) -> list:
             if taken[identity] > clips_per_identity:
                 continue
         (negatives if split.is_negative(clip) else speaking).append(clip)
-    options = {"weights": str(MODELS["light-asd.ava"])}  # scores nothing here; crops only
+    # Scores nothing here; crops only.
+    options = {"model": "light-asd", "weights": str(MODELS["light-asd.ava"])}
     return tracks_from_clips(speaking, **options) + tracks_from_clips(
         negatives, negative=True, **options
     )

@@ -31,7 +31,10 @@ def main() -> None:
 
     clips = [sorted(d.glob("*.mp4"))[0] for d in sorted((SHARED / "clips/vasp").iterdir())]
     clips = clips[: args.clips]
-    runs = {s: syncasd.Detector(weights=str(WEIGHTS), scoring=s) for s in ("chunk", "demo")}
+    runs = {
+        s: syncasd.Detector(model="light-asd", weights=str(WEIGHTS), scoring=s)
+        for s in ("chunk", "demo")
+    }
     rows = []
     for clip in clips:
         results, seconds = {}, {}

@@ -156,7 +156,11 @@ EVAL_NEGATIVE = [
 def eval_tracks() -> list:
     from syncasd.data.labelled import tracks_from_clips
 
-    options = {"weights": str(DATA / "weights" / "light_asd_ava.model"), "duration": 4.0}
+    options = {
+        "model": "light-asd",
+        "weights": str(DATA / "weights" / "light_asd_ava.model"),
+        "duration": 4.0,
+    }
     return tracks_from_clips(EVAL_SPEAKING, **options) + tracks_from_clips(
         EVAL_NEGATIVE, negative=True, **options
     )
@@ -197,6 +201,7 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory):
         keep_crops=True,
         allow_silent=True,
         duration=4.0,
+        model="light-asd",
         weights=str(DATA / "weights" / "light_asd_ava.model"),
     )
     return build_corpus([*CORPUS_CLIPS, broken], tmp / "corpus", Split.load(), detector=detector)

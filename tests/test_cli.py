@@ -28,7 +28,18 @@ def syncasd(*args: object, cwd: Path | None = None) -> subprocess.CompletedProce
 
 
 def detect(video: object, out: Path, *extra: object) -> subprocess.CompletedProcess:
-    return syncasd("detect", video, "-o", out, "--weights", WEIGHTS, "--no-progress", *extra)
+    return syncasd(
+        "detect",
+        video,
+        "-o",
+        out,
+        "--model",
+        "light-asd",
+        "--weights",
+        WEIGHTS,
+        "--no-progress",
+        *extra,
+    )
 
 
 def assert_one_error_line(proc: subprocess.CompletedProcess, *words: str) -> None:
@@ -182,7 +193,9 @@ def test_unreadable_weights(tmp_path):
 def test_weights_of_another_model(tmp_path):
     other = DATA / "weights" / "lr_asd_ava.model"
     proc = syncasd("detect", CLIP, "-o", tmp_path / "out", "--weights", other, "--no-progress")
-    assert_one_error_line(proc, "not a sync-light-asd checkpoint", "missing")
+    assert_one_error_line(
+        proc, "not a sync-light-asd-ensemble checkpoint", "missing", "it fits lr-asd"
+    )
 
 
 def test_several_videos_one_bad(tmp_path):
@@ -193,6 +206,8 @@ def test_several_videos_one_bad(tmp_path):
         CLIP,
         "-o",
         out,
+        "--model",
+        "light-asd",
         "--weights",
         WEIGHTS,
         "--no-progress",

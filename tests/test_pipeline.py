@@ -19,7 +19,7 @@ OTHER = DATA / "clips" / "vasp" / "ID10" / "017.mp4"
 
 @pytest.fixture(scope="module")
 def detector() -> syncasd.Detector:
-    return syncasd.Detector(weights=str(WEIGHTS), allow_silent=True)
+    return syncasd.Detector(model="light-asd", weights=str(WEIGHTS), allow_silent=True)
 
 
 def speech_frames(path, n_frames: int) -> np.ndarray:
@@ -96,7 +96,9 @@ def test_other_frame_rate_maps_to_25_fps_timeline(detector, tmp_path):
 
 
 def test_start_and_duration_select_an_interval(detector):
-    result = syncasd.Detector(weights=str(WEIGHTS), start=2.0, duration=3.0)(CLIP)
+    result = syncasd.Detector(model="light-asd", weights=str(WEIGHTS), start=2.0, duration=3.0)(
+        CLIP
+    )
     assert result.n_frames == 75
     assert result.start == 2.0
     assert float(result.timestamp(0)) == 2.0
@@ -108,7 +110,7 @@ def test_start_and_duration_select_an_interval(detector):
 
 
 def test_demo_scoring_and_chunk_scoring_agree_on_decisions(detector):
-    demo = syncasd.Detector(weights=str(WEIGHTS), scoring="demo")(CLIP).tracks[0]
+    demo = syncasd.Detector(model="light-asd", weights=str(WEIGHTS), scoring="demo")(CLIP).tracks[0]
     chunk = detector(CLIP).tracks[0]
     agree = ((demo.probs >= 0.5) == (chunk.probs >= 0.5)).mean()
     assert agree > 0.95
@@ -116,7 +118,9 @@ def test_demo_scoring_and_chunk_scoring_agree_on_decisions(detector):
 
 
 def test_torch_and_ort_backends_agree(detector):
-    torch_result = syncasd.Detector(weights=str(WEIGHTS), backend="torch")(CLIP).tracks[0]
+    torch_result = syncasd.Detector(model="light-asd", weights=str(WEIGHTS), backend="torch")(
+        CLIP
+    ).tracks[0]
     ort_result = detector(CLIP).tracks[0]
     assert np.abs(torch_result.logits - ort_result.logits).max() < 1e-3
 
@@ -127,7 +131,7 @@ def test_own_boxes_from_an_ava_csv(detector, tmp_path):
     first = detector(CLIP)
     boxes = tmp_path / "boxes.csv"
     write_csv(first, boxes)
-    again = syncasd.Detector(weights=str(WEIGHTS), faces_csv=str(boxes))(CLIP)
+    again = syncasd.Detector(model="light-asd", weights=str(WEIGHTS), faces_csv=str(boxes))(CLIP)
     assert len(again.tracks) == 1
     track = again.tracks[0]
     assert track.entity == "014:0"
@@ -138,8 +142,12 @@ def test_own_boxes_from_an_ava_csv(detector, tmp_path):
 
 
 def test_detecting_every_few_frames_tracks_the_same_face(detector):
-    every_frame = syncasd.Detector(weights=str(WEIGHTS), detect_every=1)(CLIP).tracks[0]
-    every_third = syncasd.Detector(weights=str(WEIGHTS), detect_every=3)(CLIP).tracks[0]
+    every_frame = syncasd.Detector(model="light-asd", weights=str(WEIGHTS), detect_every=1)(
+        CLIP
+    ).tracks[0]
+    every_third = syncasd.Detector(model="light-asd", weights=str(WEIGHTS), detect_every=3)(
+        CLIP
+    ).tracks[0]
     # The last detection (frame 249) vouches for the face until the clip ends at frame 250.
     assert (every_third.start, every_third.end) == (every_frame.start, every_frame.end) == (0, 250)
     assert np.abs(every_third.boxes - every_frame.boxes).mean() < 3.0

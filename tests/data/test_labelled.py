@@ -80,7 +80,7 @@ def test_tracks_come_back_from_the_cache(eval_tracks, monkeypatch):
 
     monkeypatch.setattr(syncasd.pipeline.Detector, "__call__", no_detection)
     again = tracks_from_clips(
-        [GRID / "bbaf2n.mpg"], weights=str(WEIGHTS), duration=4.0, threads=1
+        [GRID / "bbaf2n.mpg"], model="light-asd", weights=str(WEIGHTS), duration=4.0, threads=1
     )  # threads does not change the crops, so it shares the cache entry
     first = next(t for t in eval_tracks if t.video_id == "grid/bbaf2n")
     np.testing.assert_array_equal(again[0].crops, first.crops)
@@ -99,7 +99,7 @@ def test_tracks_from_ava_ground_truth(tmp_path):
             out.writerow(["014", f"{k / 30:.3f}", 0.1, 0.05, 0.9, 0.95, label, "014:a"])
     labels = read_ava_labels(gt)
     assert len(labels[("014", "014:a")][0]) == 60
-    tracks = tracks_from_ava([video], gt, weights=str(WEIGHTS), cache=False)
+    tracks = tracks_from_ava([video], gt, model="light-asd", weights=str(WEIGHTS), cache=False)
     assert len(tracks) == 1
     t = tracks[0]
     assert t.entity == "014:a" and len(t) == 50  # model frames 0..49 (timestamps up to 1.967 s)
@@ -121,7 +121,9 @@ def test_a_detector_must_keep_its_crops():
 
     with pytest.raises(ValueError, match="keep_crops"):
         tracks_from_clips(
-            [GRID / "bbaf2n.mpg"], detector=Detector(weights=str(WEIGHTS)), cache=False
+            [GRID / "bbaf2n.mpg"],
+            detector=Detector(model="light-asd", weights=str(WEIGHTS)),
+            cache=False,
         )
 
 

@@ -309,7 +309,7 @@ def test_real_two_face_scene(tmp_path):
     tiles = compose_side_by_side(
         [SPEAKER, SILENT], video, size=(640, 360), fps=30000 / 1001, duration=4.0
     )
-    result = syncasd.detect(video, weights=str(WEIGHTS))
+    result = syncasd.detect(video, model="light-asd", weights=str(WEIGHTS))
     assert result.n_frames == 100 and len(result.tracks) == 2
     predictions = tmp_path / "pred.csv"
     write_predictions(result, predictions)

@@ -28,7 +28,7 @@ def test_a_track_scores_as_detect_scored_it(eval_tracks, light_asd_scorer):
 
     clip = DATA / "clips" / "vasp" / "ID1" / "014.mp4"
     result = syncasd.detect(
-        clip, weights=str(DATA / "weights" / "light_asd_ava.model"), duration=4.0
+        clip, model="light-asd", weights=str(DATA / "weights" / "light_asd_ava.model"), duration=4.0
     )
     track = next(t for t in eval_tracks if t.video_id == "ID1/014")
     assert result.tracks[0].start == 0 and len(result.tracks[0].frames) == len(track)

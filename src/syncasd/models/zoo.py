@@ -457,6 +457,22 @@ def load_matching(model: nn.Module, weights: str | Path) -> tuple[int, int]:
     return len(matching), len(expected) - len(matching)
 
 
+def _models_fitting(state: dict[str, torch.Tensor], kind: str) -> list[str]:
+    """Registered models of `kind` whose key tree and shapes `state` matches (for a hint)."""
+    fits, tried = [], {}
+    for name, spec in REGISTRY.items():
+        if spec.kind != kind:
+            continue
+        if spec.builder not in tried:
+            expected = spec.builder().state_dict()
+            tried[spec.builder] = expected.keys() == state.keys() and all(
+                v.shape == state[k].shape for k, v in expected.items()
+            )
+        if tried[spec.builder]:
+            fits.append(name)
+    return fits
+
+
 def load_model(
     name: str,
     weights: str | Path | None = None,
@@ -486,9 +502,11 @@ def load_model(
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
         example = (missing or unexpected)[0]
+        fits = _models_fitting(state, spec.kind)
+        hint = f"; it fits {', '.join(fits)}: pass --model NAME" if fits else ""
         raise WeightsError(
             f"{path}: not a {spec.name} checkpoint ({len(missing)} missing, {len(unexpected)} "
-            f"unexpected keys, e.g. {example!r})"
+            f"unexpected keys, e.g. {example!r}){hint}"
         )
     wrong = [k for k, v in expected.items() if v.shape != state[k].shape]
     if wrong:
