@@ -205,3 +205,15 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory):
         weights=str(DATA / "weights" / "light_asd_ava.model"),
     )
     return build_corpus([*CORPUS_CLIPS, broken], tmp / "corpus", Split.load(), detector=detector)
+
+
+@pytest.fixture(scope="session")
+def random_syncnet_weights(tmp_path_factory) -> Path:
+    """A seeded random SyncNet v2 checkpoint: SyncNet's cost and plumbing without VGG's weights
+    (its offsets mean nothing)."""
+    from syncasd.models.syncnet import SyncNetV2
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("syncnet") / "syncnet_random.pt"
+    torch.save(SyncNetV2().state_dict(), path)
+    return path

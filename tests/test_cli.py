@@ -200,20 +200,7 @@ def test_weights_of_another_model(tmp_path):
 
 def test_several_videos_one_bad(tmp_path):
     out = tmp_path / "out"
-    proc = syncasd(
-        "detect",
-        tmp_path / "nope.mp4",
-        CLIP,
-        "-o",
-        out,
-        "--model",
-        "light-asd",
-        "--weights",
-        WEIGHTS,
-        "--no-progress",
-        "--duration",
-        "2",
-    )
+    proc = detect(tmp_path / "nope.mp4", out, CLIP, "--duration", "2")
     assert proc.returncode == 2
     assert sorted(p.name for p in out.iterdir()) == ["014.csv", "014.json", "014.rttm"]
     assert proc.stderr.count("syncasd: error:") == 1

@@ -326,17 +326,11 @@ def test_detect_sync_columns_and_require_sync(tmp_path):
     assert len(entry["sync_probs"]) == 75
 
 
-def test_a_syncnet_backend_reads_colour_224_crops_of_the_same_track(tmp_path):
-    import torch
-
-    from syncasd.faces.crop import CROPS
-    from syncasd.models.syncnet import SyncNetV2
+def test_a_syncnet_backend_reads_colour_224_crops_of_the_same_track(random_syncnet_weights):
     from syncasd.offsets import SyncNetOffsets
 
-    torch.manual_seed(0)
-    weights = tmp_path / "syncnet.pt"
-    torch.save(SyncNetV2().state_dict(), weights)
-    analyzer = SyncAnalyzer(max_offset=2, model="syncnet-v2", weights=str(weights), duration=1.0)
+    weights = str(random_syncnet_weights)
+    analyzer = SyncAnalyzer(max_offset=2, model="syncnet-v2", weights=weights, duration=1.0)
     assert (
         isinstance(analyzer.backend, SyncNetOffsets) and analyzer.detector.options.crop == "syncnet"
     )
@@ -347,22 +341,17 @@ def test_a_syncnet_backend_reads_colour_224_crops_of_the_same_track(tmp_path):
     coloured = Detector(score=False, crop="syncnet", keep_crops=True, duration=1.0)(CLIP)
     gray = Detector(score=False, keep_crops=True, duration=1.0)(CLIP)
     (c,), (g,) = coloured.tracks, gray.tracks
-    assert c.crops.shape == (25, *CROPS["syncnet"][1]) and g.crops.shape == (25, 112, 112)
+    assert c.crops.shape == (25, 224, 224, 3) and g.crops.shape == (25, 112, 112)
     assert np.array_equal(c.frames, g.frames)
     expected = analyzer.backend(c.crops, read_audio(CLIP), 0)
     np.testing.assert_allclose(matrix, expected, atol=1e-6)
 
 
-def test_syncnet_crops_cannot_be_scored_by_an_asd_model_nor_serve_detect_sync(tmp_path):
-    import torch
-
-    from syncasd.models.syncnet import SyncNetV2
-
+def test_syncnet_crops_cannot_be_scored_by_an_asd_model_nor_serve_detect_sync():
     with pytest.raises(InputError, match="crop must be asd"):
         Detector(model="light-asd", weights=WEIGHTS, crop="syncnet")
     with pytest.raises(InputError, match="unknown crop"):
         Detector(score=False, crop="rgb")
-    weights = tmp_path / "syncnet.pt"
-    torch.save(SyncNetV2().state_dict(), weights)
+    # Refused before any SyncNet weights are looked for.
     with pytest.raises(InputError, match="syncasd sync"):
         Detector(model="light-asd", weights=WEIGHTS, sync=True, sync_model="syncnet-v2")

@@ -610,6 +610,7 @@ def eval_sync_accuracy(
 ) -> None:
     """Sync accuracy (IC-SyncNet §5.1): % of clips whose offset is found within ±1 frame."""
     from .evaluate import syncacc
+    from .models import get_spec
     from .offsets import offset_backend
 
     lengths = _int_list(clip_lengths, "--clip-lengths")
@@ -623,7 +624,7 @@ def eval_sync_accuracy(
 
             videos = find_videos([material])
             tracks = syncacc.folder_tracks(
-                videos, limit, device=device, score=False, crop=backend.crop
+                videos, limit, device=device, score=False, crop=get_spec(model).crop
             )
             what = {"material": "folder", "folder": material}
         else:
@@ -631,7 +632,7 @@ def eval_sync_accuracy(
                 raise SyncASDError(
                     f"{material}: neither a corpus split (train, val, test) nor a folder"
                 )
-            if backend.crop != "asd":
+            if get_spec(model).crop != "asd":
                 raise SyncASDError(
                     f"{model} reads colour 224×224 face crops, which a corpus does not keep "
                     "(gray 112×112): pass a folder of videos instead"

@@ -2,7 +2,7 @@
 
 `syncmap.py` analyses such a matrix without knowing where it came from; this module makes it,
 from an ASD model (`ASDOffsets`), IC-SyncNet (`ICSyncOffsets`) or SyncNet v2 (`SyncNetOffsets`,
-which reads 224×224 colour crops: each backend's `crop` tells the pipeline which).
+which reads 224×224 colour crops: the registry's `ModelSpec.crop` tells the pipeline which).
 Row k+K, column t is P(in sync | lips at frame t, audio at frame t+k), for k = -K..K
 (k > 0: the audio comes later than the lips, as in `syncmap.py`).
 
@@ -37,6 +37,7 @@ from torch import nn
 
 from .audio import ROWS_PER_FRAME, mfcc
 from .errors import InputError
+from .faces.crop import CROP_SIZE
 from .media import SAMPLES_PER_FRAME
 
 DEFAULT_MAX_OFFSET = 15  # frames (±600 ms): syncnet_python's default search range
@@ -50,7 +51,6 @@ class OffsetBackend(Protocol):
     """What `SyncAnalyzer` needs from a sync backend."""
 
     max_offset: int
-    crop: str  # the face crops `matrix` reads: a key of `faces.crop.CROPS`
 
     def features(self, audio: np.ndarray) -> np.ndarray:
         """Audio features of a whole 16 kHz int16 signal, computed once per video."""
@@ -88,32 +88,53 @@ def padded_features(audio: np.ndarray, max_offset: int) -> np.ndarray:
     rows inside the audio equal those of `mfcc(audio)` exactly: the padding is a whole number of
     hops, and pre-emphasis sees a zero before the first sample either way.
     """
+    return mfcc(with_silence(audio, max_offset, max_offset + 1))
+
+
+def with_silence(audio: np.ndarray, before: int, after: int) -> np.ndarray:
+    """Mono 16 kHz int16 samples with `before` and `after` frames of digital silence around."""
     audio = np.asarray(audio)
     if audio.ndim != 1:
         raise InputError(f"expected mono 16 kHz samples (N,), got shape {audio.shape}")
-    pad = SAMPLES_PER_FRAME * max_offset
-    padded = np.concatenate(
+    return np.concatenate(
         [
-            np.zeros(pad, np.int16),
+            np.zeros(before * SAMPLES_PER_FRAME, np.int16),
             audio.astype(np.int16, copy=False),
-            np.zeros(pad + SAMPLES_PER_FRAME, np.int16),
+            np.zeros(after * SAMPLES_PER_FRAME, np.int16),
         ]
     )
-    return mfcc(padded)
+
+
+class _Rows:
+    """What every backend shares: its search range K, the offset of each row, and `__call__`
+    for one track (`features` once per video and `matrix` per track are the parts)."""
+
+    def __init__(self, max_offset: int) -> None:
+        if not 0 <= max_offset <= MAX_MAX_OFFSET:
+            raise InputError(f"max offset must be 0..{MAX_MAX_OFFSET} frames, got {max_offset}")
+        self.max_offset = int(max_offset)
+
+    @property
+    def shifts(self) -> np.ndarray:
+        """The offset of every row, -K..K (frames; > 0 = audio later than the lips)."""
+        return np.arange(-self.max_offset, self.max_offset + 1)
+
+    def __call__(self, crops: np.ndarray, audio: np.ndarray, first: int = 0) -> np.ndarray:
+        """(2K+1, T) for one track: T crops at audio frames first..first+T-1 of `audio`
+        (16 kHz int16; silence is assumed outside it)."""
+        return self.matrix(crops, self.features(audio), first)
 
 
 def _softmax1(logits: torch.Tensor) -> torch.Tensor:
     return logits.float().softmax(dim=-1)[..., 1]
 
 
-class ASDOffsets:
+class ASDOffsets(_Rows):
     """Sync matrix from an ASD model with separable encoders (Light-ASD, LR-ASD and ours).
 
     `ASDOffsets(model, max_offset=15)(crops, audio, first)` → (2K+1, T) float32. For many
     tracks of one video compute `features(audio)` once and call `matrix` per track.
     """
-
-    crop = "asd"
 
     def __init__(
         self,
@@ -129,28 +150,16 @@ class ASDOffsets:
                 f"{type(model).__name__} cannot score audio offsets: it has no "
                 f"{', '.join(missing)}; use sync-light-asd, light-asd or lr-asd (torch, not ONNX)"
             )
-        if not 0 <= max_offset <= MAX_MAX_OFFSET:
-            raise InputError(f"max offset must be 0..{MAX_MAX_OFFSET} frames, got {max_offset}")
+        super().__init__(max_offset)
         if batch < 1:
             raise InputError("the shift batch must be at least 1")
         next(windows(window, window, context))  # validates window and context
         self.model = model.eval()
-        self.max_offset = int(max_offset)
         self.window, self.context, self.batch = window, context, batch
-
-    @property
-    def shifts(self) -> np.ndarray:
-        """The offset of every row, -K..K (frames; > 0 = audio later than the lips)."""
-        return np.arange(-self.max_offset, self.max_offset + 1)
 
     def features(self, audio: np.ndarray) -> np.ndarray:
         """MFCC rows of the whole zero-padded audio (`padded_features`), once per video."""
         return padded_features(audio, self.max_offset)
-
-    def __call__(self, crops: np.ndarray, audio: np.ndarray, first: int = 0) -> np.ndarray:
-        """(2K+1, T) for one track: `crops` (T, 112, 112) uint8 at audio frames first..first+T-1
-        of `audio` (16 kHz int16; zero is assumed outside it)."""
-        return self.matrix(crops, self.features(audio), first)
 
     def matrix(self, crops: np.ndarray, features: np.ndarray, first: int) -> np.ndarray:
         """(2K+1, T) float32 sync probabilities; `features` from `self.features(audio)`."""
@@ -194,12 +203,10 @@ class ASDOffsets:
         return np.ascontiguousarray(view[::r][: j1 - j0], dtype=np.float32)
 
 
-class ICSyncOffsets:
+class ICSyncOffsets(_Rows):
     """Sync matrix from IC-SyncNet: σ(cos / τ) of every five-image mouth window with the
     audio window at every offset (`ICSyncNet.offset_probabilities`), column t = the window
     centred on frame t. Features are the whole video's log-mel, computed once."""
-
-    crop = "asd"  # gray 112×112 face crops; the mouth is cut from them
 
     def __init__(
         self, model: nn.Module, max_offset: int = DEFAULT_MAX_OFFSET, batch: int = 64
@@ -208,30 +215,17 @@ class ICSyncOffsets:
 
         if not isinstance(model, ICSyncNet):
             raise InputError(f"ICSyncOffsets needs an IC-SyncNet, got {type(model).__name__}")
-        if not 0 <= max_offset <= MAX_MAX_OFFSET:
-            raise InputError(f"max offset must be 0..{MAX_MAX_OFFSET} frames, got {max_offset}")
+        super().__init__(max_offset)
         self.model = model.eval()
-        self.max_offset = int(max_offset)
         self.batch = batch
         # Digital silence before the audio, a multiple of 5 frames (16 mel columns) long.
         self.pad = 5 * -(-(self.max_offset + 3) // 5)
-
-    @property
-    def shifts(self) -> np.ndarray:
-        return np.arange(-self.max_offset, self.max_offset + 1)
 
     def features(self, audio: np.ndarray) -> np.ndarray:
         """log-mel of the whole audio with `pad` frames of silence on each side."""
         from .audio import log_mel
 
-        audio = np.asarray(audio)
-        if audio.ndim != 1:
-            raise InputError(f"expected mono 16 kHz samples (N,), got shape {audio.shape}")
-        silence = np.zeros(self.pad * SAMPLES_PER_FRAME, np.int16)
-        return log_mel(np.concatenate([silence, audio.astype(np.int16, copy=False), silence]))
-
-    def __call__(self, crops: np.ndarray, audio: np.ndarray, first: int = 0) -> np.ndarray:
-        return self.matrix(crops, self.features(audio), first)
+        return log_mel(with_silence(audio, self.pad, self.pad))
 
     def matrix(self, crops: np.ndarray, features: np.ndarray, first: int) -> np.ndarray:
         """(2K+1, T) float32 sync probabilities of gray crops (T, 112, 112) at audio frame
@@ -255,7 +249,7 @@ class ICSyncOffsets:
         return probs.float().cpu().numpy()
 
 
-class SyncNetOffsets:
+class SyncNetOffsets(_Rows):
     """Sync matrix from SyncNet v2 (syncnet_python's network and weights, `models/syncnet.py`):
     column t compares the five 224×224 colour crops t − 2 … t + 2 (the first and last crop
     repeated at the track's ends, as IC-SyncNet's windows) with the 0.2 s MFCC window of the
@@ -270,8 +264,6 @@ class SyncNetOffsets:
     confidence means.
     """
 
-    crop = "syncnet"
-
     def __init__(
         self, model: nn.Module, max_offset: int = DEFAULT_MAX_OFFSET, batch: int = 20
     ) -> None:
@@ -279,39 +271,26 @@ class SyncNetOffsets:
 
         if not isinstance(model, SyncNetV2):
             raise InputError(f"SyncNetOffsets needs a SyncNet v2, got {type(model).__name__}")
-        if not 0 <= max_offset <= MAX_MAX_OFFSET:
-            raise InputError(f"max offset must be 0..{MAX_MAX_OFFSET} frames, got {max_offset}")
+        super().__init__(max_offset)
         if batch < 1:
             raise InputError("the window batch must be at least 1")
         self.model = model.eval()
-        self.max_offset = int(max_offset)
         self.batch = batch
         # Digital silence around the audio: an audio window reaches 2 frames past its centre.
         self.pad = self.max_offset + 3
 
-    @property
-    def shifts(self) -> np.ndarray:
-        return np.arange(-self.max_offset, self.max_offset + 1)
-
     def features(self, audio: np.ndarray) -> np.ndarray:
         """MFCC (python_speech_features' defaults, as syncnet_python) of the whole audio with
         `pad` frames of silence on each side; its rows inside the audio equal `mfcc(audio)`."""
-        audio = np.asarray(audio)
-        if audio.ndim != 1:
-            raise InputError(f"expected mono 16 kHz samples (N,), got shape {audio.shape}")
-        silence = np.zeros(self.pad * SAMPLES_PER_FRAME, np.int16)
-        return mfcc(np.concatenate([silence, audio.astype(np.int16, copy=False), silence]))
-
-    def __call__(self, crops: np.ndarray, audio: np.ndarray, first: int = 0) -> np.ndarray:
-        return self.matrix(crops, self.features(audio), first)
+        return mfcc(with_silence(audio, self.pad, self.pad))
 
     def distances(self, crops: np.ndarray, features: np.ndarray, first: int) -> np.ndarray:
         """(2K+1, T) float32 SyncNet distances ‖lip − audio + 1e-6‖ of a track of T BGR crops
         (T, 224, 224, 3) at audio frame `first`; `features` from `self.features(audio)`."""
-        from .models.syncnet import mfcc_windows, video_windows
+        from .models.syncnet import MFCC_ROWS_PER_WINDOW, mfcc_windows, video_windows
 
         crops = np.asarray(crops)
-        if crops.ndim != 4 or crops.shape[1:] != (224, 224, 3) or len(crops) == 0:
+        if crops.ndim != 4 or crops.shape[1:] != (CROP_SIZE, CROP_SIZE, 3) or len(crops) == 0:
             raise InputError(
                 f"SyncNet needs colour face crops (T, 224, 224, 3) with T > 0, got {crops.shape}"
             )
@@ -321,7 +300,7 @@ class SyncNetOffsets:
         # Audio windows centred on frames first − K … first + T − 1 + K; window u starts at
         # MFCC row 4·(u − 2 + pad) of the padded features.
         starts = np.arange(first - k, first + n + k) - 2 + self.pad
-        if ROWS_PER_FRAME * starts[-1] + 20 > len(features):
+        if ROWS_PER_FRAME * starts[-1] + MFCC_ROWS_PER_WINDOW > len(features):
             raise InputError(
                 f"the track reaches frame {first + n - 1 + k}, past the end of the audio"
             )
@@ -360,14 +339,6 @@ def syncnet_probabilities(distances: np.ndarray, conf_at_half: float = 3.0) -> n
     return (1.0 / (1.0 + np.exp(conf_at_half - confidence))).astype(np.float32)
 
 
-def backend_crop(model: str) -> str:
-    """The face crops the sync backend of a registry model reads (`faces.crop.CROPS` key)."""
-    from .models import get_spec
-    from .models.syncnet import SyncNetV2
-
-    return SyncNetOffsets.crop if get_spec(model).builder is SyncNetV2 else ASDOffsets.crop
-
-
 def offset_backend(
     model: str = "ic-syncnet",
     weights: str | None = None,
@@ -394,7 +365,6 @@ __all__ = [
     "ASDOffsets",
     "ICSyncOffsets",
     "SyncNetOffsets",
-    "backend_crop",
     "offset_backend",
     "CONTEXT",
     "DEFAULT_MAX_OFFSET",
@@ -402,6 +372,7 @@ __all__ = [
     "OffsetBackend",
     "WINDOW",
     "padded_features",
+    "with_silence",
     "syncnet_probabilities",
     "windows",
 ]

@@ -31,7 +31,7 @@ from .errors import InputError, MediaError
 from .faces.crop import CROPS
 from .faces.detect import FaceDetector, RetinaFaceDetector
 from .faces.track import FaceTrack, IoUTracker, ShotDetector
-from .models import load_model
+from .models import get_spec, load_model
 from .models.onnx import to_ort
 from .models.zoo import cache_dir
 from .results import Result, Track, speaking_turns
@@ -166,7 +166,7 @@ class Detector:
             raise InputError(f"unknown crop {o.crop!r}; choose {' or '.join(CROPS)}")
         if o.score and o.crop != "asd":
             raise InputError("ASD models read gray 112×112 crops: crop must be asd to score")
-        self._crop = CROPS[o.crop][0]
+        self._crop = CROPS[o.crop]
         if o.threads:
             torch.set_num_threads(o.threads)
         _keep_frame_buffers_off_the_heap()
@@ -180,9 +180,9 @@ class Detector:
             self.model = to_ort(self.model, o.model, cache_dir(), threads=o.threads)
         self.sync_backend = None
         if o.sync or o.require_sync:
-            from .offsets import backend_crop, offset_backend
+            from .offsets import offset_backend
 
-            if backend_crop(o.sync_model) != o.crop:
+            if get_spec(o.sync_model).crop != o.crop:
                 raise InputError(
                     f"{o.sync_model} reads colour 224×224 face crops, the ASD model gray ones: "
                     "detect --sync takes ic-syncnet or an ASD model; run `syncasd sync` for it"

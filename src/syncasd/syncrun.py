@@ -29,7 +29,8 @@ from . import media
 from .atomic import atomic_path
 from .defaults import DEFAULT_SYNC_MODEL
 from .errors import InputError, MediaError
-from .offsets import DEFAULT_MAX_OFFSET, backend_crop, offset_backend
+from .models import get_spec
+from .offsets import DEFAULT_MAX_OFFSET, offset_backend
 from .pipeline import Detector
 from .syncmap import DEFAULTS, SyncParams, TrackSync, VideoSync, analyze_track
 
@@ -128,7 +129,7 @@ class SyncAnalyzer:
         options.update(backend="torch", scoring="chunk", score=False)
         self.params = params
         # The Detector crops faces as the backend reads them.
-        options["crop"] = backend_crop(str(options["model"]))
+        options["crop"] = get_spec(str(options["model"])).crop
         self.detector = Detector(face_detector, **options)
         o = self.detector.options
         self.backend = offset_backend(

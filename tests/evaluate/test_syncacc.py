@@ -254,13 +254,10 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
 
 
 @needs_shared
-def test_syncnet_scores_folders_of_videos_on_its_colour_crops_not_a_corpus(tmp_path):
-    import torch
-
-    from syncasd.models.syncnet import SyncNetV2
-
-    weights = tmp_path / "syncnet.pt"
-    torch.save(SyncNetV2().state_dict(), weights)  # random: only the plumbing is checked
+def test_syncnet_scores_folders_of_videos_on_its_colour_crops_not_a_corpus(
+    tmp_path, random_syncnet_weights
+):
+    weights = random_syncnet_weights  # only the plumbing is checked
     folder = tmp_path / "clips"
     folder.mkdir()
     (folder / "a.mp4").symlink_to(DATA / "clips" / "vasp" / "ID1" / "015.mp4")

@@ -65,8 +65,5 @@ def syncnet_crop(frame: np.ndarray, cx: float, cy: float, s: float) -> np.ndarra
     return cv2.resize(_region(frame, cx, cy, s, gray=False), (CROP_SIZE, CROP_SIZE))
 
 
-# How the pipeline crops faces for each kind of model input: (function, crop shape).
-CROPS = {
-    "asd": (face_crop, (MODEL_SIZE, MODEL_SIZE)),
-    "syncnet": (syncnet_crop, (CROP_SIZE, CROP_SIZE, 3)),
-}
+# How the pipeline crops faces for each kind of model input (`ModelSpec.crop`).
+CROPS = {"asd": face_crop, "syncnet": syncnet_crop}

@@ -45,9 +45,8 @@ class SyncGatedLightASD(ASDModel):
 
     def visual_embeddings(self, video: torch.Tensor) -> torch.Tensor:
         """(B, T, 112, 112) → (B, T, 256): both models' visual embeddings, the stem run once."""
-        asd, sync = self.asd.model, self.sync.model
-        maps = asd.visualEncoder.stem(asd.normalise(video))
-        return torch.cat([asd.visualEncoder.head(maps), sync.visualEncoder.head(maps)], -1)
+        maps = self.asd.visual_maps(video)
+        return torch.cat([self.asd.visual_from_maps(maps), self.sync.visual_from_maps(maps)], -1)
 
     def audio_embeddings(self, mfcc: torch.Tensor) -> torch.Tensor:
         """(B, 4T, 13) → (B, T, 256)."""

@@ -193,10 +193,19 @@ class LightASD(ASDModel):
         """(B, T, 112, 112) → (B, T, 128)."""
         return self.model.forward_visual_frontend(video)
 
+    def visual_maps(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, T, 112, 112) → (B, 64, T, 14, 14): the maps of the visual encoder's first two
+        blocks (the stem), which block3 reads (`visual_from_maps`)."""
+        return self.model.visualEncoder.stem(self.model.normalise(video))
+
+    def visual_from_maps(self, maps: torch.Tensor) -> torch.Tensor:
+        """`visual_maps` output → (B, T, 128), the same as `visual_embeddings` of the crops."""
+        return self.model.visualEncoder.head(maps)
+
     def visual_stem(self, video: torch.Tensor) -> torch.Tensor:
-        """(B, T, 112, 112) → (B, T, 64·14·14): the visual encoder's first two blocks, per frame
-        flattened (what training with `freeze: [visual-stem]` caches once per track)."""
-        x = self.model.visualEncoder.stem(self.model.normalise(video))
+        """(B, T, 112, 112) → (B, T, 64·14·14): `visual_maps` per frame flattened (what
+        training with `freeze: [visual-stem]` caches once per track)."""
+        x = self.visual_maps(video)
         b, c, t, h, w = x.shape
         return x.permute(0, 2, 1, 3, 4).reshape(b, t, c * h * w)
 
@@ -204,8 +213,9 @@ class LightASD(ASDModel):
         """`visual_stem` output → (B, T, 128), the same as `visual_embeddings` of the crops."""
         b, t, d = stem.shape
         side = int(round((d / STEM_CHANNELS) ** 0.5))
-        x = stem.reshape(b, t, STEM_CHANNELS, side, side).permute(0, 2, 1, 3, 4)
-        return self.model.visualEncoder.head(x)
+        return self.visual_from_maps(
+            stem.reshape(b, t, STEM_CHANNELS, side, side).permute(0, 2, 1, 3, 4)
+        )
 
     def audio_embeddings(self, mfcc: torch.Tensor) -> torch.Tensor:
         """(B, 4T, 13) → (B, T, 128)."""

@@ -60,6 +60,9 @@ class ModelSpec:
     fps: int = 25
     mfcc_rows_per_frame: int = 4
     sync_aware: bool = False
+    # The face crops it reads (a key of `faces.crop.CROPS`): "asd", the gray centre 112×112 of
+    # the recipe's crop; "syncnet", all 224×224 of it in colour.
+    crop: str = "asd"
     # "asd": frame_logits(video, mfcc) as above, usable by the detector, ONNX export, the
     # benchmarks. "sync": an audio-visual offset model with its own inputs (syncnet.py).
     kind: str = "asd"
@@ -67,6 +70,10 @@ class ModelSpec:
 
 SYNC_LIGHT_ASD_SHA256 = "fcee23ce31cd9f71103033382607006b4ce2ba20674de214d1c9a8a7b826ceec"
 SYNC_LIGHT_ASD_ENSEMBLE_SHA256 = "bb677896be3c79a383c84145b0508fa23273290528a2a5e7c3d7c418b9b35d6f"
+_SYNC_LIGHT_ASD_PAPER = (
+    "method: Wuerkaixi et al., Rethinking Audio-visual Synchronization for Active Speaker "
+    "Detection, MLSP 2022; architecture: Liao et al., CVPR 2023"
+)
 _LIGHT_ASD_URL = "https://github.com/Junhua-Liao/Light-ASD/raw/main/weight/"
 _LR_ASD_URL = "https://github.com/Junhua-Liao/LR-ASD/raw/main/weight/"
 # Google Drive ids from TaoRuijie/TalkNet-ASD: demoTalkNet.py (TalkSet) and utils/tools.py
@@ -89,10 +96,7 @@ REGISTRY: dict[str, ModelSpec] = {
             "MIT code and weights (Light-ASD's MIT AVA checkpoint and our fine-tune of it); "
             "trained on research-use footage, see the model card"
         ),
-        paper=(
-            "method: Wuerkaixi et al., Rethinking Audio-visual Synchronization for Active "
-            "Speaker Detection, MLSP 2022; architecture: Liao et al., CVPR 2023"
-        ),
+        paper=_SYNC_LIGHT_ASD_PAPER,
         checkpoints={
             "shared": Checkpoint(
                 None,
@@ -110,16 +114,13 @@ REGISTRY: dict[str, ModelSpec] = {
         builder=LightASD,
         description=(
             "Ours: Light-ASD trained to require lip-voice synchronization (the seeds' swapped- "
-            "and shifted-audio negatives); the default (1.0 M params)"
+            "and shifted-audio negatives); the default sync backend (1.0 M params)"
         ),
         license=(
             "MIT code and weights (fine-tuned from Light-ASD's MIT AVA checkpoint); trained on "
             "research-use footage, see the model card"
         ),
-        paper=(
-            "method: Wuerkaixi et al., Rethinking Audio-visual Synchronization for Active "
-            "Speaker Detection, MLSP 2022; architecture: Liao et al., CVPR 2023"
-        ),
+        paper=_SYNC_LIGHT_ASD_PAPER,
         checkpoints={
             "shared": Checkpoint(
                 None,
@@ -311,6 +312,7 @@ REGISTRY: dict[str, ModelSpec] = {
         },
         default_checkpoint="vgg",
         input_size=(224, 224),  # full face, BGR, not the ASD models' gray 112×112 crop
+        crop="syncnet",
         kind="sync",
     ),
 }
