@@ -1,6 +1,9 @@
 """`syncasd train`: configs, a real (tiny) run on real clips, resume, export, DDP on 2 CPUs."""
 
+import contextlib
 import csv
+import os
+import signal
 import subprocess
 import sys
 
@@ -137,10 +140,29 @@ def test_ddp_on_two_cpu_processes(tmp_path, small_corpus):
         "ddp",
         "--no-progress",
     ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "distributed_backend=gloo" in done.stderr + done.stdout
-    assert "All distributed processes registered" in done.stderr + done.stdout
+    # Its own process group, so a hang is ended for both ranks; faulthandler then prints
+    # where each thread of each rank was stuck (SIGABRT), which the failure shows.
+    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        output, _ = proc.communicate(timeout=300)  # about 25 s on 2 cores
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGABRT)
+        output, _ = proc.communicate()
+        pytest.fail(f"two-rank training hung for 300 s:\n{output[-6000:]}")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # a rank left behind
+    assert proc.returncode == 0, output[-2000:]
+    assert "distributed_backend=gloo" in output
+    assert "All distributed processes registered" in output
     load_model("light-asd", weights=tmp_path / "run" / "model.pt")
 
 

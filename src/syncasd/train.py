@@ -536,8 +536,12 @@ def data_module(maker, steps: int):
         def train_dataloader(self):
             trainer = self.trainer
             sampler = _BatchIndices(steps, trainer.global_rank, trainer.world_size)
+            # One worker makes batches while the model trains, except for several CPU ranks:
+            # they already fill the cores, and a worker forked after gloo's threads started
+            # once hung a CI run for ten minutes.
+            cpu_ranks = trainer.world_size > 1 and trainer.strategy.root_device.type == "cpu"
             return torch.utils.data.DataLoader(
-                _Batches(maker), sampler=sampler, batch_size=None, num_workers=1
+                _Batches(maker), sampler=sampler, batch_size=None, num_workers=0 if cpu_ranks else 1
             )
 
     return Data()
