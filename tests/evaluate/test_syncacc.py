@@ -161,22 +161,25 @@ class Track:
         self.labels = labels
 
 
-def test_a_backend_is_run_on_every_track_with_a_clean_clip():
+def test_a_backend_sees_each_track_inside_its_search_range():
+    """Offsets ±2: the backend scores frames 2 … T−3 only, against the track's own audio at
+    every offset (never the zeros past its ends); tracks without a clean clip there are skipped."""
     torch.manual_seed(0)
     backend = ASDOffsets(get_spec("light-asd").builder(), max_offset=2)
     assert backend_window(backend) == 1
-    speaking = np.ones(12, bool)
-    speaking[8] = False  # clean 5-frame clips start at 0..3 only
+    speaking = np.ones(16, bool)
+    speaking[12] = False  # inside frames 2..13: clean 5-frame clips start at 2..7, 7-frame at 2..5
     tracks = [
-        Track(12, speaking, 0),
-        Track(4, np.ones(4, bool), 1),  # shorter than any clip: skipped
-        Track(9, np.array([1, 1, 1, 1, 0, 1, 1, 1, 1], bool), 2),  # no clean clip: skipped
+        Track(16, speaking, 0),
+        Track(8, np.ones(8, bool), 1),  # 4 frames inside: shorter than any clip, skipped
+        Track(9, np.array([1, 1, 1, 1, 0, 1, 1, 1, 1], bool), 2),  # no clean clip inside: skipped
     ]
     result = evaluate_sync_accuracy(backend, tracks, (5, 7), model="light-asd")
-    assert result.clips == {5: 4, 7: 2} and result.tracks == 1
+    assert result.clips == {5: 6, 7: 4} and result.tracks == 1
     assert result.window == 1 and result.max_offset == 2
-    for n in (5, 7):
-        assert result.accuracy[n] in {100.0 * c / result.clips[n] for c in range(5)}
+    track = tracks[0]
+    matrix = backend.matrix(track.crops[2:14], backend.features(track.audio), 2)
+    assert result.accuracy == sync_accuracy([matrix], [speaking[2:14]], (5, 7), window=1).accuracy
 
 
 # --- the command, on real footage -------------------------------------------------------------
@@ -211,15 +214,19 @@ def test_the_command_prints_the_table_and_writes_json(small_corpus, tmp_path):
     result = json.loads(out.read_text())
     labels = [t.labels for t in corpus_tracks(small_corpus, "val")]
     assert len(labels) == 2
-    assert result["clips"] == {str(n): sum(clean_clips(x, n) for x in labels) for n in (5, 15)}
+    # Clips lie inside the search range: frames 3 … T−4 of each track.
+    inside = [x[3 : len(x) - 3] for x in labels]
+    assert result["clips"] == {str(n): sum(clean_clips(x, n) for x in inside) for n in (5, 15)}
     assert result["model"] == "sync-light-asd" and result["max_offset"] == 3
     assert result["split"] == "val" and result["window"] == 1
     lines = proc.stdout.strip().splitlines()
     assert lines[0] == "| clip length (frames) | 5 | 15 |"
     acc = [f"{result['accuracy'][n]:.2f}" for n in ("5", "15")]
     assert lines[2] == f"| sync-light-asd accuracy (%) | {acc[0]} | {acc[1]} |"
-    # The sync-aware model finds the true offset of real speech on most clips.
-    assert result["accuracy"]["15"] >= 80.0
+    # The sync-aware model finds the true offset of real speech on most clips: every clip of
+    # the VoxCeleb2 track, a fifth of the quiet VASP ID7 one (its rows differ by 0.02; with
+    # the zeros past the track in its context it found 96 %: the shortcut item 4 closes).
+    assert result["accuracy"]["15"] >= 50.0
 
 
 @needs_shared
@@ -232,7 +239,8 @@ def test_a_folder_of_videos_scores_every_frame(tmp_path):
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
     assert result["material"] == "folder" and result["tracks"] == 1
-    # Every frame of one track of T frames is valid: T - 4 clips of 5, T - 14 of 15.
+    # Every frame of one track is valid: of its T − 4 frames inside ±2, T − 8 clips of 5 start
+    # there and T − 18 of 15.
     assert result["clips"]["5"] - result["clips"]["15"] == 10
 
 
