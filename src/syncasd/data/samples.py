@@ -52,12 +52,6 @@ class SampleConfig:
     # (lo, hi): also give each window its own audio shifted by ±lo…hi frames in the waveform
     # ("mfcc_misaligned"), for the loss's misaligned term; None: the loss rolls embeddings.
     misaligned_shift: tuple[int, int] | None = None
-    # With misaligned_shift: read the shifted voice from inside the track only. Read past its
-    # ends, a shift of 4 or more frames brings in that much digital silence, which only
-    # negatives then have (on the 30-frame lrw_ar tracks, nearly every one): a cue a model can
-    # learn in place of the lips. Windows are shortened so that every track of the batch has
-    # room for the shift.
-    misaligned_inside: bool = False
 
 
 def _rms(x: np.ndarray) -> float:
@@ -148,26 +142,12 @@ class BatchMaker:
             audio = audio + rng.normal(0, _rms(audio) * 10 ** (-snr / 20), audio.shape)
         return audio, labels
 
-    def _inside_lag(self, rng: np.random.Generator, track_length: int, length: int) -> int | None:
-        """A shift of ±lo…hi frames that keeps a window of `length` frames and its shifted
-        copy inside a track; None when the track has no room for lo."""
-        lo, hi = self.config.misaligned_shift
-        most = min(hi, track_length - length)
-        if most < lo:
-            return None
-        return int(rng.integers(lo, most + 1)) * (1 if rng.random() < 0.5 else -1)
-
     def __call__(self, epoch: int, index: int) -> dict[str, np.ndarray]:
         rng = np.random.default_rng([self.seed, epoch, index])
         c = self.config
         anchor = int(rng.choice(len(self.tracks), p=self.weights))
         length = int(min(self.lengths[anchor], c.max_frames))
-        room = 0  # frames each track needs beyond the window (misaligned_inside)
-        if c.misaligned_shift is not None and c.misaligned_inside:
-            lo, hi = c.misaligned_shift
-            room = min(int(rng.integers(lo, hi + 1)), int(self.lengths[anchor]) - c.min_frames)
-            length = int(min(self.lengths[anchor] - room, c.max_frames))
-        fits = np.flatnonzero(self.lengths >= length + room)
+        fits = np.flatnonzero(self.lengths >= length)
         p = self.weights[fits] / self.weights[fits].sum()
         count = max(2, c.batch_frames // length)
         chosen = [anchor] + [int(fits[k]) for k in rng.choice(len(fits), count - 1, p=p)]
@@ -175,22 +155,17 @@ class BatchMaker:
         for k in chosen:
             i = self.tracks[k]
             t = self.corpus.tracks[i]
-            lag = self._inside_lag(rng, t.length, length) if room else None
-            if lag is None:
-                s = int(rng.integers(0, t.length - length + 1))
-            else:  # the window and its shifted copy both inside the track
-                s = int(rng.integers(max(0, -lag), t.length - length - max(0, lag) + 1))
+            s = int(rng.integers(0, t.length - length + 1))
             y = np.asarray(self.corpus.labels[t.offset + s : t.offset + s + length])
             audio, y = self._audio(rng, i, s, length, y)
             mfccs.append(_mfcc_rows(audio, length))
             labels.append(y)
             if c.misaligned_shift is not None:
-                if lag is None:
-                    lo, hi = c.misaligned_shift
-                    lag = int(rng.integers(lo, hi + 1)) * (1 if rng.random() < 0.5 else -1)
-                # The same voice `lag` frames off, read beside the window rather than rolled
-                # round inside it (no seam); zeros past the track unless misaligned_inside.
-                shifted, _ = self._audio(rng, i, s + lag, length, y, silence=False)
+                lo, hi = c.misaligned_shift
+                k = int(rng.integers(lo, hi + 1)) * (1 if rng.random() < 0.5 else -1)
+                # The same voice k frames off, read past the window (zeros past the track):
+                # no seam inside the window, unlike a circular roll.
+                shifted, _ = self._audio(rng, i, s + k, length, y, silence=False)
                 misaligned.append(_mfcc_rows(shifted, length))
             frames = slice(t.offset + s, t.offset + s + length)
             if self.variants is not None:
