@@ -14,6 +14,7 @@ from syncasd.losses import (
     euclidean_contrastive_loss,
     frame_cross_entropy,
     info_nce_loss,
+    offset_ranking_loss,
     syncnet_contrastive_loss,
 )
 
@@ -352,3 +353,42 @@ def test_misaligned_embeddings_given_replace_the_roll():
         cross_modal_contrastive_loss(
             backend, visual, audio, labels, misalign_beta=1.0, misaligned=shifted[:, :1]
         )
+
+
+def _dot_backend(visual: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+    """Logits (0, v·a) per frame: the speaking margin is the dot product."""
+    margin = (visual * audio).sum(-1)
+    return torch.stack([torch.zeros_like(margin), margin], -1)
+
+
+def test_offset_ranking_loss_by_hand():
+    # One window of 5 frames, 1-d embeddings, offsets −1, 0, 1 over frames 1..3.
+    visual = torch.tensor([1.0, 2, 3, 4, 5]).view(1, 5, 1)
+    audio = torch.tensor([0.0, 1, 0, 0, 0]).view(1, 5, 1)
+    labels = torch.ones(1, 5)
+    # k = −1 reads audio frames 0..2 → margins (2·0, 3·1, 4·0), mean 1; k = 0 reads 1..3 →
+    # (2·1, 0, 0), mean 2/3; k = 1 reads 2..4 → 0. Target: k = 0.
+    want = math.log(math.exp(1) + math.exp(2 / 3) + 1) - 2 / 3
+    got = offset_ranking_loss(_dot_backend, visual, audio, labels, max_shift=1, min_speaking=1)
+    assert got.item() == pytest.approx(want, rel=1e-6)
+    # Frame 2 silent: each offset's mean is over frames 1 and 3 only: 0, 1, 0.
+    labels[0, 2] = 0
+    want = math.log(2 + math.e) - 1
+    got = offset_ranking_loss(_dot_backend, visual, audio, labels, max_shift=1, min_speaking=1)
+    assert got.item() == pytest.approx(want, rel=1e-6)
+    # Too few speaking frames inside, or a window no longer than 2m: nothing to rank.
+    assert offset_ranking_loss(_dot_backend, visual, audio, labels, 1, min_speaking=3) is None
+    assert offset_ranking_loss(_dot_backend, visual, audio, labels, max_shift=2) is None
+
+
+def test_offset_ranking_loss_batches_windows_like_one_at_a_time():
+    torch.manual_seed(0)
+    visual, audio = torch.randn(3, 20, 4), torch.randn(3, 20, 4)
+    labels = torch.ones(3, 20)
+    labels[1, :17] = 0  # 3 speaking frames: left out at min_speaking 5
+    both = offset_ranking_loss(_dot_backend, visual, audio, labels, max_shift=3)
+    each = [
+        offset_ranking_loss(_dot_backend, visual[i : i + 1], audio[i : i + 1], labels[i : i + 1], 3)
+        for i in (0, 2)
+    ]
+    assert both.item() == pytest.approx(sum(e.item() for e in each) / 2, rel=1e-6)

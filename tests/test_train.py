@@ -187,15 +187,20 @@ def test_decision_shift_moves_the_best_threshold_to_one_half(tmp_path):
 
 
 @needs_shared
-def test_a_run_with_waveform_misaligned_negatives(tmp_path, small_corpus):
+def test_a_run_with_waveform_misaligned_negatives_and_offset_ranking(tmp_path, small_corpus):
     raw = _tiny(tmp_path, small_corpus, steps_per_epoch=1)
     raw["samples"] = {"batch_frames": 200, "misaligned_shift": [4, 8]}
+    raw["loss"] = {"offset_beta": 1.0, "offset_shift": 3}
     config = TrainConfig.from_dict(raw)
     assert config.sample_config().misaligned_shift == (4, 8)
     weights = train(config, progress=False)
     trained, init = load_model("light-asd", weights=weights), load_model("light-asd", weights=AVA)
     key = "model.audioEncoder.block1.m_3.weight"
     assert not torch.equal(trained.state_dict()[key], init.state_dict()[key])
+    # The ranking term ran: a cross-entropy over 7 offsets, near ln 7 = 1.95 at the start.
+    with open(next((tmp_path / "run").glob("logs/*/metrics.csv"))) as f:
+        logged = [float(r["offset"]) for r in csv.DictReader(f) if r.get("offset")]
+    assert logged and all(0.5 < x < 4.0 for x in logged)
 
 
 def test_stage_two_config_starts_from_stage_one():

@@ -5,6 +5,9 @@
   Sync-RothNet (Wuerkaixi et al., "Rethinking Audio-visual Synchronization for Active Speaker
   Detection", MLSP 2022, §4.1): the audio embeddings of positive face tracks are exchanged
   between tracks and the backend is trained to call these mismatched pairs "not speaking".
+- `offset_ranking_loss`: a softmax over audio offsets of each window's mean speaking logit,
+  target offset 0: the ranking that the sync-accuracy protocol (IC-SyncNet §5.1) reads, asked
+  of an ASD backend without calling a one- or two-frame shift "not speaking".
 - `euclidean_contrastive_loss`: the SyncNet-style contrastive loss on the Euclidean distance
   between audio and visual embeddings, with a margin (Chung & Zisserman, "Out of time", ACCV
   2016, after Hadsell et al. 2006), as used by the multi-task ASD model (Zhang et al.,
@@ -205,6 +208,42 @@ def cross_modal_contrastive_loss(
 
 
 # --- multi-task ASD: SyncNet-style Euclidean contrastive loss with a margin ---------------------
+
+
+def offset_ranking_loss(
+    backend: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    visual: torch.Tensor,
+    audio: torch.Tensor,
+    labels: torch.Tensor,
+    max_shift: int = 6,
+    min_speaking: int = 5,
+) -> torch.Tensor | None:
+    """Cross-entropy of offset 0 among offsets −m…m (m = `max_shift`) of each window.
+
+    visual, audio: (B, T, D) embeddings of windows in sync; labels (B, T). Offset k pairs the
+    lips of frame t with the audio embedding of frame t + k, for the frames m … T−m−1 only, so
+    every offset reads the window's own audio (no padding, no seam). A window's score at k is
+    its mean speaking margin (logit 1 − logit 0) over its speaking frames there; windows with
+    fewer than `min_speaking` of them are left out, and None is returned when none is left.
+    """
+    b, t = labels.shape
+    m = max_shift
+    n = t - 2 * m
+    if m < 1 or n < 1:
+        return None
+    speaking = labels[:, m : t - m].bool()
+    keep = speaking.sum(1) >= min_speaking
+    if not keep.any():
+        return None
+    v, a, weights = visual[keep][:, m : t - m], audio[keep], speaking[keep].float()
+    shifts = 2 * m + 1
+    # All offsets in one backend call: (shifts · kept windows, n, D).
+    a = torch.cat([a[:, m + k : m + k + n] for k in range(-m, m + 1)])
+    logits = backend(v.repeat(shifts, 1, 1), a).view(shifts, len(v), n, 2)
+    margin = logits[..., 1] - logits[..., 0]
+    scores = (margin * weights).sum(-1) / weights.sum(-1)  # (shifts, kept)
+    target = torch.full((len(v),), m, dtype=torch.long, device=scores.device)
+    return F.cross_entropy(scores.T, target)
 
 
 def euclidean_contrastive_loss(

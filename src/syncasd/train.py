@@ -65,6 +65,8 @@ class LossConfig:
     min_shift: int = 4
     visual_weight: float = 0.5  # auxiliary heads, by name
     audio_weight: float = 0.0
+    offset_beta: float = 0.0  # offset ranking (losses.offset_ranking_loss) over ±offset_shift
+    offset_shift: int = 6
 
 
 @dataclass
@@ -423,7 +425,11 @@ def build_task(config: TrainConfig, progress: bool = True):
             return self.model.visual_embeddings(visual.float())
 
         def training_step(self, batch, index):
-            from .losses import cross_modal_contrastive_loss, frame_cross_entropy
+            from .losses import (
+                cross_modal_contrastive_loss,
+                frame_cross_entropy,
+                offset_ranking_loss,
+            )
 
             visual = self._visual(batch["visual"])
             audio = self.model.audio_embeddings(batch["mfcc"])
@@ -445,6 +451,13 @@ def build_task(config: TrainConfig, progress: bool = True):
                 misaligned=misaligned,
             )
             total = out.total
+            ranking = None
+            if config.loss.offset_beta > 0:
+                ranking = offset_ranking_loss(
+                    self.model.backend_logits, visual, audio, labels, config.loss.offset_shift
+                )
+                if ranking is not None:
+                    total = total + config.loss.offset_beta * ranking
             weights = {"V": config.loss.visual_weight, "A": config.loss.audio_weight}
             for name, logits in self.model.auxiliary_logits(visual, audio).items():
                 if weights.get(name, 0) > 0 and logits.requires_grad:
@@ -455,6 +468,7 @@ def build_task(config: TrainConfig, progress: bool = True):
                     "asd": out.asd,
                     "mismatch": out.contrast,
                     "misalign": out.misalign if out.misalign is not None else 0.0,
+                    "offset": ranking if ranking is not None else 0.0,
                 },
                 prog_bar=True,
                 batch_size=labels.shape[0],
