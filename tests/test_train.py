@@ -209,6 +209,16 @@ def test_stage_two_config_starts_from_stage_one():
     assert two.sample_config().misaligned_shift == (4, 25) and two.epochs == 2
 
 
+def test_stage_three_config_starts_from_stage_two():
+    two, three = (
+        TrainConfig.load("sync-light-asd-waveform"),
+        TrainConfig.load("sync-light-asd-stage3"),
+    )
+    assert three.init == f"{two.output}/model.pt" and three.freeze == two.freeze
+    assert three.sample_config() == two.sample_config() and three.loss == two.loss
+    assert three.seed != two.seed and three.optim.lr == pytest.approx(two.optim.lr * 0.9, abs=1e-6)
+
+
 def _tiny_sync(tmp_path, corpus, **extra) -> dict:
     return {
         "model": "ic-syncnet",

@@ -71,5 +71,8 @@ def test_onnx_runtime_agrees_and_it_serves_as_a_sync_backend(inputs, tmp_path):
     assert matrix.shape == (5, 75)
     # Row 0 is the clip's score; not to 1e-4, because past the audio's end the backend reads
     # digital silence where python_speech_features pads its last windows, and the backward
-    # GRU carries that difference through the clip (measured ≤ 0.002).
-    np.testing.assert_allclose(matrix[2], pair.predict(*inputs)[0].numpy(), atol=0.005)
+    # GRU carries that difference through the clip (measured ≤ 0.002, 0.009 on the frame
+    # next to the end).
+    score = pair.predict(*inputs)[0].numpy()
+    np.testing.assert_allclose(matrix[2, :-3], score[:-3], atol=0.003)
+    np.testing.assert_allclose(matrix[2, -3:], score[-3:], atol=0.02)

@@ -68,8 +68,8 @@ class ModelSpec:
     kind: str = "asd"
 
 
-SYNC_LIGHT_ASD_SHA256 = "fcee23ce31cd9f71103033382607006b4ce2ba20674de214d1c9a8a7b826ceec"
-SYNC_LIGHT_ASD_ENSEMBLE_SHA256 = "bb677896be3c79a383c84145b0508fa23273290528a2a5e7c3d7c418b9b35d6f"
+SYNC_LIGHT_ASD_SHA256 = "6814f494d58b964718db5e84298a3c332c7100a58126db86931f47b5e993ddcf"
+SYNC_LIGHT_ASD_ENSEMBLE_SHA256 = "6e4e45160d9754a1b6f12f6dc3274619b9541ec116f78bc690b449107dc6cea8"
 _SYNC_LIGHT_ASD_PAPER = (
     "method: Wuerkaixi et al., Rethinking Audio-visual Synchronization for Active Speaker "
     "Detection, MLSP 2022; architecture: Liao et al., CVPR 2023"
