@@ -207,9 +207,6 @@ def cross_modal_contrastive_loss(
     return CrossModalLoss(total, asd, contrast, positives, partner_tracks, misalign, shifts)
 
 
-# --- multi-task ASD: SyncNet-style Euclidean contrastive loss with a margin ---------------------
-
-
 def offset_ranking_loss(
     backend: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     visual: torch.Tensor,
@@ -226,7 +223,7 @@ def offset_ranking_loss(
     its mean speaking margin (logit 1 − logit 0) over its speaking frames there; windows with
     fewer than `min_speaking` of them are left out, and None is returned when none is left.
     """
-    b, t = labels.shape
+    t = labels.shape[1]
     m = max_shift
     n = t - 2 * m
     if m < 1 or n < 1:
@@ -244,6 +241,9 @@ def offset_ranking_loss(
     scores = (margin * weights).sum(-1) / weights.sum(-1)  # (shifts, kept)
     target = torch.full((len(v),), m, dtype=torch.long, device=scores.device)
     return F.cross_entropy(scores.T, target)
+
+
+# --- multi-task ASD: SyncNet-style Euclidean contrastive loss with a margin ---------------------
 
 
 def euclidean_contrastive_loss(

@@ -551,8 +551,8 @@ def data_module(maker, steps: int):
             trainer = self.trainer
             sampler = _BatchIndices(steps, trainer.global_rank, trainer.world_size)
             # One worker makes batches while the model trains, except for several CPU ranks:
-            # they already fill the cores, and a worker forked after gloo's threads started
-            # once hung a CI run for ten minutes.
+            # they already fill the cores, and a worker forked after gloo's threads have
+            # started can deadlock (the likely cause of a two-rank CI run that hung 600 s).
             cpu_ranks = trainer.world_size > 1 and trainer.strategy.root_device.type == "cpu"
             return torch.utils.data.DataLoader(
                 _Batches(maker), sampler=sampler, batch_size=None, num_workers=0 if cpu_ranks else 1

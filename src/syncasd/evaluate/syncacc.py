@@ -15,7 +15,8 @@ column t = how well the lips around frame t match the audio k frames later. The 
    that every candidate offset reads the track's own audio, as in the paper, where the clips
    come from longer recordings. Zero padding past the track's ends would tell a backend with
    temporal context which offsets are wrong: on the test tracks longer than 35 frames
-   sync-light-asd scored 46.0 % (5 frames) with the padding in its context, 41.5 % without.
+   sync-light-asd (stage 2) scored 46.0 % (5 frames) with the padding in its context, 41.5 %
+   without.
 
 The paper averages cosine similarities; our matrices hold sigmoid(similarity / τ) (IC-SyncNet)
 or a speaking probability (ASD models), so by default the logits are averaged, which for
