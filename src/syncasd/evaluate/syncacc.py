@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -207,12 +207,25 @@ def evaluate_sync_accuracy(
     searches lies inside the track (item 4 above). Tracks without a clip there are skipped
     before the backend runs.
     """
-    from tqdm import tqdm
-
     window = backend_window(backend)
     shortest = _lengths(clip_lengths, window)[0]
-    matrices: list[np.ndarray] = []
-    valids: list[np.ndarray] = []
+    scored = list(track_matrices(backend, tracks, shortest, progress))
+    matrices = [matrix for _, matrix, _ in scored]
+    valids = [valid for _, _, valid in scored]
+    result = sync_accuracy(
+        matrices, valids, clip_lengths, tolerance, window, stride, average, model
+    )
+    result.max_offset = int(backend.max_offset)
+    return result
+
+
+def track_matrices(
+    backend, tracks: Iterable[TrackLike], shortest: int, progress: bool = False
+) -> Iterator[tuple[TrackLike, np.ndarray, np.ndarray]]:
+    """(track, matrix, valid frames) of every track with a clip of `shortest` valid frames
+    inside the backend's search range: frames K … T−K−1, scored with `first = K`."""
+    from tqdm import tqdm
+
     k = int(backend.max_offset)
     for track in tqdm(list(tracks), desc="sync accuracy", disable=not progress):
         labels = np.asarray(track.labels, dtype=bool)[k : len(track.labels) - k]
@@ -222,13 +235,7 @@ def evaluate_sync_accuracy(
         features = backend.features(np.asarray(track.audio))
         # A copy: torch will not wrap the read-only memory map of a corpus track.
         crops = np.array(track.crops[k : k + len(labels)])
-        matrices.append(backend.matrix(crops, features, k))
-        valids.append(labels)
-    result = sync_accuracy(
-        matrices, valids, clip_lengths, tolerance, window, stride, average, model
-    )
-    result.max_offset = k
-    return result
+        yield track, backend.matrix(crops, features, k), labels
 
 
 def _has_run(mask: np.ndarray, n: int) -> bool:
@@ -332,4 +339,5 @@ __all__ = [
     "report",
     "save_json",
     "sync_accuracy",
+    "track_matrices",
 ]

@@ -1,0 +1,63 @@
+"""Sync accuracy (`syncasd eval sync-accuracy test`) per test source, with each track's offset.
+
+The same tracks, clips and matrices as the command (`syncacc.track_matrices`), grouped by the
+folder a clip came from. A track's offset is the row with the largest mean logit over its
+valid (speaking) frames; the README's "by source" table is this script's output.
+
+    python bench/sync_by_source.py [--model sync-light-asd] [--weights PATH] [--split test]
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter, defaultdict
+
+import numpy as np
+from scipy.special import logit
+
+from syncasd.defaults import DEFAULT_SYNC_MODEL
+from syncasd.evaluate import syncacc
+from syncasd.evaluate.report import markdown_table
+from syncasd.offsets import offset_backend
+
+LENGTHS = (5, 15)
+
+
+def source(video_id: str) -> str:
+    folder = video_id.split("/")[0]
+    return "VASP" if folder.startswith("ID") else folder
+
+
+def track_offset(matrix: np.ndarray, valid: np.ndarray, max_offset: int) -> int:
+    mean = logit(np.clip(matrix[:, valid], syncacc.EPS, 1 - syncacc.EPS)).mean(1)
+    return int(np.argmax(mean)) - max_offset
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=DEFAULT_SYNC_MODEL)
+    parser.add_argument("--weights")
+    parser.add_argument("--split", default="test")
+    args = parser.parse_args()
+    backend = offset_backend(args.model, args.weights)
+    k = backend.max_offset
+    tracks = syncacc.corpus_tracks(syncacc.find_corpus(None), args.split)
+    groups = defaultdict(list)
+    for track, matrix, valid in syncacc.track_matrices(backend, tracks, min(LENGTHS), True):
+        groups[source(track.video_id)].append((matrix, valid))
+    rows = []
+    everything = [item for items in groups.values() for item in items]
+    for name, items in [*sorted(groups.items()), ("all", everything)]:
+        matrices, valids = zip(*items, strict=True)
+        acc = syncacc.sync_accuracy(matrices, valids, LENGTHS, window=1).accuracy
+        offsets = [track_offset(m, v, k) for m, v in items]
+        common = ", ".join(f"{o:+d} ({c})" for o, c in Counter(offsets).most_common(4))
+        within = 100 * np.mean(np.abs(offsets) <= syncacc.TOLERANCE)
+        rows.append([name, len(items), acc[5], acc[15], within, common])
+    headers = ["source", "tracks", "acc. 5 (%)", "acc. 15 (%)", "offset within ±1 (%)", "offsets"]
+    print(markdown_table(headers, rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
