@@ -14,6 +14,7 @@ from syncasd.losses import (
     euclidean_contrastive_loss,
     frame_cross_entropy,
     info_nce_loss,
+    offset_cross_entropy,
     offset_ranking_loss,
     syncnet_contrastive_loss,
 )
@@ -392,3 +393,41 @@ def test_offset_ranking_loss_batches_windows_like_one_at_a_time():
         for i in (0, 2)
     ]
     assert both.item() == pytest.approx(sum(e.item() for e in each) / 2, rel=1e-6)
+
+
+def test_bbce_hard_mask_averages_over_the_negatives_that_exist():
+    positive = torch.tensor([1.0, -0.5])
+    hard = torch.tensor([[0.5, 2.0, -1.0], [0.3, 9.0, 9.0]])
+    mask = torch.tensor([[True, True, True], [True, False, False]])
+    easy = torch.tensor([[0.0], [-2.0]])
+    loss = bbce_loss(positive, hard, easy, hard_mask=mask, reduction="none")
+
+    def log_sig(x: float) -> float:
+        return -math.log1p(math.exp(-x))
+
+    # Sample 0: three hard negatives and one easy, w = 1/4; sample 1: one hard, w = 1/2.
+    first = (
+        log_sig(1.0) + 0.75 * sum(log_sig(-z) for z in (0.5, 2.0, -1.0)) / 3 + 0.25 * log_sig(0.0)
+    )
+    second = log_sig(-0.5) + 0.5 * log_sig(-0.3) + 0.5 * log_sig(2.0)
+    assert loss.tolist() == pytest.approx([-0.5 * first, -0.5 * second], rel=1e-6)
+    # Without a mask it is the paper's loss over all of them.
+    assert bbce_loss(positive, hard, easy).item() == pytest.approx(
+        bbce_loss(positive, hard, easy, hard_mask=torch.ones_like(mask)).item()
+    )
+    with pytest.raises(ValueError, match="at least one negative"):
+        bbce_loss(positive, hard, hard_mask=torch.zeros_like(mask))
+
+
+def test_offset_cross_entropy_is_softmax_over_the_valid_offsets():
+    logits = torch.tensor([[1.0, 3.0, 0.0], [2.0, 0.5, 9.0]])
+    valid = torch.tensor([[True, True, True], [True, True, False]])
+    loss = offset_cross_entropy(logits, valid, reduction="none")
+    first = math.log(math.exp(1) + math.exp(3) + math.exp(0)) - 3.0
+    second = math.log(math.exp(2) + math.exp(0.5)) - 0.5
+    assert loss.tolist() == pytest.approx([first, second], rel=1e-6)
+    assert offset_cross_entropy(logits[:1]).item() == pytest.approx(first, rel=1e-6)
+    with pytest.raises(ValueError, match="offset 0"):
+        offset_cross_entropy(logits, torch.tensor([[True, False, True], [True, True, True]]))
+    with pytest.raises(ValueError, match="2K"):
+        offset_cross_entropy(torch.zeros(2, 4))

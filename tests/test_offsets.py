@@ -176,6 +176,69 @@ def test_offset_backend_picks_the_backend_of_the_model_kind(tmp_path):
         ICSyncOffsets(load_model("light-asd", weights=DATA / "weights" / "light_asd_ava.model"))
 
 
+def _light_syncnet(seed: int = 0):
+    from syncasd.models.light_syncnet import LightSyncNet
+
+    torch.manual_seed(seed)
+    model = LightSyncNet()
+    for head in (model.visual_head, model.audio_head):  # non-trivial BatchNorm statistics
+        head[1].running_mean.uniform_(-0.5, 0.5)
+        head[1].running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+def test_light_syncnet_matrix_is_the_embeddings_at_each_offset(crops, audio):
+    from syncasd.audio import mfcc
+    from syncasd.offsets import LightSyncOffsets, with_silence
+
+    model = _light_syncnet()
+    backend = LightSyncOffsets(model, K)
+    first, n, c = 40, 30, LightSyncOffsets.AUDIO_CONTEXT
+    m = backend.matrix(crops[first : first + n], backend.features(audio), first)
+    assert m.shape == (2 * K + 1, n) and m.dtype == np.float32
+    # By hand: the audio of frames first − K − C … first + n + K + C − 1 (all inside the
+    # file), its embeddings without the C context frames, and σ(v_t · a_{t+k} / τ).
+    pad = K + c
+    assert np.array_equal(backend.features(audio), mfcc(with_silence(audio, pad, pad + 1)))
+    rows = mfcc(audio[(first - pad) * SPF : (first + n + pad + 1) * SPF])[: 4 * (n + 2 * pad)]
+    with torch.no_grad():
+        v = model.visual_embeddings(torch.from_numpy(crops[first : first + n]).float()[None])[0]
+        a = model.audio_embeddings(torch.from_numpy(rows).float()[None])[0, c : c + n + 2 * K]
+        for t, k in [(0, 0), (3, -K), (17, 2), (29, K)]:
+            expected = torch.sigmoid(v[t] @ a[t + K + k] / model.temperature).item()
+            assert abs(m[k + K, t] - expected) < 1e-4
+
+
+def test_light_syncnet_windows_and_silence_beyond_the_audio(crops, audio):
+    from syncasd.offsets import LightSyncOffsets
+
+    model = _light_syncnet(1)
+    whole = LightSyncOffsets(model, K)
+    windowed = LightSyncOffsets(model, K, window=60, context=10)
+    features = whole.features(audio)
+    a, b = whole.matrix(crops[:200], features, 20), windowed.matrix(crops[:200], features, 20)
+    # Frames far from any window edge see the same context in both: equal; near an edge the
+    # 10-frame context covers the encoders' reach (±6 visual, ±2 head), so close as well.
+    assert np.abs(a - b).max() < 1e-4
+    # A track that runs past the end of the audio reads silence there, and is refused if it
+    # starts past it.
+    tail = whole.matrix(crops[:40], features, 240)
+    assert tail.shape == (2 * K + 1, 40)
+    with pytest.raises(InputError, match="past the end of the audio"):
+        whole.matrix(crops[:5], features, 400)
+    with pytest.raises(InputError, match="needs a LightSyncNet"):
+        LightSyncOffsets(load_model("light-asd", weights=DATA / "weights" / "light_asd_ava.model"))
+
+
+def test_offset_backend_builds_light_syncnet_from_its_weights(tmp_path):
+    from syncasd.offsets import LightSyncOffsets, offset_backend
+
+    path = tmp_path / "lsn.pt"
+    torch.save(_light_syncnet().state_dict(), path)
+    backend = offset_backend("light-syncnet", str(path), 7)
+    assert isinstance(backend, LightSyncOffsets) and backend.max_offset == 7
+
+
 # ---------------------------------------------------------------------------------------------
 # SyncNet v2 as a sync backend (fixtures/syncnet: syncnet_python run with random weights)
 

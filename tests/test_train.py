@@ -52,7 +52,7 @@ def test_bad_configs_are_one_clear_error(tmp_path, text, message):
 
 
 def test_a_missing_config_names_the_shipped_ones():
-    shipped = "ic-syncnet, light-sync-talknet, light-talknet, sync-light-asd"
+    shipped = "ic-syncnet, light-sync-talknet, light-syncnet, light-talknet, sync-light-asd"
     with pytest.raises(InputError, match=f"shipped configs: {shipped}"):
         resolve_config("nope")
 
@@ -284,3 +284,34 @@ def test_icsyncnet_config_refuses_a_frozen_part_and_asd_sample_options(tmp_path)
         TrainConfig.from_dict({**raw, "freeze": [], "samples": {"batch_frames": 100}})
     config = TrainConfig.load("ic-syncnet")
     assert config.model == "ic-syncnet" and config.sample_config().hard == 6
+
+
+@needs_shared
+def test_light_syncnet_fine_tunes_the_encoders_and_exports_a_loadable_sync_model(
+    tmp_path, small_corpus
+):
+    raw = {
+        "model": "light-syncnet",
+        "init": str(AVA),
+        "init_partial": True,
+        "freeze": [],
+        "data": {"clips": [str(c) for c in CORPUS_CLIPS], "corpus": str(small_corpus.root)},
+        "samples": {"batch": 4, "frames": 8, "max_shift": 4},
+        "sync": {"easy": 2},
+        "epochs": 1,
+        "steps_per_epoch": 2,
+        "val_tracks": 2,
+        "output": str(tmp_path / "run"),
+    }
+    weights = train(TrainConfig.from_dict(raw), progress=False)
+    trained = load_model("light-syncnet", weights=weights).state_dict()
+    ava = load_model("light-asd", weights=AVA).state_dict()
+    encoders = [k for k in trained if k.startswith("model.") and k.endswith(".weight")]
+    assert encoders and any(not torch.equal(trained[k], ava[k]) for k in encoders)
+    with open(next((tmp_path / "run").glob("logs/*/metrics.csv"))) as f:
+        rows = list(csv.DictReader(f))
+    scores = [float(r["val_acc5"]) for r in rows if r.get("val_acc5")]
+    assert len(scores) == 1 and 0 <= scores[0] <= 100
+    with pytest.raises(InputError, match="samples.hard"):
+        TrainConfig.from_dict({**raw, "samples": {"hard": 3}})
+    assert TrainConfig.load("light-syncnet").sample_config().frames == 16

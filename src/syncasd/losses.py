@@ -286,6 +286,7 @@ def bbce_loss(
     easy: torch.Tensor | None = None,
     easy_weight: float | None = None,
     reduction: Reduction = "mean",
+    hard_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Balanced binary cross-entropy of IC-SyncNet (Park et al. 2024, eq. 8) on sync logits
     z = cos(v, a) / τ, so p = σ(z) (eq. 7):
@@ -301,6 +302,9 @@ def bbce_loss(
         paper's Appendix C scheme). Without easy negatives w is 0; without hard ones, 1.
 
     reduction: over the B samples ("mean" = the paper's average over the mini-batch).
+    hard_mask: (B, N_h) bool, which hard negatives exist (offsets that fall outside a short
+        clip do not); the mean runs over those, and w counts them per sample. Every sample
+        needs at least one negative.
     log σ(z) and log(1 − σ(z)) = log σ(−z) are computed stably from the logits.
 
     The ½ is the paper's (its Appendix B drops it "for simplicity"). The extracted paper text
@@ -319,10 +323,15 @@ def bbce_loss(
         if x.dim() != 2 or x.shape[0] != b:
             raise ValueError(f"{name} logits must be (B, N) with B = {b}, got {tuple(x.shape)}")
     n_h, n_e = hard.shape[1], easy.shape[1]
-    if n_h + n_e == 0:
+    if hard_mask is None:
+        hard_mask = torch.ones_like(hard, dtype=torch.bool)
+    elif hard_mask.shape != hard.shape:
+        raise ValueError(f"hard_mask {tuple(hard_mask.shape)} differs from hard logits")
+    counts = hard_mask.sum(dim=1).to(positive.dtype)  # hard negatives per sample
+    if bool((counts + n_e == 0).any()):
         raise ValueError("bbce_loss needs at least one negative per positive")
-    if easy_weight is None:
-        w = n_e / (n_h + n_e)
+    if easy_weight is None:  # per sample: every negative it has weighs the same
+        w = n_e / (counts + n_e)
     else:
         w = float(easy_weight)
         if not 0.0 <= w <= 1.0:
@@ -332,10 +341,34 @@ def bbce_loss(
                 f"easy_weight {w} puts weight on negatives that are absent (N_h={n_h}, N_e={n_e})"
             )
     pos_term = F.logsigmoid(positive)
-    hard_term = F.logsigmoid(-hard).mean(dim=1) * (1 - w) if n_h else 0.0
+    hard_sum = (F.logsigmoid(-hard) * hard_mask).sum(dim=1)
+    hard_term = hard_sum / counts.clamp(min=1) * (1 - w) if n_h else 0.0
     easy_term = F.logsigmoid(-easy).mean(dim=1) * w if n_e else 0.0
     per_sample = -0.5 * (pos_term + hard_term + easy_term)
     return _reduce(per_sample, reduction)
+
+
+def offset_cross_entropy(
+    logits: torch.Tensor, valid: torch.Tensor | None = None, reduction: Reduction = "mean"
+) -> torch.Tensor:
+    """InfoNCE over audio offsets: (N, 2K + 1) sync logits of one lip window at offsets
+    −K … K, the centre (offset 0) the positive, the other offsets its negatives:
+
+        L_n = −log( exp(z_n,K) / Σ_k exp(z_n,k) ),  the sum over the valid offsets only
+
+    valid: (N, 2K + 1) bool, the offsets whose audio exists (default: all); the centre must be.
+    """
+    if logits.dim() != 2 or logits.shape[1] % 2 == 0:
+        raise ValueError(f"logits must be (N, 2K + 1), got {tuple(logits.shape)}")
+    centre = logits.shape[1] // 2
+    if valid is not None:
+        if valid.shape != logits.shape:
+            raise ValueError(f"valid {tuple(valid.shape)} differs from logits")
+        if not bool(valid[:, centre].all()):
+            raise ValueError("offset 0 (the positive) must be valid for every row")
+        logits = logits.masked_fill(~valid, float("-inf"))
+    per_row = torch.logsumexp(logits, dim=1) - logits[:, centre]
+    return _reduce(per_row, reduction)
 
 
 def info_nce_loss(

@@ -249,6 +249,69 @@ class ICSyncOffsets(_Rows):
         return probs.float().cpu().numpy()
 
 
+class LightSyncOffsets(_Rows):
+    """Sync matrix from LightSyncNet (`models/light_syncnet.py`): σ(cos(v_t, a_{t+k}) / τ) of
+    per-frame lip and voice embeddings. Each encoder runs once per window of `detect`'s
+    windows (over the lips, and over the audio K frames wider on each side), so the cost is
+    flat in K. Features are the MFCC of the whole audio padded with K + `AUDIO_CONTEXT` frames of
+    digital silence, computed once per video."""
+
+    AUDIO_CONTEXT = 8  # frames of audio beyond ±K that the audio encoder sees as context
+
+    def __init__(
+        self,
+        model: nn.Module,
+        max_offset: int = DEFAULT_MAX_OFFSET,
+        window: int = WINDOW,
+        context: int = CONTEXT,
+    ) -> None:
+        from .models.light_syncnet import LightSyncNet
+
+        if not isinstance(model, LightSyncNet):
+            raise InputError(f"LightSyncOffsets needs a LightSyncNet, got {type(model).__name__}")
+        super().__init__(max_offset)
+        next(windows(window, window, context))  # validates window and context
+        self.model = model.eval()
+        self.window, self.context = window, context
+        self.pad = self.max_offset + self.AUDIO_CONTEXT
+
+    def features(self, audio: np.ndarray) -> np.ndarray:
+        """MFCC rows of the audio with `pad` frames of silence before and `pad` + 1 after:
+        frame f starts at row 4·(f + pad)."""
+        return mfcc(with_silence(audio, self.pad, self.pad + 1))
+
+    def matrix(self, crops: np.ndarray, features: np.ndarray, first: int) -> np.ndarray:
+        """(2K+1, T) float32 sync probabilities of gray crops (T, 112, 112) at audio frame
+        `first`; `features` from `self.features(audio)`."""
+        crops = np.asarray(crops)
+        if crops.ndim != 3 or len(crops) == 0:
+            raise InputError(f"expected face crops (T, H, W) with T > 0, got {crops.shape}")
+        if first < 0:
+            raise InputError(f"track start {first} lies before the audio")
+        k, c, r, n = self.max_offset, self.AUDIO_CONTEXT, ROWS_PER_FRAME, len(crops)
+        if r * (first + self.pad) >= len(features):
+            raise InputError(f"the track starts at frame {first}, past the end of the audio")
+        out = np.empty((2 * k + 1, n), np.float32)
+        device = self.model.log_temperature.device
+        for a, b, keep, stop in windows(n, self.window, self.context):
+            # Audio frames first + a − K − C … first + b + K + C − 1, i.e. padded rows from
+            # 4·(first + a); a track may end in the audio's last, partial frame, or past it
+            # (video longer than audio): repeat the last row, silence, as `detect` does.
+            lo, hi = r * (first + a), r * (first + b + 2 * (k + c))
+            rows = features[lo:hi]
+            if len(rows) < hi - lo:
+                rows = np.concatenate([rows, np.repeat(rows[-1:], hi - lo - len(rows), axis=0)])
+            with torch.inference_mode():
+                video = torch.from_numpy(np.ascontiguousarray(crops[a:b])).float()[None]
+                visual = self.model.visual_embeddings(video.to(device))
+                audio = self.model.audio_embeddings(
+                    torch.from_numpy(rows.astype(np.float32))[None].to(device)
+                )[:, c : c + b - a + 2 * k]
+                probs = torch.sigmoid(self.model.offset_logits(visual, audio))[0]
+            out[:, keep:stop] = probs[:, keep - a : stop - a].float().cpu().numpy()
+        return out
+
+
 class SyncNetOffsets(_Rows):
     """Sync matrix from SyncNet v2 (syncnet_python's network and weights, `models/syncnet.py`):
     column t compares the five 224×224 colour crops t − 2 … t + 2 (the first and last crop
@@ -351,9 +414,12 @@ def offset_backend(
     model with separable encoders (`ASDOffsets` in `window`-frame scoring windows, `batch`
     shifts at a time, as `detect` scores with the same window)."""
     from .models import get_spec, load_model
+    from .models.light_syncnet import LightSyncNet
     from .models.syncnet import SyncNetV2
 
     loaded = load_model(model, weights=weights, device=device)
+    if isinstance(loaded, LightSyncNet):
+        return LightSyncOffsets(loaded, max_offset, window, window // 6)
     if isinstance(loaded, SyncNetV2):
         return SyncNetOffsets(loaded, max_offset)
     if get_spec(model).kind == "sync":
@@ -364,6 +430,7 @@ def offset_backend(
 __all__ = [
     "ASDOffsets",
     "ICSyncOffsets",
+    "LightSyncOffsets",
     "SyncNetOffsets",
     "offset_backend",
     "CONTEXT",

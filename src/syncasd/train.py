@@ -45,7 +45,7 @@ log = logging.getLogger("syncasd")
 CONFIG_DIR = Path(__file__).with_name("configs")
 # Models with visual/audio embeddings and backend_logits.
 TRAINABLE = ("light-asd", "lr-asd", "light-talknet", "light-sync-talknet")
-SYNC_TRAINABLE = ("ic-syncnet",)  # sync-nets: `train_sync.py`
+SYNC_TRAINABLE = ("ic-syncnet", "light-syncnet")  # sync-nets: `train_sync.py`
 
 
 @dataclass
@@ -83,6 +83,9 @@ class SyncConfig:
     easy: int = 15  # easy negatives per positive: other samples' positive audio in the batch
     easy_weight: float | None = None  # BBCE's w; None: proportional to the counts
     tune_epochs: int = 1  # the last epochs are the drop-and-tune phase (BatchNorm only)
+    # LightSyncNet: weight of the cross-entropy over all offsets (`losses.offset_cross_entropy`)
+    # beside BBCE; it alone asks offset ±1 to score below offset 0.
+    offset_nce: float = 1.0
 
 
 @dataclass
@@ -177,6 +180,10 @@ class TrainConfig:
 
 def _sample_class(model: str | None) -> type:
     """The sample options of a model: a sync-net's pairs or an ASD model's windows."""
+    if model == "light-syncnet":
+        from .data.syncpairs import SegmentSampleConfig
+
+        return SegmentSampleConfig
     if model in SYNC_TRAINABLE:
         from .data.syncpairs import SyncSampleConfig
 
@@ -353,26 +360,33 @@ class _Batches(torch.utils.data.Dataset):
         return {k: torch.from_numpy(v) for k, v in self.maker(*key).items()}
 
 
+def initial_model(config: TrainConfig) -> torch.nn.Module:
+    """The model a run starts from: fresh, a checkpoint file, a registry checkpoint, or (with
+    `init_partial`) a fresh model with the tensors of `init` that fit it."""
+    from .models import get_spec, load_model
+    from .models.zoo import load_matching
+
+    spec = get_spec(config.model)
+    if config.init is None:
+        return spec.builder()
+    if config.init_partial:
+        model = spec.builder()
+        loaded, fresh = load_matching(model, config.init)
+        log.info("init: %d tensors from %s, %d fresh", loaded, config.init, fresh)
+        return model
+    if Path(config.init).is_file():
+        return load_model(config.model, weights=config.init)
+    return load_model(config.init)  # a registry checkpoint name, e.g. light-asd.ava
+
+
 def build_task(config: TrainConfig, progress: bool = True):
     """The LightningModule for a config, with its data (corpus, embeddings, batches)."""
     L = _lightning()
     from .data.samples import BatchMaker
     from .evaluate.tracks import pooled_map
     from .evaluate.unsync import UnsyncTest
-    from .models import get_spec, load_model
-    from .models.zoo import load_matching
 
-    spec = get_spec(config.model)
-    if config.init is None:
-        model = spec.builder()
-    elif config.init_partial:
-        model = spec.builder()
-        loaded, fresh = load_matching(model, config.init)
-        log.info("init: %d tensors from %s, %d fresh", loaded, config.init, fresh)
-    elif Path(config.init).is_file():
-        model = load_model(config.model, weights=config.init)
-    else:  # a registry checkpoint name, e.g. light-asd.ava
-        model = load_model(config.init)
+    model = initial_model(config)
     corpus = open_corpus(config, progress)
     # "visual": the whole visual encoder frozen; "visual-stem": its first two blocks only.
     frozen = config.freeze[0] if config.freeze else None

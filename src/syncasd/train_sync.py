@@ -1,14 +1,22 @@
-"""`syncasd train ic-syncnet`: IC-SyncNet (Park et al. 2024) on the same corpus as the ASD models.
+"""`syncasd train ic-syncnet | light-syncnet`: sync-nets on the same corpus as the ASD models.
 
-Each batch holds `samples.batch` five-image mouth windows of speaking frames with their audio
-window at offset 0, `samples.hard` windows of the same track at other offsets (hard negatives)
-and, as easy negatives, `sync.easy` of the other samples' positive audio (`data/syncpairs.py`).
-Loss: BBCE (paper eq. 8, `losses.bbce_loss`). The last `sync.tune_epochs` epochs are the
-paper's drop-and-tune phase: DropBlock off, only the BatchNorm layers train.
+IC-SyncNet (Park et al. 2024): each batch holds `samples.batch` five-image mouth windows of
+speaking frames with their audio window at offset 0, `samples.hard` windows of the same track
+at other offsets (hard negatives) and, as easy negatives, `sync.easy` of the other samples'
+positive audio (`data/syncpairs.SyncBatchMaker`). Loss: BBCE (paper eq. 8,
+`losses.bbce_loss`). The last `sync.tune_epochs` epochs are the paper's drop-and-tune phase:
+DropBlock off, only the BatchNorm layers train.
+
+LightSyncNet (`models/light_syncnet.py`): each batch holds lip segments with the audio around
+them (`data/syncpairs.SegmentBatchMaker`); every speaking frame is an anchor scored against its
+own audio at every offset −K … K that lies inside the track. Loss: BBCE with the offsets
+|k| ≥ `samples.min_shift` as hard negatives and the other segments' audio at the same frame as
+easy ones, plus `sync.offset_nce` × the cross-entropy over all offsets
+(`losses.offset_cross_entropy`), which alone asks offset ±1 to score below offset 0.
 
 Every epoch scores the validation identities by the paper's sync accuracy (±15 frames, correct
 within ±1, clips of 5 and 11 frames); the best epoch by the 5-frame accuracy is exported as a
-plain state dict (`OUTPUT/model.pt`, loadable as `load_model("ic-syncnet", weights=...)`).
+plain state dict (`OUTPUT/model.pt`, loadable as `load_model(MODEL, weights=...)`).
 """
 
 from __future__ import annotations
@@ -16,28 +24,95 @@ from __future__ import annotations
 import torch
 
 from .errors import SyncASDError
+from .losses import bbce_loss, offset_cross_entropy
+
+
+def _easy_indices(b: int, n: int, seed: int) -> torch.Tensor:
+    """(b, n) indices of other samples: (i + 1 + r) mod b with r in 0..b-2 is never i."""
+    g = torch.Generator().manual_seed(seed)
+    return (torch.arange(b)[:, None] + 1 + torch.rand(b, n, generator=g).mul(b - 1).long()) % b
+
+
+def window_loss(model, batch, sync, seed: int) -> dict[str, torch.Tensor]:
+    """IC-SyncNet's BBCE on a `SyncBatchMaker` batch; "loss" and what the progress bar shows."""
+    mouths, mel = batch["mouths"].float(), batch["mel"]
+    b, n = mel.shape[:2]
+    visual = model.visual_embeddings(mouths)
+    audio = model.audio_embeddings(mel.flatten(0, 1)).view(b, n, -1)
+    logits = model.similarity_logits(visual, audio)  # (B, 1 + hard)
+    easy = None
+    if sync.easy > 0 and b > 1:
+        # Easy negatives: other samples' in-sync audio (other tracks, mostly).
+        easy = model.similarity_logits(
+            visual, audio[:, 0][_easy_indices(b, min(sync.easy, b - 1), seed)]
+        )
+    loss = bbce_loss(logits[:, 0], logits[:, 1:], easy, sync.easy_weight)
+    with torch.no_grad():
+        hard_acc = (logits[:, :1] > logits[:, 1:]).float().mean()
+    return {"loss": loss, "hard_acc": hard_acc}
+
+
+def segment_loss(model, batch, sync, min_shift: int, seed: int) -> dict[str, torch.Tensor]:
+    """LightSyncNet's BBCE + offset cross-entropy on a `SegmentBatchMaker` batch."""
+    valid, speaking = batch["valid"], batch["speaking"]
+    b, rows, s = valid.shape
+    k = rows // 2
+    visual = model.visual_embeddings(batch["crops"].float())  # (B, S, D)
+    audio = model.audio_embeddings(batch["mfcc"])  # (B, S + 2K + 2M, D)
+    margin = (audio.shape[1] - s - 2 * k) // 2
+    audio = audio[:, margin : margin + s + 2 * k]
+    logits = model.offset_logits(visual, audio)  # (B, 2K + 1, S)
+    z = logits.permute(0, 2, 1)[speaking]  # (N, 2K + 1): every speaking frame an anchor
+    ok = valid.permute(0, 2, 1)[speaking]
+    hard = torch.arange(-k, k + 1).abs() >= min_shift
+    easy = None
+    if sync.easy > 0 and b > 1:
+        # The other segments' audio at the same frame, offset 0 (other tracks, mostly).
+        others = _easy_indices(b, min(sync.easy, b - 1), seed)  # (B, E)
+        heard = audio[:, k : k + s][others]  # (B, E, S, D)
+        easy = torch.einsum("bsd,besd->bse", visual, heard) / model.temperature
+        easy = easy[speaking]  # (N, E)
+    loss = bbce_loss(z[:, k], z[:, hard], easy, sync.easy_weight, hard_mask=ok[:, hard])
+    nce = offset_cross_entropy(z, ok)
+    with torch.no_grad():
+        offset_acc = (z.masked_fill(~ok, float("-inf")).argmax(dim=1) == k).float().mean()
+    return {
+        "loss": loss + sync.offset_nce * nce if sync.offset_nce else loss,
+        "bbce": loss,
+        "nce": nce,
+        "offset_acc": offset_acc,
+    }
 
 
 def build_sync_task(config, progress: bool = True):
     """The LightningModule of a sync-net config, with its data and steps per epoch."""
-    from .data.syncpairs import SyncBatchMaker
-    from .losses import bbce_loss
-    from .models import get_spec, load_model
+    from .data.syncpairs import SegmentBatchMaker, SyncBatchMaker
     from .models.icsyncnet import IMAGES
-    from .offsets import ICSyncOffsets
-    from .train import _lightning, adam_per_epoch, data_module, log_epoch, open_corpus
+    from .models.light_syncnet import LightSyncNet
+    from .offsets import ICSyncOffsets, LightSyncOffsets
+    from .train import (
+        _lightning,
+        adam_per_epoch,
+        data_module,
+        initial_model,
+        log_epoch,
+        open_corpus,
+    )
 
     L = _lightning()
-    spec = get_spec(config.model)
-    if config.init is None:
-        model = spec.builder()
-    else:
-        model = load_model(config.model, weights=config.init)
+    model = initial_model(config)
     corpus = open_corpus(config, progress)
     train_ids, val_ids = corpus.split("train"), corpus.split("val")
     if not train_ids or not val_ids:
         raise SyncASDError("the corpus needs tracks in both the train and the val split")
-    maker = SyncBatchMaker(corpus, train_ids, model.dims, config.sample_config(), config.seed)
+    segments = isinstance(model, LightSyncNet)
+    samples = config.sample_config()
+    if segments:
+        maker = SegmentBatchMaker(corpus, train_ids, samples, config.seed)
+        backend = LightSyncOffsets
+    else:
+        maker = SyncBatchMaker(corpus, train_ids, model.dims, samples, config.seed)
+        backend = ICSyncOffsets
     steps = config.steps_per_epoch or maker.steps_per_epoch()
     val_tracks = [
         corpus.track(i)
@@ -45,6 +120,7 @@ def build_sync_task(config, progress: bool = True):
         if not corpus.tracks[i].negative and corpus.tracks[i].length >= 2 * IMAGES
     ][: config.val_tracks]
     sync = config.sync
+    tunes = hasattr(model, "drop_and_tune") and sync.tune_epochs > 0
 
     class SyncTask(L.LightningModule):
         def __init__(self) -> None:
@@ -53,35 +129,19 @@ def build_sync_task(config, progress: bool = True):
             self.model.train()
 
         def on_train_epoch_start(self) -> None:
-            if self.current_epoch >= config.epochs - sync.tune_epochs:
+            if tunes and self.current_epoch >= config.epochs - sync.tune_epochs:
                 self.model.drop_and_tune()
 
         def training_step(self, batch, index):
-            mouths, mel = batch["mouths"].float(), batch["mel"]
-            b, n = mel.shape[:2]
-            visual = self.model.visual_embeddings(mouths)
-            audio = self.model.audio_embeddings(mel.flatten(0, 1)).view(b, n, -1)
-            logits = self.model.similarity_logits(visual, audio)  # (B, 1 + hard)
-            easy = None
-            if sync.easy > 0 and b > 1:
-                # Easy negatives: other samples' in-sync audio (other tracks, mostly); the
-                # index (i + 1 + r) mod B with r in 0..B-2 is never i itself.
-                g = torch.Generator().manual_seed(config.seed * 1_000_003 + self.global_step)
-                others = (
-                    torch.arange(b)[:, None]
-                    + 1
-                    + torch.rand(b, min(sync.easy, b - 1), generator=g).mul(b - 1).long()
-                ) % b
-                easy = self.model.similarity_logits(visual, audio[:, 0][others])
-            loss = bbce_loss(logits[:, 0], logits[:, 1:], easy, sync.easy_weight)
-            with torch.no_grad():
-                hard_correct = (logits[:, :1] > logits[:, 1:]).float().mean()
-            self.log_dict(
-                {"loss": loss, "hard_acc": hard_correct, "tau": self.model.temperature},
-                prog_bar=True,
-                batch_size=b,
-            )
-            return loss
+            seed = config.seed * 1_000_003 + self.global_step
+            if segments:
+                out = segment_loss(self.model, batch, sync, samples.min_shift, seed)
+            else:
+                out = window_loss(self.model, batch, sync, seed)
+            shown = {k: v.detach() for k, v in out.items()}
+            shown["tau"] = self.model.temperature.detach()
+            self.log_dict(shown, prog_bar=True, batch_size=len(next(iter(batch.values()))))
+            return out["loss"]
 
         def validation_metrics(self) -> dict[str, float]:
             from .evaluate.syncacc import evaluate_sync_accuracy
@@ -89,7 +149,7 @@ def build_sync_task(config, progress: bool = True):
             was = self.training
             self.model.eval()
             result = evaluate_sync_accuracy(
-                ICSyncOffsets(self.model, 15), val_tracks, clip_lengths=(5, 11)
+                backend(self.model, 15), val_tracks, clip_lengths=(5, 11)
             )
             self.model.train(was)
             metrics = {f"val_acc{n}": float(v) for n, v in result.accuracy.items()}
@@ -105,3 +165,6 @@ def build_sync_task(config, progress: bool = True):
             return adam_per_epoch(self.model.parameters(), config.optim)
 
     return SyncTask(), data_module(maker, steps), steps
+
+
+__all__ = ["build_sync_task", "segment_loss", "window_loss"]

@@ -6,9 +6,16 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from syncasd.audio import log_mel, mel_window
+from syncasd.audio import log_mel, mel_window, mfcc
 from syncasd.data.corpus import CORPUS_VERSION, Corpus, CorpusTrack
-from syncasd.data.syncpairs import SyncBatchMaker, SyncSampleConfig, speaking_centres
+from syncasd.data.syncpairs import (
+    SegmentBatchMaker,
+    SegmentSampleConfig,
+    SyncBatchMaker,
+    SyncSampleConfig,
+    segment_starts,
+    speaking_centres,
+)
 from syncasd.models.icsyncnet import CONFIGS, mouth_crops
 
 SPF = 640
@@ -86,3 +93,57 @@ def test_too_few_windows_or_offsets_are_refused(corpus):
     with pytest.raises(ValueError, match="hard-negative offsets"):
         config = SyncSampleConfig(batch=4, hard=5, min_shift=2, max_shift=3)
         SyncBatchMaker(corpus, [0], CONFIGS["cpu"], config)
+
+
+def segments(**changes) -> SegmentSampleConfig:
+    values = dict(
+        batch=3, frames=8, max_shift=4, margin=3, flip_prob=0, gain_db=(0, 0), white_noise_prob=0
+    )
+    return SegmentSampleConfig(**(values | changes))
+
+
+def test_segment_starts_keep_the_margin_and_half_speaking(corpus):
+    starts = segment_starts(corpus, [0, 1], segments())
+    # Track 0 (60 frames, frames 5–29 speak): [s, s + 8) holds ≥ 4 speaking frames for
+    # s ≤ 26; s ≥ 3 and s ≤ 60 − 8 − 3 keep the margin. Track 1 (frames 10–13): s in 6…10.
+    assert starts.tolist() == [[0, s] for s in range(3, 27)] + [[1, s] for s in range(6, 11)]
+    assert len(segment_starts(corpus, [1], segments(min_speaking=0.6))) == 0
+
+
+def test_segment_sample_is_the_track_and_its_audio_around_it(corpus):
+    maker = SegmentBatchMaker(corpus, [0, 1], segments(), seed=0)
+    k, m, s = 4, 3, 8
+    sample = maker.sample(np.random.default_rng(0), 1, 7)  # track 1 starts at corpus frame 60
+    assert np.array_equal(sample["crops"], corpus.crops[67:75])
+    assert sample["speaking"].tolist() == [False] * 3 + [True] * 4 + [False]
+    # Audio of track frames 7 − 7 = 0 … 7 + 8 + 7 (one frame more for MFCC's last window),
+    # all inside the 40-frame track here.
+    audio = np.asarray(corpus.audio[60 * SPF : 83 * SPF])
+    assert np.allclose(sample["mfcc"], mfcc(audio)[: 4 * (s + 2 * (k + m))], atol=1e-4)
+    # Lip frame j at offset i − K hears track frame 7 + j + i − K; valid if 3 ≤ it < 37.
+    heard = 7 + np.arange(s)[None, :] + np.arange(-k, k + 1)[:, None]
+    assert np.array_equal(sample["valid"], (heard >= 3) & (heard < 37))
+    assert sample["valid"].all()  # a segment in the middle of its track
+
+
+def test_segment_audio_outside_the_track_is_silence(corpus):
+    maker = SegmentBatchMaker(corpus, [0, 1], segments(), seed=0)
+    sample = maker.sample(np.random.default_rng(0), 0, 3)  # audio from track frame −4
+    expected = np.concatenate([np.zeros(4 * SPF, np.int16), corpus.audio[: 20 * SPF]])
+    assert np.allclose(sample["mfcc"], mfcc(expected)[:88], atol=1e-4)
+    # Lip frame j at offset −4 hears track frame j − 1: valid from j = 4 (the margin is 3).
+    assert sample["valid"][0].tolist() == [False] * 4 + [True] * 4
+    assert sample["valid"][4:].all()
+
+
+def test_segment_batches_are_deterministic(corpus):
+    maker = SegmentBatchMaker(corpus, [0, 1], segments(flip_prob=0.5), seed=3)
+    batch = maker(1, 2)
+    assert batch["crops"].shape == (3, 8, 112, 112) and batch["crops"].dtype == np.uint8
+    assert batch["mfcc"].shape == (3, 88, 13) and batch["valid"].shape == (3, 9, 8)
+    assert all(np.array_equal(batch[key], maker(1, 2)[key]) for key in batch)
+    assert not np.array_equal(batch["crops"], maker(1, 3)["crops"])
+    # Track 0 has 24 starts, track 1 five: 29 starts + 7 · 2 frames = 43 frames, 8 a batch.
+    assert maker.steps_per_epoch() == 43 // 24
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        SegmentBatchMaker(corpus, [1], segments(batch=6))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..audio import SAMPLES_PER_FRAME, log_mel, mel_window
+from ..audio import ROWS_PER_FRAME, SAMPLES_PER_FRAME, log_mel, mel_window, mfcc
 from ..models.icsyncnet import HALF, IMAGES, ICSyncNetDims, mouth_crops
 from .corpus import Corpus
 from .samples import augment_crops
@@ -126,3 +126,108 @@ class SyncBatchMaker:
             "mouths": np.stack([m for m, _ in samples]),
             "mel": np.stack([w for _, w in samples]).astype(np.float32),
         }
+
+
+@dataclass
+class SegmentSampleConfig:
+    """Samples of a sync-net with per-frame embeddings (LightSyncNet): lip segments and the
+    audio around them at every offset."""
+
+    batch: int = 24  # segments per batch
+    frames: int = 16  # lip frames per segment
+    max_shift: int = 15  # offsets −K … K scored against every lip frame
+    min_shift: int = 2  # |k| of a BBCE hard negative: ±1 frame counts as in sync when scoring
+    # Frames at each end of a track whose audio embedding would see past the track (the audio
+    # encoder's and head's reach): never an anchor, never a candidate offset.
+    margin: int = 6
+    min_speaking: float = 0.5  # share of a segment's frames labelled speaking
+    flip_prob: float = 0.5  # probability of the augmented crop (flip, rotation, scale, shift)
+    gain_db: tuple[float, float] = (-6.0, 6.0)
+    white_noise_prob: float = 0.3
+    white_snr_db: tuple[float, float] = (10.0, 40.0)
+
+
+def segment_starts(corpus: Corpus, tracks: list[int], config: SegmentSampleConfig) -> np.ndarray:
+    """(n, 2) int64 rows (track, first frame) of every segment that keeps `margin` frames
+    from both ends of its track and is labelled speaking on `min_speaking` of its frames."""
+    s, m = config.frames, config.margin
+    rows = []
+    for i in tracks:
+        t = corpus.tracks[i]
+        if t.negative or t.length < s + 2 * m:
+            continue
+        labels = np.asarray(corpus.labels[t.frames], np.float64)
+        share = np.lib.stride_tricks.sliding_window_view(labels, s).mean(axis=1)
+        starts = np.arange(m, t.length - s - m + 1)
+        starts = starts[share[starts] >= config.min_speaking]
+        rows.append(np.stack([np.full(len(starts), i), starts], axis=1))
+    return np.concatenate(rows) if rows else np.zeros((0, 2), np.int64)
+
+
+class SegmentBatchMaker:
+    """Batch `(epoch, index)` → "crops" (B, S, 112, 112) uint8; "mfcc" (B, 4(S + 2K + 2M), 13)
+    float32, the audio of frames s − K − M … s + S + K + M − 1 of the track (zeros outside it;
+    the embeddings of its first and last M frames only give the others their context);
+    "valid" (B, 2K + 1, S) bool, the offsets whose audio frame keeps M frames from the track's
+    ends; "speaking" (B, S) bool, the anchors (sync is defined where the face speaks)."""
+
+    def __init__(
+        self, corpus: Corpus, tracks: list[int], config: SegmentSampleConfig, seed: int = 0
+    ) -> None:
+        self.corpus, self.config, self.seed = corpus, config, seed
+        self.starts = segment_starts(corpus, tracks, config)
+        if len(self.starts) < config.batch:
+            raise ValueError(
+                f"{len(self.starts)} speaking segments, fewer than one batch ({config.batch})"
+            )
+
+    def steps_per_epoch(self) -> int:
+        """About one pass over the speaking frames (segments overlap; each frame once)."""
+        frames = len(self.starts) + (self.config.frames - 1) * len(np.unique(self.starts[:, 0]))
+        return max(1, frames // (self.config.batch * self.config.frames))
+
+    def _track_audio(self, track: int, first: int, frames: int) -> np.ndarray:
+        """Frames [first, first + frames) of a track's audio as float, zeros outside it."""
+        t = self.corpus.tracks[track]
+        audio = self.corpus.audio[
+            t.offset * SAMPLES_PER_FRAME : (t.offset + t.length) * SAMPLES_PER_FRAME
+        ]
+        out = np.zeros(frames * SAMPLES_PER_FRAME, np.float32)
+        a = max(first, 0) * SAMPLES_PER_FRAME
+        b = min((first + frames) * SAMPLES_PER_FRAME, len(audio))
+        if b > a:
+            out[a - first * SAMPLES_PER_FRAME : b - first * SAMPLES_PER_FRAME] = audio[a:b]
+        return out
+
+    def sample(self, rng: np.random.Generator, track: int, start: int) -> dict[str, np.ndarray]:
+        c = self.config
+        t = self.corpus.tracks[track]
+        s, k, m = c.frames, c.max_shift, c.margin
+        crops = np.asarray(self.corpus.crops[t.offset + start : t.offset + start + s])
+        if rng.random() < c.flip_prob:
+            crops = augment_crops(crops, rng)
+        span = s + 2 * (k + m)
+        # One frame more than the span: MFCC drops the last, partial window.
+        audio = self._track_audio(track, start - k - m, span + 1)
+        audio = audio * 10 ** (rng.uniform(*c.gain_db) / 20)
+        rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+        if rng.random() < c.white_noise_prob and rms > 0:
+            snr = rng.uniform(*c.white_snr_db)
+            audio = audio + rng.normal(0, rms * 10 ** (-snr / 20), audio.shape)
+        features = mfcc(np.clip(np.round(audio), -32768, 32767).astype(np.int16))
+        features = features[: ROWS_PER_FRAME * span]
+        # Audio frame of lip frame j at offset i − K, in track frames.
+        heard = start + np.arange(s)[None, :] + np.arange(-k, k + 1)[:, None]
+        labels = np.asarray(self.corpus.labels[t.offset + start : t.offset + start + s], bool)
+        return {
+            "crops": crops,
+            "mfcc": features.astype(np.float32),
+            "valid": (heard >= m) & (heard < t.length - m),
+            "speaking": labels,
+        }
+
+    def __call__(self, epoch: int, index: int) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng([self.seed, epoch, index])
+        picks = rng.choice(len(self.starts), self.config.batch, replace=False)
+        samples = [self.sample(rng, *map(int, self.starts[p])) for p in picks]
+        return {key: np.stack([x[key] for x in samples]) for key in samples[0]}

@@ -21,6 +21,7 @@ from ..errors import InputError, WeightsError
 from .ensemble import SyncGatedLightASD
 from .icsyncnet import ICSyncNet
 from .light_asd import LightASD
+from .light_syncnet import LightSyncNet
 from .light_talknet import LightTalkNet
 from .lr_asd import LRASD
 from .multitask import MultiTaskASD
@@ -291,6 +292,24 @@ REGISTRY: dict[str, ModelSpec] = {
         license="MIT (this project)",
         paper="Park et al., Interpretable Convolutional SyncNet, 2024",
         input_size=(48, 96),  # the lower half of the gray 112 × 112 crop, resized
+        kind="sync",
+    ),
+    "light-syncnet": ModelSpec(
+        name="light-syncnet",
+        builder=LightSyncNet,
+        description=(
+            "Ours: a sync model, not an ASD model: Light-ASD's encoders (lips: the lower half "
+            "of the gray crop) with 5-frame heads, per-frame embeddings on the unit sphere, "
+            "p(sync) = σ(cos / τ) at every offset (1.1 M params)"
+        ),
+        license=(
+            "MIT code and weights (encoders fine-tuned from sync-light-asd); trained on "
+            "research-use footage, see the model card"
+        ),
+        paper=(
+            "objective: Park et al., Interpretable Convolutional SyncNet, 2024 (BBCE) and "
+            "InfoNCE over offsets; encoders: Liao et al., CVPR 2023"
+        ),
         kind="sync",
     ),
     "syncnet-v2": ModelSpec(
