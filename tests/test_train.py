@@ -2,6 +2,7 @@
 
 import contextlib
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -315,3 +316,27 @@ def test_light_syncnet_fine_tunes_the_encoders_and_exports_a_loadable_sync_model
     with pytest.raises(InputError, match="samples.hard"):
         TrainConfig.from_dict({**raw, "samples": {"hard": 3}})
     assert TrainConfig.load("light-syncnet").sample_config().frames == 16
+
+
+@needs_shared
+def test_curation_keeps_the_tracks_near_their_own_audio(tmp_path, small_corpus):
+    from syncasd.data.syncpairs import SegmentSampleConfig
+    from syncasd.models.light_syncnet import LightSyncNet
+    from syncasd.train_sync import _curated, track_offsets
+
+    torch.manual_seed(0)
+    model = LightSyncNet().eval()
+    ids = small_corpus.split("train")
+    found = track_offsets(model, small_corpus, ids, 4)
+    speaking = [i for i in ids if small_corpus.labels[small_corpus.tracks[i].frames].any()]
+    assert sorted(found) == speaking and all(-4 <= k <= 4 for k in found.values())
+    # The offsets are computed once and written beside the run; a second call reads them.
+    raw = {"model": "light-syncnet", "freeze": [], "output": str(tmp_path / "run")}
+    config = TrainConfig.from_dict(raw)
+    samples = SegmentSampleConfig(max_shift=4, max_track_offset=0)
+    kept = _curated(model, small_corpus, ids, samples, config, progress=False)
+    assert kept == [i for i in ids if abs(found.get(i, 0)) == 0]
+    written = json.loads((tmp_path / "run" / "track_offsets.json").read_text())["offsets"]
+    assert {int(k): v for k, v in written.items()} == found
+    (tmp_path / "run" / "track_offsets.json").write_text(json.dumps({"offsets": {}}))
+    assert _curated(model, small_corpus, ids, samples, config, progress=False) == ids

@@ -21,10 +21,15 @@ plain state dict (`OUTPUT/model.pt`, loadable as `load_model(MODEL, weights=...)
 
 from __future__ import annotations
 
+import logging
+
+import numpy as np
 import torch
 
 from .errors import SyncASDError
 from .losses import bbce_loss, offset_cross_entropy
+
+log = logging.getLogger("syncasd")
 
 
 def _easy_indices(b: int, n: int, seed: int) -> torch.Tensor:
@@ -84,6 +89,68 @@ def segment_loss(model, batch, sync, min_shift: int, seed: int) -> dict[str, tor
     }
 
 
+def track_offsets(
+    model, corpus, ids: list[int], max_shift: int, progress: bool = False
+) -> dict[int, int]:
+    """Each speaking track's own audio-visual offset by a LightSyncNet: the argmax over
+    −K … K of its mean sync logit over the speaking frames whose audio at that offset lies
+    inside the track (the corpus keeps only the track's audio). Offsets with fewer than five
+    such frames are not candidates; tracks without a speaking frame are left out."""
+    from scipy.special import logit
+    from tqdm import tqdm
+
+    from .offsets import LightSyncOffsets
+
+    backend = LightSyncOffsets(model, max_shift)
+    found = {}
+    for i in tqdm(ids, desc="track offsets", disable=not progress):
+        if corpus.tracks[i].negative:
+            continue
+        track = corpus.track(i)
+        labels = np.asarray(track.labels, bool)
+        if not labels.any():
+            continue
+        matrix = backend.matrix(np.array(track.crops), backend.features(np.asarray(track.audio)), 0)
+        z = logit(np.clip(matrix.astype(np.float64), 1e-6, 1 - 1e-6))
+        n = len(labels)
+        heard = np.arange(n)[None, :] + np.arange(-max_shift, max_shift + 1)[:, None]
+        inside = (heard >= 0) & (heard < n) & labels[None, :]
+        counts = inside.sum(axis=1)
+        means = np.where(counts >= 5, (z * inside).sum(axis=1) / np.maximum(counts, 1), -np.inf)
+        if np.isfinite(means).any():
+            found[i] = int(means.argmax()) - max_shift
+    return found
+
+
+def _curated(model, corpus, ids: list[int], samples, config, progress: bool) -> list[int]:
+    """The training tracks whose own offset is within `samples.max_track_offset`; every
+    track's offset is written to OUTPUT/track_offsets.json (computed once, then read)."""
+    import json
+    from pathlib import Path
+
+    from .atomic import atomic_write
+
+    path = Path(config.output) / "track_offsets.json"
+    if path.is_file():
+        found = {int(k): v for k, v in json.loads(path.read_text())["offsets"].items()}
+    else:
+        was = model.training
+        found = track_offsets(model.eval(), corpus, ids, samples.max_shift, progress)
+        model.train(was)
+        text = json.dumps({"init": config.init, "offsets": found}, indent=0)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path) as f:
+            f.write(text)
+    kept = [i for i in ids if abs(found.get(i, 0)) <= samples.max_track_offset]
+    log.info(
+        "curation: %d of %d training tracks within ±%d frames of their own audio",
+        len(kept),
+        len(ids),
+        samples.max_track_offset,
+    )
+    return kept
+
+
 def build_sync_task(config, progress: bool = True):
     """The LightningModule of a sync-net config, with its data and steps per epoch."""
     from .data.syncpairs import SegmentBatchMaker, SyncBatchMaker
@@ -108,6 +175,8 @@ def build_sync_task(config, progress: bool = True):
     segments = isinstance(model, LightSyncNet)
     samples = config.sample_config()
     if segments:
+        if samples.max_track_offset is not None:
+            train_ids = _curated(model, corpus, train_ids, samples, config, progress)
         maker = SegmentBatchMaker(corpus, train_ids, samples, config.seed)
         backend = LightSyncOffsets
     else:
@@ -167,4 +236,4 @@ def build_sync_task(config, progress: bool = True):
     return SyncTask(), data_module(maker, steps), steps
 
 
-__all__ = ["build_sync_task", "segment_loss", "window_loss"]
+__all__ = ["build_sync_task", "segment_loss", "track_offsets", "window_loss"]

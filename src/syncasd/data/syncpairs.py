@@ -141,6 +141,11 @@ class SegmentSampleConfig:
     # encoder's and head's reach): never an anchor, never a candidate offset.
     margin: int = 6
     min_speaking: float = 0.5  # share of a segment's frames labelled speaking
+    # Curation (LatentSync keeps clips with |offset| ≤ 6): drop the training tracks whose own
+    # offset, as the initial model finds it (`train_sync.track_offsets`), exceeds this many
+    # frames; None keeps all. Sources such as YouTube interviews are often a few frames off,
+    # and a track trained as in sync at the wrong offset teaches the wrong peak.
+    max_track_offset: int | None = None
     flip_prob: float = 0.5  # probability of the augmented crop (flip, rotation, scale, shift)
     gain_db: tuple[float, float] = (-6.0, 6.0)
     white_noise_prob: float = 0.3
