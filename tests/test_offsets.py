@@ -239,6 +239,22 @@ def test_offset_backend_builds_light_syncnet_from_its_weights(tmp_path):
     assert isinstance(backend, LightSyncOffsets) and backend.max_offset == 7
 
 
+def test_sum_offsets_adds_the_backends_logits(model, crops, audio):
+    from syncasd.offsets import LightSyncOffsets, SumOffsets
+
+    asd, lips = ASDOffsets(model, K), LightSyncOffsets(_light_syncnet(), K)
+    both = SumOffsets(asd, lips)
+    first, n = 30, 40
+    m = both.matrix(crops[first : first + n], both.features(audio), first)
+    a = asd.matrix(crops[first : first + n], asd.features(audio), first).astype(np.float64)
+    b = lips.matrix(crops[first : first + n], lips.features(audio), first).astype(np.float64)
+    logit_sum = np.log(a / (1 - a)) + np.log(b / (1 - b))
+    assert m.shape == (2 * K + 1, n)
+    assert np.allclose(m, 1 / (1 + np.exp(-logit_sum)), atol=1e-5)
+    with pytest.raises(InputError, match="one search range"):
+        SumOffsets(asd, LightSyncOffsets(_light_syncnet(), K + 1))
+
+
 # ---------------------------------------------------------------------------------------------
 # SyncNet v2 as a sync backend (fixtures/syncnet: syncnet_python run with random weights)
 

@@ -279,7 +279,7 @@ def test_default_model_finds_a_known_offset(tmp_path):
     d = 5
     delayed = tmp_path / "delayed.mp4"
     shift_audio(CLIP, delayed, d)
-    analyzer = SyncAnalyzer()  # sync-light-asd, the bundled weights, K = 15
+    analyzer = SyncAnalyzer()  # sync-pair, the bundled weights, K = 15
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         original, moved = analyzer(CLIP), analyzer(delayed)

@@ -583,8 +583,8 @@ def eval_sync_accuracy(
     model: Annotated[
         str,
         typer.Option(
-            help="Sync backend: ic-syncnet, syncnet-v2 (folders only) or an ASD model "
-            "(sync-light-asd, …)."
+            help="Sync backend: sync-pair (ours, the default), light-syncnet, ic-syncnet, "
+            "syncnet-v2 (folders only) or an ASD model (sync-light-asd, …)."
         ),
     ] = DEFAULT_SYNC_MODEL,
     weights: WeightsOption = None,
@@ -665,8 +665,9 @@ MaxOffsetOption = Annotated[
 SyncModelOption = Annotated[
     str,
     typer.Option(
-        help="Sync backend: a sync-net (ic-syncnet, syncnet-v2 with VGG's weights) or an ASD "
-        "model with separable encoders: sync-light-asd (ours, sync-aware), light-asd, lr-asd, …"
+        help="Sync backend: sync-pair (ours, the default), a sync-net (light-syncnet, ic-syncnet, "
+        "syncnet-v2 with VGG's weights) or an ASD model with separable encoders: "
+        "sync-light-asd (ours, sync-aware), light-asd, lr-asd, …"
     ),
 ]
 MinProbOption = Annotated[

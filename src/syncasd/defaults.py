@@ -6,6 +6,7 @@
 DEFAULT_MODEL = "sync-light-asd-ensemble"
 
 # The sync backend of `sync`, `scan`, `detect --sync` and `eval sync-accuracy` unless told
-# otherwise: on the validation identities it finds the offset more often than the ensemble
-# (sync accuracy 49.4 against 47.6 % at 5 frames), whose AVA half has no offset preference.
-DEFAULT_SYNC_MODEL = "sync-light-asd"
+# otherwise: sync-light-asd's offset rows and light-syncnet's summed in logit
+# (models/ensemble.SyncPair). On the validation identities it finds the offset more often
+# than either alone (sync accuracy 53.7 against 49.4 and 35.3 % at 5 frames).
+DEFAULT_SYNC_MODEL = "sync-pair"

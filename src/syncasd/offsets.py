@@ -312,6 +312,31 @@ class LightSyncOffsets(_Rows):
         return out
 
 
+class SumOffsets(_Rows):
+    """Several backends' matrices combined: σ(Σ_i logit p_i), i.e. the sum of their logits
+    (`models.ensemble.SyncPair`: sync-light-asd's broad rows and light-syncnet's sharp ones)."""
+
+    def __init__(self, *backends: OffsetBackend) -> None:
+        if not backends or len({b.max_offset for b in backends}) != 1:
+            raise InputError("SumOffsets needs backends with one search range")
+        super().__init__(backends[0].max_offset)
+        self.backends = backends
+
+    def features(self, audio: np.ndarray) -> tuple:
+        return tuple(b.features(audio) for b in self.backends)
+
+    def matrix(self, crops: np.ndarray, features: tuple, first: int) -> np.ndarray:
+        total = sum(
+            _logit(b.matrix(crops, f, first)) for b, f in zip(self.backends, features, strict=True)
+        )
+        return (1.0 / (1.0 + np.exp(-total))).astype(np.float32)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p.astype(np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p) - np.log1p(-p)
+
+
 class SyncNetOffsets(_Rows):
     """Sync matrix from SyncNet v2 (syncnet_python's network and weights, `models/syncnet.py`):
     column t compares the five 224×224 colour crops t − 2 … t + 2 (the first and last crop
@@ -410,14 +435,20 @@ def offset_backend(
     window: int = WINDOW,
     batch: int = 32,
 ) -> OffsetBackend:
-    """The sync backend of a registry model: IC-SyncNet or SyncNet v2 (kind "sync"), or an ASD
-    model with separable encoders (`ASDOffsets` in `window`-frame scoring windows, `batch`
-    shifts at a time, as `detect` scores with the same window)."""
+    """The sync backend of a registry model: sync-pair, light-syncnet, IC-SyncNet or SyncNet v2
+    (kind "sync"), or an ASD model with separable encoders (`ASDOffsets` in `window`-frame
+    scoring windows, `batch` shifts at a time, as `detect` scores with the same window)."""
     from .models import get_spec, load_model
+    from .models.ensemble import SyncPair
     from .models.light_syncnet import LightSyncNet
     from .models.syncnet import SyncNetV2
 
     loaded = load_model(model, weights=weights, device=device)
+    if isinstance(loaded, SyncPair):
+        return SumOffsets(
+            ASDOffsets(loaded.asd, max_offset, window, window // 6, batch),
+            LightSyncOffsets(loaded.lips, max_offset, window, window // 6),
+        )
     if isinstance(loaded, LightSyncNet):
         return LightSyncOffsets(loaded, max_offset, window, window // 6)
     if isinstance(loaded, SyncNetV2):
@@ -431,6 +462,7 @@ __all__ = [
     "ASDOffsets",
     "ICSyncOffsets",
     "LightSyncOffsets",
+    "SumOffsets",
     "SyncNetOffsets",
     "offset_backend",
     "CONTEXT",

@@ -106,8 +106,9 @@ class SyncAnalyzer:
 
     Loads the face detector and the model once. `SyncAnalyzer(**options)(path) -> SyncResult`.
     `max_offset`: K, the offsets searched are -K..K frames (40 ms each). `params`: the
-    thresholds of `sync.analyze_track`. `model`: a sync model (ic-syncnet, syncnet-v2) or an
-    ASD model with separable encoders (sync-light-asd, light-asd, lr-asd), run through torch.
+    thresholds of `sync.analyze_track`. `model`: a sync model (sync-pair, the default;
+    light-syncnet, ic-syncnet, syncnet-v2) or an ASD model with separable encoders
+    (sync-light-asd, light-asd, lr-asd), run through torch.
     Every other option is a `DetectOptions` field (weights, device, start, duration,
     detect_every, min_track, allow_silent, threads, ...); the Detector only finds, tracks and
     crops faces, as the backend reads them.

@@ -76,3 +76,19 @@ def test_onnx_runtime_agrees_and_it_serves_as_a_sync_backend(inputs, tmp_path):
     score = pair.predict(*inputs)[0].numpy()
     np.testing.assert_allclose(matrix[2, :-3], score[:-3], atol=0.003)
     np.testing.assert_allclose(matrix[2, -3:], score[-3:], atol=0.02)
+
+
+def test_the_bundled_sync_pair_is_sync_light_asd_and_light_syncnet_composed(tmp_path):
+    from syncasd.models.ensemble import SyncPair, write_pair_checkpoint
+    from syncasd.models.light_syncnet import LightSyncNet
+
+    out = write_pair_checkpoint(
+        WEIGHTS_DIR / "sync_light_asd.pt", WEIGHTS_DIR / "light_syncnet.pt", tmp_path / "p.pt"
+    )
+    made = torch.load(out, weights_only=True)
+    bundled = torch.load(WEIGHTS_DIR / "sync_pair.pt", weights_only=True)
+    assert made.keys() == bundled.keys()
+    assert len(made) == len(LightASD().state_dict()) + len(LightSyncNet().state_dict())
+    assert all(torch.equal(made[k], bundled[k]) for k in made)
+    pair = load_model("sync-pair")
+    assert isinstance(pair, SyncPair) and isinstance(pair.lips, LightSyncNet)

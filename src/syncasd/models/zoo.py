@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError, WeightsError
-from .ensemble import SyncGatedLightASD
+from .ensemble import SyncGatedLightASD, SyncPair
 from .icsyncnet import ICSyncNet
 from .light_asd import LightASD
 from .light_syncnet import LightSyncNet
@@ -71,6 +71,8 @@ class ModelSpec:
 
 SYNC_LIGHT_ASD_SHA256 = "6814f494d58b964718db5e84298a3c332c7100a58126db86931f47b5e993ddcf"
 SYNC_LIGHT_ASD_ENSEMBLE_SHA256 = "6e4e45160d9754a1b6f12f6dc3274619b9541ec116f78bc690b449107dc6cea8"
+LIGHT_SYNCNET_SHA256 = "991eaf6460e6ec915023935d3e0624bf74e2b3288203fb7dd832a387af0d9957"
+SYNC_PAIR_SHA256 = "edbacfa76bdd513979a39b2c2b5f0ec945fe19f62a188e0580ce5c866d092d7f"
 _SYNC_LIGHT_ASD_PAPER = (
     "method: Wuerkaixi et al., Rethinking Audio-visual Synchronization for Active Speaker "
     "Detection, MLSP 2022; architecture: Liao et al., CVPR 2023"
@@ -310,6 +312,37 @@ REGISTRY: dict[str, ModelSpec] = {
             "objective: Park et al., Interpretable Convolutional SyncNet, 2024 (BBCE) and "
             "InfoNCE over offsets; encoders: Liao et al., CVPR 2023"
         ),
+        checkpoints={
+            "shared": Checkpoint(
+                None,
+                LIGHT_SYNCNET_SHA256,
+                "light_syncnet.pt",
+                "trained here on the train identities of ../shared/data "
+                "(model card: syncasd/models/weights/light_syncnet.md)",
+            ),
+        },
+        default_checkpoint="shared",
+        kind="sync",
+    ),
+    "sync-pair": ModelSpec(
+        name="sync-pair",
+        builder=SyncPair,
+        description=(
+            "Ours, the default sync backend: sync-light-asd's offset rows and light-syncnet's "
+            "summed in logit (2.0 M params)"
+        ),
+        license="MIT code and weights; trained on research-use footage, see the model cards",
+        paper=_SYNC_LIGHT_ASD_PAPER,
+        checkpoints={
+            "shared": Checkpoint(
+                None,
+                SYNC_PAIR_SHA256,
+                "sync_pair.pt",
+                "sync_light_asd.pt and light_syncnet.pt composed "
+                "(model card: syncasd/models/weights/light_syncnet.md)",
+            ),
+        },
+        default_checkpoint="shared",
         kind="sync",
     ),
     "syncnet-v2": ModelSpec(
