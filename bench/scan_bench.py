@@ -6,7 +6,7 @@ of five-second single-face clips. The scan runs in a fresh child process so that
 and that of its workers are its own; the child samples its own and its workers' RSS every
 second, to show whether memory stays flat as clips go by.
 
-    python bench/scan_bench.py [--clips 40] [--workers 2] [--model sync-light-asd]
+    python bench/scan_bench.py [--clips 40] [--workers 2] [--model sync-pair]
     python bench/scan_bench.py --model syncnet-v2 --weights syncnet_v2.model
     python bench/scan_bench.py --model syncnet-v2 --random-weights   # speed only
 
@@ -127,7 +127,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=40)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--model", default=None, help="sync backend (default: the default)")
+    parser.add_argument("--model", default=None, help="sync backend (default: scan's)")
     parser.add_argument("--weights", default=None, help="the backend's checkpoint")
     parser.add_argument(
         "--random-weights", action="store_true", help="time syncnet-v2 with random weights"
@@ -139,9 +139,9 @@ def main() -> None:
         child(args)
         return
 
-    from syncasd.defaults import DEFAULT_SYNC_MODEL
+    from syncasd.defaults import DEFAULT_SCAN_MODEL
 
-    args.model = args.model or DEFAULT_SYNC_MODEL
+    args.model = args.model or DEFAULT_SCAN_MODEL
     clips = pick_clips(args.clips)
     with tempfile.TemporaryDirectory() as tmp:
         listing = Path(tmp) / "clips.json"

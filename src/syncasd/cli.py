@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from .defaults import DEFAULT_MODEL, DEFAULT_SYNC_MODEL
+from .defaults import DEFAULT_MODEL, DEFAULT_SCAN_MODEL, DEFAULT_SYNC_MODEL
 from .errors import SyncASDError
 
 app = typer.Typer(
@@ -871,7 +871,9 @@ def scan_command(
     min_prob: MinProbOption = None,
     max_offscreen: MaxOffscreenOption = None,
     max_abs_offset: MaxAbsOffsetOption = None,
-    model: SyncModelOption = DEFAULT_SYNC_MODEL,
+    model: Annotated[
+        str, typer.Option(help="Sync backend (see sync --help); default: the fastest of ours.")
+    ] = DEFAULT_SCAN_MODEL,
     weights: WeightsOption = None,
     device: DeviceOption = "cpu",
     duration: Annotated[

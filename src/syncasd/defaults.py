@@ -10,3 +10,9 @@ DEFAULT_MODEL = "sync-light-asd-ensemble"
 # (models/ensemble.SyncPair). On the validation identities it finds the offset more often
 # than either alone (sync accuracy 53.7 against 49.4 and 35.3 % at 5 frames).
 DEFAULT_SYNC_MODEL = "sync-pair"
+
+# `scan`'s: light-syncnet alone, which runs each encoder once per window whatever the search
+# range. On five-second clips it scans 70 clips per minute on 2 cores against sync-pair's 25.6
+# (`bench/scan_bench.py`), and it places whole test tracks within ±1 frame as often (62 against
+# 61 %; sync-pair is ahead on clips of 5–15 frames and on known shifts, 82.5 against 75 %).
+DEFAULT_SCAN_MODEL = "light-syncnet"

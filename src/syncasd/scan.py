@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_path, atomic_write
+from .defaults import DEFAULT_SCAN_MODEL
 from .errors import InputError, SyncASDError
 from .syncmap import DEFAULTS, SyncParams
 
@@ -248,7 +249,8 @@ def scan(
 ) -> ScanSummary:
     """Analyse every clip not yet in `table` and append its row; returns the counts.
 
-    `options` are `SyncAnalyzer`'s (model, weights, max_offset, params, duration, threads...).
+    `options` are `SyncAnalyzer`'s (model, weights, max_offset, params, duration, threads...);
+    the model defaults to `DEFAULT_SCAN_MODEL` (light-syncnet, the fastest of ours).
     With workers > 1, each of `workers` spawned processes builds its own analyzer, with
     `threads` (default: CPU count / workers) torch threads.
 
@@ -260,6 +262,7 @@ def scan(
     """
     from .syncrun import SyncAnalyzer
 
+    options = {"model": DEFAULT_SCAN_MODEL, **options}
     if workers < 1:
         raise InputError("--workers must be at least 1")
     if ray_address is not None and not ray_address.strip():
