@@ -53,7 +53,10 @@ def test_bad_configs_are_one_clear_error(tmp_path, text, message):
 
 
 def test_a_missing_config_names_the_shipped_ones():
-    shipped = "ic-syncnet, light-sync-talknet, light-syncnet, light-talknet, sync-light-asd"
+    shipped = (
+        "ic-syncnet, light-sync-talknet, light-syncnet, light-syncnet-stage2, light-talknet, "
+        "sync-light-asd"
+    )
     with pytest.raises(InputError, match=f"shipped configs: {shipped}"):
         resolve_config("nope")
 
