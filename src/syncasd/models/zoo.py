@@ -117,7 +117,7 @@ REGISTRY: dict[str, ModelSpec] = {
         builder=LightASD,
         description=(
             "Ours: Light-ASD trained to require lip-voice synchronization (the seeds' swapped- "
-            "and shifted-audio negatives); the default sync backend (1.0 M params)"
+            "and shifted-audio negatives); half of the default sync backend (1.0 M params)"
         ),
         license=(
             "MIT code and weights (fine-tuned from Light-ASD's MIT AVA checkpoint); trained on "
@@ -302,7 +302,7 @@ REGISTRY: dict[str, ModelSpec] = {
         description=(
             "Ours: a sync model, not an ASD model: Light-ASD's encoders (lips: the lower half "
             "of the gray crop) with 5-frame heads, per-frame embeddings on the unit sphere, "
-            "p(sync) = σ(cos / τ) at every offset (1.1 M params)"
+            "p(sync) = σ(cos / τ) at every offset (1.0 M params)"
         ),
         license=(
             "MIT code and weights (encoders fine-tuned from sync-light-asd); trained on "
