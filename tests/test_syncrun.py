@@ -287,6 +287,17 @@ def test_default_model_finds_a_known_offset(tmp_path):
     assert abs(moved.main.offset_frames - d) <= 1, moved.to_json_line()
 
 
+def test_light_syncnet_alone_finds_a_known_offset(tmp_path):
+    # scan's default backend, bundled: the same delayed copy, placed within ±1 frame.
+    d = -4
+    advanced = tmp_path / "advanced.mp4"
+    shift_audio(CLIP, advanced, d)
+    analyzer = SyncAnalyzer(model="light-syncnet")
+    original, moved = analyzer(CLIP), analyzer(advanced)
+    assert abs(original.main.offset_frames) <= 1, original.to_json_line()
+    assert abs(moved.main.offset_frames - d) <= 1, moved.to_json_line()
+
+
 # ---------------------------------------------------------------------------------------------
 # detect --sync / --require-sync (the bundled sync-aware default as the sync backend)
 
