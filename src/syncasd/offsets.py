@@ -33,12 +33,14 @@ from typing import Protocol
 
 import numpy as np
 import torch
+from scipy.special import expit
 from torch import nn
 
 from .audio import ROWS_PER_FRAME, mfcc
 from .errors import InputError
 from .faces.crop import CROP_SIZE
 from .media import SAMPLES_PER_FRAME
+from .syncmap import clipped_logit
 
 DEFAULT_MAX_OFFSET = 15  # frames (±600 ms): syncnet_python's default search range
 MAX_MAX_OFFSET = 100  # frames (±4 s): beyond this the audio has little to do with the lips
@@ -125,6 +127,16 @@ class _Rows:
         return self.matrix(crops, self.features(audio), first)
 
 
+def _gray_track(crops: np.ndarray, first: int) -> np.ndarray:
+    """The checks every gray-crop backend makes of a track: (T, H, W) crops, T > 0, first ≥ 0."""
+    crops = np.asarray(crops)
+    if crops.ndim != 3 or len(crops) == 0:
+        raise InputError(f"expected face crops (T, H, W) with T > 0, got {crops.shape}")
+    if first < 0:
+        raise InputError(f"track start {first} lies before the audio")
+    return crops
+
+
 def _softmax1(logits: torch.Tensor) -> torch.Tensor:
     return logits.float().softmax(dim=-1)[..., 1]
 
@@ -163,11 +175,7 @@ class ASDOffsets(_Rows):
 
     def matrix(self, crops: np.ndarray, features: np.ndarray, first: int) -> np.ndarray:
         """(2K+1, T) float32 sync probabilities; `features` from `self.features(audio)`."""
-        crops = np.asarray(crops)
-        if crops.ndim != 3 or len(crops) == 0:
-            raise InputError(f"expected face crops (T, H, W) with T > 0, got {crops.shape}")
-        if first < 0:
-            raise InputError(f"track start {first} lies before the audio")
+        crops = _gray_track(crops, first)
         k, n = self.max_offset, len(crops)
         out = np.empty((2 * k + 1, n), np.float32)
         device = next(self.model.parameters()).device
@@ -232,11 +240,7 @@ class ICSyncOffsets(_Rows):
         `first`; `features` from `self.features(audio)`."""
         from .models.icsyncnet import mouth_crops
 
-        crops = np.asarray(crops)
-        if crops.ndim != 3 or len(crops) == 0:
-            raise InputError(f"expected face crops (T, H, W) with T > 0, got {crops.shape}")
-        if first < 0:
-            raise InputError(f"track start {first} lies before the audio")
+        crops = _gray_track(crops, first)
         device = self.model.log_temperature.device
         mouths = torch.from_numpy(mouth_crops(crops, self.model.dims))
         probs = self.model.offset_probabilities(
@@ -283,11 +287,7 @@ class LightSyncOffsets(_Rows):
     def matrix(self, crops: np.ndarray, features: np.ndarray, first: int) -> np.ndarray:
         """(2K+1, T) float32 sync probabilities of gray crops (T, 112, 112) at audio frame
         `first`; `features` from `self.features(audio)`."""
-        crops = np.asarray(crops)
-        if crops.ndim != 3 or len(crops) == 0:
-            raise InputError(f"expected face crops (T, H, W) with T > 0, got {crops.shape}")
-        if first < 0:
-            raise InputError(f"track start {first} lies before the audio")
+        crops = _gray_track(crops, first)
         k, c, r, n = self.max_offset, self.AUDIO_CONTEXT, ROWS_PER_FRAME, len(crops)
         if r * (first + self.pad) >= len(features):
             raise InputError(f"the track starts at frame {first}, past the end of the audio")
@@ -327,14 +327,10 @@ class SumOffsets(_Rows):
 
     def matrix(self, crops: np.ndarray, features: tuple, first: int) -> np.ndarray:
         total = sum(
-            _logit(b.matrix(crops, f, first)) for b, f in zip(self.backends, features, strict=True)
+            clipped_logit(b.matrix(crops, f, first).astype(np.float64))
+            for b, f in zip(self.backends, features, strict=True)
         )
-        return (1.0 / (1.0 + np.exp(-total))).astype(np.float32)
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p.astype(np.float64), 1e-6, 1 - 1e-6)
-    return np.log(p) - np.log1p(-p)
+        return expit(total).astype(np.float32)
 
 
 class SyncNetOffsets(_Rows):

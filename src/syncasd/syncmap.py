@@ -140,7 +140,8 @@ def offsets(probs: np.ndarray) -> np.ndarray:
     return np.arange(-k, k + 1)
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
+def clipped_logit(p: np.ndarray) -> np.ndarray:
+    """logit(p) with p clipped to [EPS, 1 − EPS], so that 0 and 1 stay finite."""
     return logit(np.clip(p, EPS, 1.0 - EPS))
 
 
@@ -152,7 +153,7 @@ def mean_curve(probs: np.ndarray, average: Average = "prob") -> np.ndarray:
     """
     p = check_probs(probs)
     if average == "logit":
-        return _logit(p).mean(axis=1)
+        return clipped_logit(p).mean(axis=1)
     if average == "prob":
         return p.mean(axis=1)
     raise InputError(f"average must be 'prob' or 'logit', got {average!r}")
@@ -219,7 +220,7 @@ def smooth_probs(
     p = sigmoid(s/τ), so logit(p) = s/τ and sigmoid(smooth(logit(p))) is exactly that.
     """
     p = check_probs(probs)
-    return expit(gaussian_smooth(_logit(p), sigma, radius, axis=1))
+    return expit(gaussian_smooth(clipped_logit(p), sigma, radius, axis=1))
 
 
 def window_max(probs: np.ndarray, offset: int, window: int = DEFAULTS.window) -> np.ndarray:
@@ -389,7 +390,7 @@ def overall_prob(p_max: np.ndarray) -> float:
     """The paper's probability at offset: sigmoid of the mean over ALL frames of the logits of
     the window-max probabilities (App. E: "the probability of the average of the cosine
     similarity found in step 3"). Not the mean probability: sigmoid(mean(logit p))."""
-    return float(expit(_logit(np.asarray(p_max, dtype=np.float64)).mean()))
+    return float(expit(clipped_logit(np.asarray(p_max, dtype=np.float64)).mean()))
 
 
 @dataclass

@@ -69,7 +69,7 @@ def segment_loss(model, batch, sync, min_shift: int, seed: int) -> dict[str, tor
     logits = model.offset_logits(visual, audio)  # (B, 2K + 1, S)
     z = logits.permute(0, 2, 1)[speaking]  # (N, 2K + 1): every speaking frame an anchor
     ok = valid.permute(0, 2, 1)[speaking]
-    hard = torch.arange(-k, k + 1).abs() >= min_shift
+    hard = torch.arange(-k, k + 1, device=z.device).abs() >= min_shift
     easy = None
     if sync.easy > 0 and b > 1:
         # The other segments' audio at the same frame, offset 0 (other tracks, mostly).
@@ -96,10 +96,10 @@ def track_offsets(
     −K … K of its mean sync logit over the speaking frames whose audio at that offset lies
     inside the track (the corpus keeps only the track's audio). Offsets with fewer than five
     such frames are not candidates; tracks without a speaking frame are left out."""
-    from scipy.special import logit
     from tqdm import tqdm
 
     from .offsets import LightSyncOffsets
+    from .syncmap import clipped_logit
 
     backend = LightSyncOffsets(model, max_shift)
     found = {}
@@ -111,7 +111,7 @@ def track_offsets(
         if not labels.any():
             continue
         matrix = backend.matrix(np.array(track.crops), backend.features(np.asarray(track.audio)), 0)
-        z = logit(np.clip(matrix.astype(np.float64), 1e-6, 1 - 1e-6))
+        z = clipped_logit(matrix.astype(np.float64))
         n = len(labels)
         heard = np.arange(n)[None, :] + np.arange(-max_shift, max_shift + 1)[:, None]
         inside = (heard >= 0) & (heard < n) & labels[None, :]

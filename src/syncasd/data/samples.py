@@ -58,6 +58,28 @@ def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
 
 
+def track_audio(corpus: Corpus, track: int, start: int, samples: int) -> np.ndarray:
+    """Samples [start, start + samples) of a track's audio (sample 0 = its first frame's) as
+    float32, zeros outside the track: the corpus keeps only each track's own audio."""
+    t = corpus.tracks[track]
+    audio = corpus.audio[t.offset * SAMPLES_PER_FRAME : (t.offset + t.length) * SAMPLES_PER_FRAME]
+    out = np.zeros(samples, np.float32)
+    a, b = max(start, 0), min(start + samples, len(audio))
+    if b > a:
+        out[a - start : b - start] = audio[a:b]
+    return out
+
+
+def gain_and_noise(audio: np.ndarray, rng: np.random.Generator, config) -> np.ndarray:
+    """The audio augmentation every sampler shares: a gain drawn from `config.gain_db`, then
+    with probability `config.white_noise_prob` white noise at an SNR from `white_snr_db`."""
+    audio = audio * 10 ** (rng.uniform(*config.gain_db) / 20)
+    if rng.random() < config.white_noise_prob and _rms(audio) > 0:
+        snr = rng.uniform(*config.white_snr_db)
+        audio = audio + rng.normal(0, _rms(audio) * 10 ** (-snr / 20), audio.shape)
+    return audio
+
+
 def augment_crops(crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One random flip, rotation (±8°), scale (0.92–1.08) and shift (±4 px) for a whole
     window of (T, 112, 112) uint8 crops, as TalkNet's and Light-ASD's training does per clip."""
@@ -102,16 +124,7 @@ class BatchMaker:
 
     def _window_audio(self, track: int, start: int, n: int) -> np.ndarray:
         """Samples [start, start + 640·n + tail) of a track's audio, zeros outside it."""
-        t = self.corpus.tracks[track]
-        audio = self.corpus.audio[
-            t.offset * SAMPLES_PER_FRAME : (t.offset + t.length) * SAMPLES_PER_FRAME
-        ]
-        need = n * SAMPLES_PER_FRAME + MFCC_TAIL
-        out = np.zeros(need, np.float32)
-        a, b = max(start, 0), min(start + need, len(audio))
-        if b > a:
-            out[a - start : b - start] = audio[a:b]
-        return out
+        return track_audio(self.corpus, track, start, n * SAMPLES_PER_FRAME + MFCC_TAIL)
 
     def _audio(
         self,
@@ -136,11 +149,7 @@ class BatchMaker:
             if _rms(noise) > 0 and _rms(audio) > 0:
                 snr = rng.uniform(*c.noise_snr_db)
                 audio = audio + noise * (_rms(audio) / _rms(noise)) * 10 ** (-snr / 20)
-        audio = audio * 10 ** (rng.uniform(*c.gain_db) / 20)
-        if rng.random() < c.white_noise_prob and _rms(audio) > 0:
-            snr = rng.uniform(*c.white_snr_db)
-            audio = audio + rng.normal(0, _rms(audio) * 10 ** (-snr / 20), audio.shape)
-        return audio, labels
+        return gain_and_noise(audio, rng, c), labels
 
     def __call__(self, epoch: int, index: int) -> dict[str, np.ndarray]:
         rng = np.random.default_rng([self.seed, epoch, index])
@@ -158,7 +167,7 @@ class BatchMaker:
             s = int(rng.integers(0, t.length - length + 1))
             y = np.asarray(self.corpus.labels[t.offset + s : t.offset + s + length])
             audio, y = self._audio(rng, i, s, length, y)
-            mfccs.append(_mfcc_rows(audio, length))
+            mfccs.append(mfcc_rows(audio, length))
             labels.append(y)
             if c.misaligned_shift is not None:
                 lo, hi = c.misaligned_shift
@@ -166,7 +175,7 @@ class BatchMaker:
                 # The same voice k frames off, read past the window (zeros past the track):
                 # no seam inside the window, unlike a circular roll.
                 shifted, _ = self._audio(rng, i, s + k, length, y, silence=False)
-                misaligned.append(_mfcc_rows(shifted, length))
+                misaligned.append(mfcc_rows(shifted, length))
             frames = slice(t.offset + s, t.offset + s + length)
             if self.variants is not None:
                 flip = len(self.variants) > 1 and rng.random() < c.flip_prob
@@ -184,7 +193,7 @@ class BatchMaker:
         return batch
 
 
-def _mfcc_rows(audio: np.ndarray, frames: int) -> np.ndarray:
+def mfcc_rows(audio: np.ndarray, frames: int) -> np.ndarray:
     """The 4·frames MFCC rows of a window's float audio (rounded to int16 first)."""
     audio = np.clip(np.round(audio), -32768, 32767).astype(np.int16)
     return mfcc(audio)[: 4 * frames]

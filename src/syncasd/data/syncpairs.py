@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..audio import ROWS_PER_FRAME, SAMPLES_PER_FRAME, log_mel, mel_window, mfcc
+from ..audio import SAMPLES_PER_FRAME, log_mel, mel_window
 from ..models.icsyncnet import HALF, IMAGES, ICSyncNetDims, mouth_crops
 from .corpus import Corpus
-from .samples import augment_crops
+from .samples import augment_crops, gain_and_noise, mfcc_rows, track_audio
 
 
 @dataclass
@@ -78,19 +78,6 @@ class SyncBatchMaker:
         """About one pass over the speaking windows."""
         return max(1, len(self.centres) // self.config.batch)
 
-    def _track_audio(self, track: int, first: int, frames: int) -> np.ndarray:
-        """Frames [first, first + frames) of a track's audio as float, zeros outside it."""
-        t = self.corpus.tracks[track]
-        audio = self.corpus.audio[
-            t.offset * SAMPLES_PER_FRAME : (t.offset + t.length) * SAMPLES_PER_FRAME
-        ]
-        out = np.zeros(frames * SAMPLES_PER_FRAME, np.float32)
-        a = max(first, 0) * SAMPLES_PER_FRAME
-        b = min((first + frames) * SAMPLES_PER_FRAME, len(audio))
-        if b > a:
-            out[a - first * SAMPLES_PER_FRAME : b - first * SAMPLES_PER_FRAME] = audio[a:b]
-        return out
-
     def sample(
         self, rng: np.random.Generator, track: int, centre: int
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -107,12 +94,10 @@ class SyncBatchMaker:
         # than the 32-column windows reach), so every window sees real neighbouring audio.
         margin = c.max_shift + 3
         first = start - margin
-        audio = self._track_audio(track, first, IMAGES + 2 * margin)
-        audio = audio * 10 ** (rng.uniform(*c.gain_db) / 20)
-        rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
-        if rng.random() < c.white_noise_prob and rms > 0:
-            snr = rng.uniform(*c.white_snr_db)
-            audio = audio + rng.normal(0, rms * 10 ** (-snr / 20), audio.shape)
+        audio = track_audio(
+            self.corpus, track, first * SAMPLES_PER_FRAME, (IMAGES + 2 * margin) * SAMPLES_PER_FRAME
+        )
+        audio = gain_and_noise(audio, rng, c)
         mel = log_mel(np.clip(np.round(audio), -32768, 32767).astype(np.int16))
         offsets = np.concatenate([[0], rng.choice(self.shifts, c.hard, replace=False)])
         windows = np.stack([mel_window(mel, margin + int(k)) for k in offsets])
@@ -191,19 +176,6 @@ class SegmentBatchMaker:
         frames = len(self.starts) + (self.config.frames - 1) * len(np.unique(self.starts[:, 0]))
         return max(1, frames // (self.config.batch * self.config.frames))
 
-    def _track_audio(self, track: int, first: int, frames: int) -> np.ndarray:
-        """Frames [first, first + frames) of a track's audio as float, zeros outside it."""
-        t = self.corpus.tracks[track]
-        audio = self.corpus.audio[
-            t.offset * SAMPLES_PER_FRAME : (t.offset + t.length) * SAMPLES_PER_FRAME
-        ]
-        out = np.zeros(frames * SAMPLES_PER_FRAME, np.float32)
-        a = max(first, 0) * SAMPLES_PER_FRAME
-        b = min((first + frames) * SAMPLES_PER_FRAME, len(audio))
-        if b > a:
-            out[a - first * SAMPLES_PER_FRAME : b - first * SAMPLES_PER_FRAME] = audio[a:b]
-        return out
-
     def sample(self, rng: np.random.Generator, track: int, start: int) -> dict[str, np.ndarray]:
         c = self.config
         t = self.corpus.tracks[track]
@@ -213,14 +185,10 @@ class SegmentBatchMaker:
             crops = augment_crops(crops, rng)
         span = s + 2 * (k + m)
         # One frame more than the span: MFCC drops the last, partial window.
-        audio = self._track_audio(track, start - k - m, span + 1)
-        audio = audio * 10 ** (rng.uniform(*c.gain_db) / 20)
-        rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
-        if rng.random() < c.white_noise_prob and rms > 0:
-            snr = rng.uniform(*c.white_snr_db)
-            audio = audio + rng.normal(0, rms * 10 ** (-snr / 20), audio.shape)
-        features = mfcc(np.clip(np.round(audio), -32768, 32767).astype(np.int16))
-        features = features[: ROWS_PER_FRAME * span]
+        audio = track_audio(
+            self.corpus, track, (start - k - m) * SAMPLES_PER_FRAME, (span + 1) * SAMPLES_PER_FRAME
+        )
+        features = mfcc_rows(gain_and_noise(audio, rng, c), span)
         # Audio frame of lip frame j at offset i − K, in track frames.
         heard = start + np.arange(s)[None, :] + np.arange(-k, k + 1)[:, None]
         labels = np.asarray(self.corpus.labels[t.offset + start : t.offset + start + s], bool)
