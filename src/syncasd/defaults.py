@@ -3,7 +3,7 @@
 # The model `detect`, `eval` and `Detector` use unless told otherwise: ours, synchronization-
 # aware, bundled in the package (so it runs offline): Light-ASD's AVA checkpoint gated by our
 # sync-aware fine-tune of it (models/ensemble.py).
-DEFAULT_MODEL = "sync-light-asd-ensemble"
+DEFAULT_MODEL = "sync-light-asd-gated"
 
 # The sync backend of `sync`, `scan`, `detect --sync` and `eval sync-accuracy` unless told
 # otherwise: sync-light-asd's offset rows and light-syncnet's summed in logit

@@ -92,3 +92,89 @@ def test_the_bundled_sync_pair_is_sync_light_asd_and_light_syncnet_composed(tmp_
     assert all(torch.equal(made[k], bundled[k]) for k in made)
     pair = load_model("sync-pair")
     assert isinstance(pair, SyncPair) and isinstance(pair.lips, LightSyncNet)
+
+
+# --- the default: the ensemble × light-syncnet's lip-sync gate --------------------------------
+
+
+def _evidence_by_hand(lips, video: torch.Tensor, mfcc_rows: torch.Tensor, p: np.ndarray) -> float:
+    """The gate's evidence written out frame by frame, offset by offset (numpy, no batching)."""
+    from syncasd.models.ensemble import GATE_MAX_OFFSET as K
+    from syncasd.models.ensemble import GATE_NEAR
+
+    with torch.inference_mode():
+        v = lips.visual_embeddings(video)[0].numpy().astype(np.float64)
+        a = lips.audio_embeddings(mfcc_rows)[0].numpy().astype(np.float64)
+        tau = float(lips.temperature)
+    t = len(v)
+    curve = []
+    for k in range(-K, K + 1):
+        frames = [i for i in range(t) if 0 <= i + k < t]
+        w = p[frames] + 1e-3
+        z = np.array([v[i] @ a[i + k] for i in frames]) / tau
+        curve.append((w * z).sum() / w.sum())
+    curve = np.array(curve)
+    return float(curve[K - GATE_NEAR : K + GATE_NEAR + 1].max() - np.median(curve))
+
+
+@needs_shared
+def test_gated_probability_is_the_ensemble_times_the_lip_gate(inputs):
+    from syncasd.models.ensemble import GATE_CENTRE, GATE_SLOPE, LipGatedLightASD
+
+    gated, ensemble = load_model("sync-light-asd-gated"), load_model("sync-light-asd-ensemble")
+    assert isinstance(gated, LipGatedLightASD)
+    with torch.inference_mode():
+        p, p_ens = gated.predict(*inputs), ensemble.predict(*inputs)
+    e = _evidence_by_hand(gated.lips, *inputs, p_ens[0].double().numpy())
+    gate = 1.0 / (1.0 + np.exp(-GATE_SLOPE * (e - GATE_CENTRE)))
+    np.testing.assert_allclose(p.numpy(), p_ens.numpy() * gate, atol=1e-5, rtol=1e-4)
+    # This clip is in sync: the gate lets it through nearly whole.
+    assert e > 1.0 and gate > 0.8
+
+
+@needs_shared
+def test_the_gate_closes_on_another_voice_and_on_a_shifted_one(inputs):
+    """VASP ID1/014's lips with ID10/017's voice, and with its own voice 8 frames late."""
+    from syncasd.media import read_audio
+
+    gated = load_model("sync-light-asd-gated")
+    video = inputs[0]
+    own = np.load(FIXTURES / "inputs" / "clip014_audio16k_int16.npy")
+    other = read_audio(DATA / "clips" / "vasp" / "ID10" / "017.mp4")[: 75 * 640]
+    late = np.concatenate([np.zeros(8 * 640, np.int16), own])[: 75 * 640]
+    weights = torch.ones(1, 75)
+
+    def evidence(audio: np.ndarray) -> float:
+        rows = torch.from_numpy(mfcc(audio)[:300]).float()[None]
+        with torch.inference_mode():
+            return float(gated.sync_evidence(video, rows, weights))
+
+    e_own, e_other, e_late = evidence(own[: 75 * 640]), evidence(other), evidence(late)
+    assert e_own > 1.0
+    assert e_other < 0.5 and e_late < 0.5
+
+
+@needs_shared
+def test_the_bundled_gated_checkpoint_is_the_three_composed(tmp_path):
+    from syncasd.models.ensemble import write_gated_checkpoint
+
+    out = write_gated_checkpoint(
+        AVA, WEIGHTS_DIR / "sync_light_asd.pt", WEIGHTS_DIR / "light_syncnet.pt", tmp_path / "g.pt"
+    )
+    made = torch.load(out, weights_only=True)
+    bundled = torch.load(WEIGHTS_DIR / "sync_light_asd_gated.pt", weights_only=True)
+    assert made.keys() == bundled.keys()
+    assert all(torch.equal(made[k], bundled[k]) for k in made)
+
+
+@needs_shared
+def test_gated_onnx_runtime_agrees(inputs, tmp_path):
+    from syncasd.models.onnx import to_ort
+
+    gated = load_model("sync-light-asd-gated")
+    ort = to_ort(gated, "sync-light-asd-gated", tmp_path)
+    for n in (75, 20):  # a window shorter than the ±15 frames searched, too
+        video, rows = inputs[0][:, :n], inputs[1][:, : 4 * n]
+        with torch.inference_mode():
+            expected = gated.frame_logits(video, rows).numpy()
+        np.testing.assert_allclose(ort.frame_logits(video, rows), expected, atol=1e-4)

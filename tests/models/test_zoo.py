@@ -22,7 +22,9 @@ def no_network(monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
 
 
-@pytest.mark.parametrize("name", ["sync-light-asd-ensemble", "sync-light-asd"])
+@pytest.mark.parametrize(
+    "name", ["sync-light-asd-gated", "sync-light-asd-ensemble", "sync-light-asd"]
+)
 def test_our_models_are_sync_aware_and_bundled(name):
     spec = get_spec(name)
     assert spec.sync_aware and spec.checkpoints[spec.default_checkpoint].bundled
@@ -32,14 +34,14 @@ def test_our_models_are_sync_aware_and_bundled(name):
     assert zoo.sha256_file(path) == spec.checkpoints["shared"].sha256
 
 
-def test_the_default_is_the_ensemble():
-    assert DetectOptions().model == DEFAULT_MODEL == "sync-light-asd-ensemble"
+def test_the_default_is_the_gated_ensemble():
+    assert DetectOptions().model == DEFAULT_MODEL == "sync-light-asd-gated"
 
 
 def test_bundled_weights_load_offline(no_network):
     model = load_model(DEFAULT_MODEL)
     assert not model.training
-    shared = load_model("sync-light-asd-ensemble.shared")
+    shared = load_model("sync-light-asd-gated.shared")
     assert shared.state_dict().keys() == model.state_dict().keys()
     assert not load_model("sync-light-asd").training
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ..errors import WeightsError
 from .layers import ASDModel
@@ -64,6 +65,71 @@ class SyncGatedLightASD(ASDModel):
         return torch.stack([log_not, log_p], -1)
 
 
+# The lip gate (`LipGatedLightASD`); chosen on the validation identities (model card).
+GATE_MAX_OFFSET = 15  # offsets searched, ±frames: the gate compares 0 ± GATE_NEAR with these
+GATE_NEAR = 2  # offsets counted as in sync (real videos are often one or two frames off)
+GATE_SLOPE = 3.0  # gate = σ(GATE_SLOPE · (evidence − GATE_CENTRE)), evidence in logit units
+GATE_CENTRE = 0.5
+_WEIGHT_FLOOR = 1e-3  # keeps a window without any speaking probability weighted evenly
+
+
+class LipGatedLightASD(SyncGatedLightASD):
+    """The ensemble × a lip-sync gate: p = p_ensemble · g, one g per scoring window.
+
+    g says whether this face's lips are in sync with the voice anywhere the ensemble thinks
+    the face speaks: light-syncnet's sync logits z_k(t) = cos(v_t, a_{t+k}) / τ at every
+    offset k in ±GATE_MAX_OFFSET, averaged over the window's frames weighted by the
+    ensemble's speaking probability (a short reply in a long window still counts), give a
+    curve c(k); the evidence e = max over |k| ≤ GATE_NEAR of c(k) − the median of c. A face
+    whose voice is in sync has a peak near 0 (e ≈ 1–2.5 on the validation tracks); another
+    voice gives a flat curve and a shifted one a peak elsewhere (e ≈ 0–0.7). Such a face
+    keeps its ranking within the window but falls below faces that are in sync.
+
+    Key tree: the ensemble's (`asd.`, `sync.`) and light-syncnet's under `lips.`.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lips = LightSyncNet()
+
+    def frame_logits(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
+        """video (B, T, 112, 112) gray 0–255, mfcc (B, 4T, 13) → (B, T, 2) logits whose
+        softmax is (1 − p, p), p = p_ensemble · gate."""
+        log_p = super().frame_logits(video, mfcc)[..., 1]
+        log_p = (
+            log_p
+            + F.logsigmoid(
+                GATE_SLOPE * (self.sync_evidence(video, mfcc, log_p.exp()) - GATE_CENTRE)
+            )[:, None]
+        )
+        log_not = torch.log1p(-torch.exp(log_p).clamp(max=1.0 - 1e-7))
+        return torch.stack([log_not, log_p], -1)
+
+    def sync_evidence(
+        self, video: torch.Tensor, mfcc: torch.Tensor, weights: torch.Tensor
+    ) -> torch.Tensor:
+        """(B,) evidence e of the class docstring; `weights` (B, T) ≥ 0 weigh the frames."""
+        visual = self.lips.visual_embeddings(video)  # (B, T, D)
+        audio = self.lips.audio_embeddings(mfcc)  # (B, T, D)
+        t = visual.shape[1]
+        frames = torch.arange(t, device=video.device)
+        shifts = torch.arange(-GATE_MAX_OFFSET, GATE_MAX_OFFSET + 1, device=video.device)
+        heard = frames[None, :] + shifts[:, None]  # (2K + 1, T): audio frame of lips t at k
+        valid = ((heard >= 0) & (heard < t)).to(visual.dtype)
+        shifted = audio[:, heard.clamp(0, t - 1)]  # (B, 2K + 1, T, D)
+        logits = torch.einsum("btd,bktd->bkt", visual, shifted) / self.lips.temperature
+        w = (weights + _WEIGHT_FLOOR)[:, None, :] * valid  # (B, 2K + 1, T)
+        total = w.sum(-1)
+        curve = (w * logits).sum(-1) / total.clamp_min(1e-12)  # (B, 2K + 1)
+        # An offset no frame of a short window reaches takes the mean of the others.
+        seen = (total > 0).to(curve.dtype)
+        filler = (curve * seen).sum(-1, keepdim=True) / seen.sum(-1, keepdim=True)
+        curve = torch.where(total > 0, curve, filler)
+        near = curve[:, GATE_MAX_OFFSET - GATE_NEAR : GATE_MAX_OFFSET + GATE_NEAR + 1]
+        median = curve.sort(-1).values[:, GATE_MAX_OFFSET]  # 2K + 1 values: the middle one
+        return near.max(-1).values - median
+
+
 def compose(
     asd: Mapping[str, torch.Tensor], sync: Mapping[str, torch.Tensor]
 ) -> dict[str, torch.Tensor]:
@@ -82,19 +148,35 @@ def compose(
     return state
 
 
-def write_checkpoint(asd_weights: str | Path, sync_weights: str | Path, out: str | Path) -> Path:
-    """`compose` two Light-ASD checkpoint files into `out` (atomically): how the bundled
-    `sync_light_asd_ensemble.pt` is made from `light_asd_ava.model` and `sync_light_asd.pt`."""
+def _load(path: str | Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _save_checked(model: nn.Module, state: dict[str, torch.Tensor], out: str | Path) -> Path:
+    """`state` into `out` (atomically) once it is `model`'s key tree exactly."""
     from ..atomic import atomic_path
 
-    asd = torch.load(asd_weights, map_location="cpu", weights_only=True)
-    sync = torch.load(sync_weights, map_location="cpu", weights_only=True)
-    state = compose(asd, sync)
-    SyncGatedLightASD().load_state_dict(state, strict=True)  # the key tree, checked
+    model.load_state_dict(state, strict=True)
     out = Path(out)
     with atomic_path(out) as tmp:
         torch.save(state, tmp)
     return out
+
+
+def write_checkpoint(asd_weights: str | Path, sync_weights: str | Path, out: str | Path) -> Path:
+    """`compose` two Light-ASD checkpoint files into `out` (atomically): how the bundled
+    `sync_light_asd_ensemble.pt` is made from `light_asd_ava.model` and `sync_light_asd.pt`."""
+    return _save_checked(SyncGatedLightASD(), compose(_load(asd_weights), _load(sync_weights)), out)
+
+
+def write_gated_checkpoint(
+    asd_weights: str | Path, sync_weights: str | Path, lips_weights: str | Path, out: str | Path
+) -> Path:
+    """The bundled `sync_light_asd_gated.pt`: `light_asd_ava.model`, `sync_light_asd.pt` and
+    `light_syncnet.pt` composed into `out` (atomically)."""
+    state = compose(_load(asd_weights), _load(sync_weights))
+    state |= {f"lips.{k}": v for k, v in _load(lips_weights).items()}
+    return _save_checked(LipGatedLightASD(), state, out)
 
 
 # --- the default sync backend: two offset models summed --------------------------------------
@@ -120,15 +202,9 @@ def write_pair_checkpoint(
     asd_weights: str | Path, lips_weights: str | Path, out: str | Path
 ) -> Path:
     """`sync_light_asd.pt` and `light_syncnet.pt` composed into `out` (atomically)."""
-    from ..atomic import atomic_path
-
     state = {
         f"{prefix}.{k}": v
         for prefix, path in (("asd", asd_weights), ("lips", lips_weights))
-        for k, v in torch.load(path, map_location="cpu", weights_only=True).items()
+        for k, v in _load(path).items()
     }
-    SyncPair().load_state_dict(state, strict=True)  # the key tree, checked
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        torch.save(state, tmp)
-    return out
+    return _save_checked(SyncPair(), state, out)

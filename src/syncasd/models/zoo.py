@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError, WeightsError
-from .ensemble import SyncGatedLightASD, SyncPair
+from .ensemble import LipGatedLightASD, SyncGatedLightASD, SyncPair
 from .icsyncnet import ICSyncNet
 from .light_asd import LightASD
 from .light_syncnet import LightSyncNet
@@ -70,6 +70,7 @@ class ModelSpec:
 
 
 SYNC_LIGHT_ASD_SHA256 = "6814f494d58b964718db5e84298a3c332c7100a58126db86931f47b5e993ddcf"
+SYNC_LIGHT_ASD_GATED_SHA256 = "ef4f7db8a0f5800fdc3e00acf57461dc3f7c9e531ede3074631b771302d6ab52"
 SYNC_LIGHT_ASD_ENSEMBLE_SHA256 = "6e4e45160d9754a1b6f12f6dc3274619b9541ec116f78bc690b449107dc6cea8"
 LIGHT_SYNCNET_SHA256 = "991eaf6460e6ec915023935d3e0624bf74e2b3288203fb7dd832a387af0d9957"
 SYNC_PAIR_SHA256 = "edbacfa76bdd513979a39b2c2b5f0ec945fe19f62a188e0580ce5c866d092d7f"
@@ -88,6 +89,30 @@ _TALKNET_PAPER = (
 )
 
 REGISTRY: dict[str, ModelSpec] = {
+    "sync-light-asd-gated": ModelSpec(
+        name="sync-light-asd-gated",
+        builder=LipGatedLightASD,
+        description=(
+            "Ours: sync-light-asd-ensemble × a lip-sync gate from light-syncnet (a face counts "
+            "only where its lips are in sync with the voice); the default (3.1 M params)"
+        ),
+        license=(
+            "MIT code and weights (Light-ASD's MIT AVA checkpoint and our models trained from "
+            "it); trained on research-use footage, see the model card"
+        ),
+        paper=_SYNC_LIGHT_ASD_PAPER,
+        checkpoints={
+            "shared": Checkpoint(
+                None,
+                SYNC_LIGHT_ASD_GATED_SHA256,
+                "sync_light_asd_gated.pt",
+                "light_asd_ava.model, sync_light_asd.pt and light_syncnet.pt composed "
+                "(model card: syncasd/models/weights/sync_light_asd.md)",
+            ),
+        },
+        default_checkpoint="shared",
+        sync_aware=True,
+    ),
     "sync-light-asd-ensemble": ModelSpec(
         name="sync-light-asd-ensemble",
         builder=SyncGatedLightASD,
