@@ -19,7 +19,7 @@ import syncasd
 from syncasd.errors import InputError, MediaError
 from syncasd.media import read_audio
 from syncasd.pipeline import Detector
-from syncasd.syncmap import SyncParams, TrackSync, VideoSync
+from syncasd.syncmap import SyncParams, TrackSync, VideoSync, offscreen_ratio
 from syncasd.syncrun import (
     SyncAnalyzer,
     SyncResult,
@@ -285,6 +285,17 @@ def test_default_model_finds_a_known_offset(tmp_path):
         original, moved = analyzer(CLIP), analyzer(delayed)
     assert abs(original.main.offset_frames) <= 1, original.to_json_line()
     assert abs(moved.main.offset_frames - d) <= 1, moved.to_json_line()
+
+
+def test_pauses_do_not_count_as_off_screen_speech():
+    """A GRID utterance: speech between silences. The backend scores silence low, so over all
+    frames about half looked off-screen (0.53, "not in sync"); over the voiced frames only, the
+    face explains its voice."""
+    result = SyncAnalyzer()(DATA / "clips" / "grid" / "bbaf2n.mpg")
+    track = result.main
+    assert track.offscreen_ratio < 0.2 and track.in_sync, result.to_json_line()
+    over_all_frames = offscreen_ratio(track.p_max)
+    assert over_all_frames > 0.4  # what the ratio was without the speech mask
 
 
 def test_light_syncnet_alone_finds_a_known_offset(tmp_path):

@@ -93,6 +93,15 @@ def speech_frames(audio: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     return speech
 
 
+def track_speech(speech: np.ndarray, first: int, n: int) -> np.ndarray:
+    """The (n,) part of a `speech_frames` mask for a track of n frames from frame `first`;
+    frames past the audio's end hold no speech."""
+    out = np.zeros(n, bool)
+    part = speech[first : first + n]
+    out[: len(part)] = part
+    return out
+
+
 # --- log-mel spectrogram of IC-SyncNet ----------------------------------------------------------
 
 MEL_BINS = 80

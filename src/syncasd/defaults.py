@@ -1,8 +1,9 @@
 """Defaults shared by the library and the command line (importing this loads nothing heavy)."""
 
 # The model `detect`, `eval` and `Detector` use unless told otherwise: ours, synchronization-
-# aware, bundled in the package (so it runs offline): Light-ASD's AVA checkpoint gated by our
-# sync-aware fine-tune of it (models/ensemble.py).
+# aware, bundled in the package (so it runs offline): Light-ASD's AVA checkpoint × our
+# sync-aware fine-tune of it, gated by light-syncnet's lip-sync evidence per scoring window
+# (models/ensemble.LipGatedLightASD).
 DEFAULT_MODEL = "sync-light-asd-gated"
 
 # The sync backend of `sync`, `scan`, `detect --sync` and `eval sync-accuracy` unless told

@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from . import __version__, media
-from .audio import is_silent, mfcc
+from .audio import is_silent, mfcc, speech_frames, track_speech
 from .defaults import DEFAULT_MODEL, DEFAULT_SYNC_MODEL
 from .errors import InputError, MediaError
 from .faces.crop import CROPS
@@ -192,6 +192,7 @@ class Detector:
                 o.sync_model, o.weights if same else None, o.sync_max_offset, o.device, self.window
             )
         self._sync_features: np.ndarray | None = None
+        self._speech: np.ndarray | None = None  # VAD mask of the video's frames, with --sync
         self.face_detector = face_detector
         if self.face_detector is None and o.faces_csv is None:
             self.face_detector = RetinaFaceDetector(
@@ -220,6 +221,7 @@ class Detector:
         features = mfcc(audio)
         if self.sync_backend is not None:
             self._sync_features = self.sync_backend.features(audio)
+            self._speech = speech_frames(audio)
         n_audio_frames = media.model_frame_count(len(audio))
         if o.duration is not None:
             n_audio_frames = min(n_audio_frames, int(round(o.duration * media.MODEL_FPS)))
@@ -325,7 +327,9 @@ class Detector:
         from .syncmap import analyze_track, speaking_from_sync
 
         matrix = self.sync_backend.matrix(track.crops, self._sync_features, track.start)
-        track.sync = analyze_track(matrix, track.id)
+        # As `sync` does: the off-screen ratio over the frames that hold speech.
+        speech = track_speech(self._speech, track.start, matrix.shape[1])
+        track.sync = analyze_track(matrix, track.id, speech=speech)
         track.sync_probs = speaking_from_sync(matrix, 0).p_max.astype(np.float32)
         if self.options.require_sync:
             track.probs = np.minimum(track.probs, track.sync_probs)

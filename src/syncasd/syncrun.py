@@ -27,6 +27,7 @@ import numpy as np
 
 from . import media
 from .atomic import atomic_path
+from .audio import speech_frames, track_speech
 from .defaults import DEFAULT_SYNC_MODEL
 from .errors import InputError, MediaError
 from .models import get_spec
@@ -153,10 +154,17 @@ class SyncAnalyzer:
         else:
             audio, lead = self._audio(path)
             features = self.backend.features(audio)
+            # Off-screen speech is speech the face does not explain: pauses, which our
+            # backends score low, are not counted (`syncmap.offscreen_ratio`).
+            speech = speech_frames(audio)
             for track in detection.tracks:
-                probs = self.backend.matrix(track.crops, features, track.start + lead)
+                first = track.start + lead
+                probs = self.backend.matrix(track.crops, features, first)
                 track.crops = None  # free them as we go
-                result.tracks.append(analyze_track(probs, track.id, params=self.params))
+                heard = track_speech(speech, first, probs.shape[1])
+                result.tracks.append(
+                    analyze_track(probs, track.id, speech=heard, params=self.params)
+                )
                 result.matrices.append(probs)
                 result.spans.append((track.start, track.end))
         total = time.perf_counter() - clock

@@ -1,4 +1,6 @@
-"""Two Light-ASD models on one visual stem: "is this face speaking" × "is the voice in sync".
+"""Our composed models: two Light-ASD models on one visual stem ("is this face speaking" ×
+"is the voice in sync"), the same gated by light-syncnet (`LipGatedLightASD`, the default ASD
+model), and the default sync backend (`SyncPair`).
 
 `SyncGatedLightASD` pairs Light-ASD's public AVA checkpoint (`asd`: good at who is speaking,
 blind to whether the voice is this face's) with our synchronization-aware fine-tune of it
