@@ -19,11 +19,11 @@ at the track's ends (as with a longer recording that is out of sync), so the two
 differ near the ends: on 2 tracks × 3 shifts, 5 of 6 offsets were equal, one was 1 frame
 apart. `--method waveform` shifts the waveform itself (zero-filled) and runs the backend once
 per shift, about 20x slower.
-`in_sync` is given twice: as `syncasd sync` decides (off-screen ratio over all frames) and with
-the off-screen ratio over speaking frames only (`speech=` the corpus labels, shifted with the
-audio), since an ASD backend scores silence low at every offset.
+`in_sync` is given twice: as `syncasd sync` decides (off-screen ratio over the frames Silero VAD
+finds speech in, in the audio analysed) and with the corpus labels as the speech mask (shifted
+with the audio).
 
-    python bench/sync_sweep.py [--model sync-light-asd] [--tracks 40] [--shifts -15:15:1]
+    python bench/sync_sweep.py [--model sync-pair] [--tracks 40] [--shifts -15:15:1]
 
 Writes bench/results/sync_sweep_<model>.json.
 """
@@ -36,6 +36,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from syncasd.defaults import DEFAULT_SYNC_MODEL
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES_PER_FRAME = 640
@@ -108,7 +110,7 @@ def pct(flags: list[bool]) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="sync-light-asd")
+    parser.add_argument("--model", default=DEFAULT_SYNC_MODEL, help="a sync backend")
     parser.add_argument("--weights", default=None, help="local checkpoint of --model")
     parser.add_argument("--tracks", type=int, default=40, help="test tracks, corpus order")
     parser.add_argument("--shifts", default="-15:15:1", help='"A:B:STEP" or a comma list')
@@ -119,6 +121,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
 
+    from syncasd.audio import speech_frames, track_speech
     from syncasd.evaluate.syncacc import find_corpus
     from syncasd.offsets import offset_backend
     from syncasd.syncmap import analyze_track
@@ -144,8 +147,9 @@ def main() -> None:
         t2 = time.perf_counter()
         centre = (len(wide) - 1) // 2 - shift  # the row of offset 0 under the shifted audio
         matrix = wide[centre - max_offset : centre + max_offset + 1]
-        plain = analyze_track(matrix)
-        vad = analyze_track(matrix, speech=speech)
+        heard = track_speech(speech_frames(audio), 0, matrix.shape[1])
+        plain = analyze_track(matrix, speech=heard)
+        labelled = analyze_track(matrix, speech=speech)
         t3 = time.perf_counter()
         timings["matrix"] += t2 - t1
         timings["analyze"] += t3 - t2
@@ -154,7 +158,7 @@ def main() -> None:
             "prob_at_offset": round(plain.prob_at_offset, 4),
             "offscreen_ratio": round(plain.offscreen_ratio, 4),
             "in_sync": plain.in_sync,
-            "in_sync_vad": vad.in_sync,
+            "in_sync_labels": labelled.in_sync,
         }
 
     rows, mismatches = [], []
@@ -191,7 +195,7 @@ def main() -> None:
                 "shift": s,
                 "found_pct": pct([r["found"] for r in mine]),
                 "in_sync_pct": pct([r["in_sync"] for r in mine]),
-                "in_sync_vad_pct": pct([r["in_sync_vad"] for r in mine]),
+                "in_sync_labels_pct": pct([r["in_sync_labels"] for r in mine]),
                 "mean_prob_at_offset": round(
                     float(np.mean([r["prob_at_offset"] for r in mine])), 4
                 ),
@@ -202,20 +206,20 @@ def main() -> None:
     summary = {
         "found_pct": pct([r["found"] for r in rows]),
         "in_sync_when_in_sync_pct": pct([r["in_sync"] for r in near]),
-        "in_sync_vad_when_in_sync_pct": pct([r["in_sync_vad"] for r in near]),
+        "in_sync_labels_when_in_sync_pct": pct([r["in_sync_labels"] for r in near]),
         "in_sync_when_shifted_pct": pct([r["in_sync"] for r in far]),
-        "in_sync_vad_when_shifted_pct": pct([r["in_sync_vad"] for r in far]),
+        "in_sync_labels_when_shifted_pct": pct([r["in_sync_labels"] for r in far]),
         "another_voice_not_in_sync_pct": pct([not r["in_sync"] for r in mismatches]),
-        "another_voice_not_in_sync_vad_pct": pct([not r["in_sync_vad"] for r in mismatches]),
+        "another_voice_not_in_sync_labels_pct": pct([not r["in_sync_labels"] for r in mismatches]),
     }
     timings["total"] = time.perf_counter() - clock
 
-    print("\n| shift | found ±1 (%) | in sync (%) | in sync, VAD (%) | prob at offset |")
+    print("\n| shift | found ±1 (%) | in sync (%) | in sync, labels (%) | prob at offset |")
     print("|---|---|---|---|---|")
     for p in per_shift:
         print(
             f"| {p['shift']:+d} | {p['found_pct']:.1f} | {p['in_sync_pct']:.1f} | "
-            f"{p['in_sync_vad_pct']:.1f} | {p['mean_prob_at_offset']:.3f} |"
+            f"{p['in_sync_labels_pct']:.1f} | {p['mean_prob_at_offset']:.3f} |"
         )
     print(f"\n{len(chosen)} tracks, {len(rows)} (track, shift) pairs, search ±{max_offset}")
     for key, value in summary.items():
