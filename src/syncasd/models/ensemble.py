@@ -30,7 +30,7 @@ from torch.nn import functional as F
 from ..errors import WeightsError
 from .layers import ASDModel
 from .light_asd import LightASD
-from .light_syncnet import LightSyncNet
+from .light_syncnet import LightSyncNet, heard_frames
 
 WIDTH = 128  # one Light-ASD's embedding width
 
@@ -61,10 +61,14 @@ class SyncGatedLightASD(ASDModel):
         """(B, T, 256) embeddings → (B, T, 2) logits (log(1 − p), log p), p = √(p_asd p_sync)."""
         a = self.asd.backend_logits(visual[..., :WIDTH], audio[..., :WIDTH])
         s = self.sync.backend_logits(visual[..., WIDTH:], audio[..., WIDTH:])
-        log_p = 0.5 * (a.log_softmax(-1)[..., 1] + s.log_softmax(-1)[..., 1])
-        # log(1 − p) without cancelling: p < 1 always, since each p < 1.
-        log_not = torch.log1p(-torch.exp(log_p).clamp(max=1.0 - 1e-7))
-        return torch.stack([log_not, log_p], -1)
+        return _two_class(0.5 * (a.log_softmax(-1)[..., 1] + s.log_softmax(-1)[..., 1]))
+
+
+def _two_class(log_p: torch.Tensor) -> torch.Tensor:
+    """(..., T) log p → (..., T, 2) logits (log(1 − p), log p), whose softmax is (1 − p, p)."""
+    # log(1 − p) without cancelling: p < 1 always, since every factor of p is < 1.
+    log_not = torch.log1p(-torch.exp(log_p).clamp(max=1.0 - 1e-7))
+    return torch.stack([log_not, log_p], -1)
 
 
 # The lip gate (`LipGatedLightASD`); chosen on the validation identities (model card).
@@ -98,28 +102,21 @@ class LipGatedLightASD(SyncGatedLightASD):
         """video (B, T, 112, 112) gray 0–255, mfcc (B, 4T, 13) → (B, T, 2) logits whose
         softmax is (1 − p, p), p = p_ensemble · gate."""
         log_p = super().frame_logits(video, mfcc)[..., 1]
-        log_p = (
-            log_p
-            + F.logsigmoid(
-                GATE_SLOPE * (self.sync_evidence(video, mfcc, log_p.exp()) - GATE_CENTRE)
-            )[:, None]
-        )
-        log_not = torch.log1p(-torch.exp(log_p).clamp(max=1.0 - 1e-7))
-        return torch.stack([log_not, log_p], -1)
+        evidence = self.sync_evidence(video, mfcc, log_p.exp())
+        return _two_class(log_p + F.logsigmoid(GATE_SLOPE * (evidence - GATE_CENTRE))[:, None])
 
     def sync_evidence(
         self, video: torch.Tensor, mfcc: torch.Tensor, weights: torch.Tensor
     ) -> torch.Tensor:
         """(B,) evidence e of the class docstring; `weights` (B, T) ≥ 0 weigh the frames."""
+        k = GATE_MAX_OFFSET
         visual = self.lips.visual_embeddings(video)  # (B, T, D)
-        audio = self.lips.audio_embeddings(mfcc)  # (B, T, D)
-        t = visual.shape[1]
-        frames = torch.arange(t, device=video.device)
-        shifts = torch.arange(-GATE_MAX_OFFSET, GATE_MAX_OFFSET + 1, device=video.device)
-        heard = frames[None, :] + shifts[:, None]  # (2K + 1, T): audio frame of lips t at k
-        valid = ((heard >= 0) & (heard < t)).to(visual.dtype)
-        shifted = audio[:, heard.clamp(0, t - 1)]  # (B, 2K + 1, T, D)
-        logits = torch.einsum("btd,bktd->bkt", visual, shifted) / self.lips.temperature
+        # The window's audio only: K zero embeddings on each side stand for what it lacks,
+        # and `valid` leaves them out of every average.
+        audio = F.pad(self.lips.audio_embeddings(mfcc), (0, 0, k, k))  # (B, T + 2K, D)
+        logits = self.lips.offset_logits(visual, audio)  # (B, 2K + 1, T)
+        heard = heard_frames(visual.shape[1], k, video.device)
+        valid = ((heard >= k) & (heard < k + visual.shape[1])).to(visual.dtype)
         w = (weights + _WEIGHT_FLOOR)[:, None, :] * valid  # (B, 2K + 1, T)
         total = w.sum(-1)
         curve = (w * logits).sum(-1) / total.clamp_min(1e-12)  # (B, 2K + 1)
@@ -127,8 +124,8 @@ class LipGatedLightASD(SyncGatedLightASD):
         seen = (total > 0).to(curve.dtype)
         filler = (curve * seen).sum(-1, keepdim=True) / seen.sum(-1, keepdim=True)
         curve = torch.where(total > 0, curve, filler)
-        near = curve[:, GATE_MAX_OFFSET - GATE_NEAR : GATE_MAX_OFFSET + GATE_NEAR + 1]
-        median = curve.sort(-1).values[:, GATE_MAX_OFFSET]  # 2K + 1 values: the middle one
+        near = curve[:, k - GATE_NEAR : k + GATE_NEAR + 1]
+        median = curve.sort(-1).values[:, k]  # 2K + 1 values: the middle one
         return near.max(-1).values - median
 
 

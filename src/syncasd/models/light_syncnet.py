@@ -57,6 +57,12 @@ def _head(channels: int) -> nn.Sequential:
     )
 
 
+def heard_frames(t: int, k: int, device: torch.device | None = None) -> torch.Tensor:
+    """(2K + 1, T) index into audio starting K frames before the lips: row k + K, column t is
+    the audio frame heard with lip frame t at offset k, for k = -K..K."""
+    return torch.arange(2 * k + 1, device=device)[:, None] + torch.arange(t, device=device)
+
+
 class LightSyncNet(nn.Module):
     """Per-frame unit-norm lip and voice embeddings; sync logits cos / τ at every offset."""
 
@@ -91,8 +97,9 @@ class LightSyncNet(nn.Module):
         t, u = visual.shape[1], audio.shape[1]
         if u < t or (u - t) % 2:
             raise ValueError(f"audio must cover the {t} lip frames ± K, got {u} frames")
-        windows = audio.unfold(1, t, 1)  # (B, 2K + 1, D, T): window j = audio frames j..j+T-1
-        return torch.einsum("btd,bkdt->bkt", visual, windows) / self.temperature
+        # Indexing, not `unfold`: ONNX exports it with a dynamic number of frames.
+        windows = audio[:, heard_frames(t, (u - t) // 2, audio.device)]  # (B, 2K + 1, T, D)
+        return torch.einsum("btd,bktd->bkt", visual, windows) / self.temperature
 
     def forward(self, crops: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
         """crops (B, T, 112, 112), mfcc (B, 4(T + 2K), 13) starting K frames before the first
