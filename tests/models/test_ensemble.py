@@ -10,7 +10,7 @@ from conftest import DATA, FIXTURES, needs_shared
 from syncasd.audio import mfcc
 from syncasd.errors import WeightsError
 from syncasd.models import load_model
-from syncasd.models.ensemble import SyncGatedLightASD, compose, write_checkpoint
+from syncasd.models.ensemble import SyncGatedLightASD, compose
 from syncasd.models.light_asd import LightASD
 from syncasd.models.zoo import WEIGHTS_DIR
 
@@ -35,15 +35,6 @@ def test_probability_is_the_geometric_mean_of_the_two_models(inputs):
     torch.testing.assert_close(p, (pa * ps).sqrt(), atol=1e-5, rtol=0)
     # The two disagree on this clip somewhere, so the pair is neither of them.
     assert (pa - ps).abs().max() > 0.1
-
-
-@needs_shared
-def test_the_bundled_checkpoint_is_the_two_composed(tmp_path):
-    out = write_checkpoint(AVA, WEIGHTS_DIR / "sync_light_asd.pt", tmp_path / "pair.pt")
-    made = torch.load(out, weights_only=True)
-    bundled = torch.load(WEIGHTS_DIR / "sync_light_asd_ensemble.pt", weights_only=True)
-    assert made.keys() == bundled.keys() and len(made) == 2 * len(LightASD().state_dict())
-    assert all(torch.equal(made[k], bundled[k]) for k in made)
 
 
 def test_compose_refuses_models_with_different_stems():
@@ -78,20 +69,30 @@ def test_onnx_runtime_agrees_and_it_serves_as_a_sync_backend(inputs, tmp_path):
     np.testing.assert_allclose(matrix[2, -3:], score[-3:], atol=0.02)
 
 
-def test_the_bundled_sync_pair_is_sync_light_asd_and_light_syncnet_composed(tmp_path):
-    from syncasd.models.ensemble import SyncPair, write_pair_checkpoint
+def test_the_composed_models_are_views_of_one_bundled_file():
+    from syncasd.models.ensemble import LipGatedLightASD, SyncPair
     from syncasd.models.light_syncnet import LightSyncNet
 
-    out = write_pair_checkpoint(
-        WEIGHTS_DIR / "sync_light_asd.pt", WEIGHTS_DIR / "light_syncnet.pt", tmp_path / "p.pt"
-    )
-    made = torch.load(out, weights_only=True)
-    bundled = torch.load(WEIGHTS_DIR / "sync_pair.pt", weights_only=True)
-    assert made.keys() == bundled.keys()
-    assert len(made) == len(LightASD().state_dict()) + len(LightSyncNet().state_dict())
-    assert all(torch.equal(made[k], bundled[k]) for k in made)
+    gated = load_model("sync-light-asd-gated")
+    assert isinstance(gated, LipGatedLightASD)
+    whole = gated.state_dict()
+    parts = {
+        "sync-light-asd": ("sync.",),
+        "light-syncnet": ("lips.",),
+        "sync-light-asd-ensemble": ("asd.", "sync."),
+        "sync-pair": ("sync.", "lips."),  # its `asd.` is sync-light-asd
+    }
+    for name, prefixes in parts.items():
+        state = load_model(name).state_dict()
+        assert len(state) == sum(k.startswith(prefixes) for k in whole), name
     pair = load_model("sync-pair")
     assert isinstance(pair, SyncPair) and isinstance(pair.lips, LightSyncNet)
+    assert all(torch.equal(v, whole[f"sync.{k}"]) for k, v in pair.asd.state_dict().items())
+    assert all(torch.equal(v, whole[f"lips.{k}"]) for k, v in pair.lips.state_dict().items())
+    ensemble = load_model("sync-light-asd-ensemble").state_dict()
+    assert all(torch.equal(v, whole[k]) for k, v in ensemble.items())
+    # Only the default's file ships.
+    assert sorted(p.name for p in WEIGHTS_DIR.glob("*.pt")) == ["sync_light_asd_gated.pt"]
 
 
 # --- the default: the ensemble × light-syncnet's lip-sync gate --------------------------------
@@ -158,8 +159,12 @@ def test_the_gate_closes_on_another_voice_and_on_a_shifted_one(inputs):
 def test_the_bundled_gated_checkpoint_is_the_three_composed(tmp_path):
     from syncasd.models.ensemble import write_gated_checkpoint
 
+    parts = {}
+    for name in ("sync-light-asd", "light-syncnet"):
+        parts[name] = tmp_path / f"{name}.pt"
+        torch.save(load_model(name).state_dict(), parts[name])
     out = write_gated_checkpoint(
-        AVA, WEIGHTS_DIR / "sync_light_asd.pt", WEIGHTS_DIR / "light_syncnet.pt", tmp_path / "g.pt"
+        AVA, parts["sync-light-asd"], parts["light-syncnet"], tmp_path / "g.pt"
     )
     made = torch.load(out, weights_only=True)
     bundled = torch.load(WEIGHTS_DIR / "sync_light_asd_gated.pt", weights_only=True)

@@ -63,11 +63,21 @@ def test_bundled_model_keeps_the_ava_visual_stem():
 
 
 def test_damaged_bundled_weights_say_reinstall(tmp_path, monkeypatch):
-    damaged = tmp_path / "sync_light_asd.pt"
+    damaged = tmp_path / zoo.BUNDLED_FILE
     damaged.write_bytes(b"not the weights")
     monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path)
     with pytest.raises(WeightsError, match="missing or damaged; reinstall"):
         load_model("sync-light-asd")
+
+
+def test_a_view_takes_its_subtrees_under_the_models_names():
+    state = {"a.w": torch.ones(1), "b.w": torch.zeros(2), "b.x.y": torch.zeros(3)}
+    whole = zoo.Checkpoint(None, None, "f.pt")
+    assert whole.select(state) is state
+    view = zoo.Checkpoint(None, None, "f.pt", subtrees=(("", "b."),))
+    assert {k: v.shape[0] for k, v in view.select(state).items()} == {"w": 2, "x.y": 3}
+    renamed = zoo.Checkpoint(None, None, "f.pt", subtrees=(("c.", "b."), ("a.", "a.")))
+    assert set(renamed.select(state)) == {"c.w", "c.x.y", "a.w"}
 
 
 def test_models_command_says_bundled():

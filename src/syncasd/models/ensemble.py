@@ -162,17 +162,12 @@ def _save_checked(model: nn.Module, state: dict[str, torch.Tensor], out: str | P
     return out
 
 
-def write_checkpoint(asd_weights: str | Path, sync_weights: str | Path, out: str | Path) -> Path:
-    """`compose` two Light-ASD checkpoint files into `out` (atomically): how the bundled
-    `sync_light_asd_ensemble.pt` is made from `light_asd_ava.model` and `sync_light_asd.pt`."""
-    return _save_checked(SyncGatedLightASD(), compose(_load(asd_weights), _load(sync_weights)), out)
-
-
 def write_gated_checkpoint(
     asd_weights: str | Path, sync_weights: str | Path, lips_weights: str | Path, out: str | Path
 ) -> Path:
-    """The bundled `sync_light_asd_gated.pt`: `light_asd_ava.model`, `sync_light_asd.pt` and
-    `light_syncnet.pt` composed into `out` (atomically)."""
+    """The bundled `sync_light_asd_gated.pt`: Light-ASD's AVA checkpoint (`asd.`),
+    sync-light-asd (`sync.`) and light-syncnet (`lips.`) composed into `out` (atomically).
+    The registry serves those three, the ensemble and `SyncPair` as views of this one file."""
     state = compose(_load(asd_weights), _load(sync_weights))
     state |= {f"lips.{k}": v for k, v in _load(lips_weights).items()}
     return _save_checked(LipGatedLightASD(), state, out)
@@ -188,22 +183,10 @@ class SyncPair(nn.Module):
     frames wide, robust) and p_lips LightSyncNet's σ(cos / τ) (a peak one frame wide, noisier
     on short clips). Chosen on the validation identities (model card of light-syncnet).
 
-    The key tree is the two state dicts under `asd.` and `lips.`; `write_pair_checkpoint`
-    composes the bundled files."""
+    The key tree is the two state dicts under `asd.` and `lips.`; its bundled weights are a
+    view of the default model's file (`sync.` as `asd.`, `lips.`)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.asd = LightASD()
         self.lips = LightSyncNet()
-
-
-def write_pair_checkpoint(
-    asd_weights: str | Path, lips_weights: str | Path, out: str | Path
-) -> Path:
-    """`sync_light_asd.pt` and `light_syncnet.pt` composed into `out` (atomically)."""
-    state = {
-        f"{prefix}.{k}": v
-        for prefix, path in (("asd", asd_weights), ("lips", lips_weights))
-        for k, v in _load(path).items()
-    }
-    return _save_checked(SyncPair(), state, out)

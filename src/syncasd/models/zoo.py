@@ -39,10 +39,25 @@ class Checkpoint:
     sha256: str | None  # None: published, but we have no verified digest; never downloaded
     filename: str
     description: str = ""
+    # A view of a file that holds several models (our composed ones share their parts, so one
+    # bundled file serves them all): (prefix in the model, prefix in the file) pairs; the
+    # file's other tensors are left out. Empty: the whole file.
+    subtrees: tuple[tuple[str, str], ...] = ()
 
     @property
     def bundled(self) -> bool:
         return self.url is None
+
+    def select(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """This checkpoint's tensors of the file's `state`, under the model's key names."""
+        if not self.subtrees:
+            return state
+        return {
+            ours + key[len(theirs) :]: value
+            for ours, theirs in self.subtrees
+            for key, value in state.items()
+            if key.startswith(theirs)
+        }
 
 
 @dataclass(frozen=True)
@@ -69,11 +84,16 @@ class ModelSpec:
     kind: str = "asd"
 
 
-SYNC_LIGHT_ASD_SHA256 = "6814f494d58b964718db5e84298a3c332c7100a58126db86931f47b5e993ddcf"
-SYNC_LIGHT_ASD_GATED_SHA256 = "ef4f7db8a0f5800fdc3e00acf57461dc3f7c9e531ede3074631b771302d6ab52"
-SYNC_LIGHT_ASD_ENSEMBLE_SHA256 = "6e4e45160d9754a1b6f12f6dc3274619b9541ec116f78bc690b449107dc6cea8"
-LIGHT_SYNCNET_SHA256 = "991eaf6460e6ec915023935d3e0624bf74e2b3288203fb7dd832a387af0d9957"
-SYNC_PAIR_SHA256 = "edbacfa76bdd513979a39b2c2b5f0ec945fe19f62a188e0580ce5c866d092d7f"
+# The one bundled file: `sync-light-asd-gated`'s state dict, whose subtrees are our other
+# models (`asd.`: light-asd.ava, `sync.`: sync-light-asd, `lips.`: light-syncnet).
+BUNDLED_FILE = "sync_light_asd_gated.pt"
+BUNDLED_SHA256 = "ef4f7db8a0f5800fdc3e00acf57461dc3f7c9e531ede3074631b771302d6ab52"
+
+
+def _bundled(description: str, *subtrees: tuple[str, str]) -> Checkpoint:
+    return Checkpoint(None, BUNDLED_SHA256, BUNDLED_FILE, description, subtrees)
+
+
 _SYNC_LIGHT_ASD_PAPER = (
     "method: Wuerkaixi et al., Rethinking Audio-visual Synchronization for Active Speaker "
     "Detection, MLSP 2022; architecture: Liao et al., CVPR 2023"
@@ -102,12 +122,9 @@ REGISTRY: dict[str, ModelSpec] = {
         ),
         paper=_SYNC_LIGHT_ASD_PAPER,
         checkpoints={
-            "shared": Checkpoint(
-                None,
-                SYNC_LIGHT_ASD_GATED_SHA256,
-                "sync_light_asd_gated.pt",
-                "light_asd_ava.model, sync_light_asd.pt and light_syncnet.pt composed "
-                "(model card: syncasd/models/weights/sync_light_asd.md)",
+            "shared": _bundled(
+                "light-asd.ava, sync-light-asd and light-syncnet composed "
+                "(model card: syncasd/models/weights/sync_light_asd.md)"
             ),
         },
         default_checkpoint="shared",
@@ -126,12 +143,11 @@ REGISTRY: dict[str, ModelSpec] = {
         ),
         paper=_SYNC_LIGHT_ASD_PAPER,
         checkpoints={
-            "shared": Checkpoint(
-                None,
-                SYNC_LIGHT_ASD_ENSEMBLE_SHA256,
-                "sync_light_asd_ensemble.pt",
-                "light_asd_ava.model and sync_light_asd.pt composed "
+            "shared": _bundled(
+                "light-asd.ava and sync-light-asd composed "
                 "(model card: syncasd/models/weights/sync_light_asd.md)",
+                ("asd.", "asd."),
+                ("sync.", "sync."),
             ),
         },
         default_checkpoint="shared",
@@ -150,12 +166,10 @@ REGISTRY: dict[str, ModelSpec] = {
         ),
         paper=_SYNC_LIGHT_ASD_PAPER,
         checkpoints={
-            "shared": Checkpoint(
-                None,
-                SYNC_LIGHT_ASD_SHA256,
-                "sync_light_asd.pt",
+            "shared": _bundled(
                 "trained here on the train identities of ../shared/data "
                 "(model card: syncasd/models/weights/sync_light_asd.md)",
+                ("", "sync."),
             ),
         },
         default_checkpoint="shared",
@@ -338,12 +352,10 @@ REGISTRY: dict[str, ModelSpec] = {
             "InfoNCE over offsets; encoders: Liao et al., CVPR 2023"
         ),
         checkpoints={
-            "shared": Checkpoint(
-                None,
-                LIGHT_SYNCNET_SHA256,
-                "light_syncnet.pt",
+            "shared": _bundled(
                 "trained here on the train identities of ../shared/data "
                 "(model card: syncasd/models/weights/light_syncnet.md)",
+                ("", "lips."),
             ),
         },
         default_checkpoint="shared",
@@ -359,12 +371,11 @@ REGISTRY: dict[str, ModelSpec] = {
         license="MIT code and weights; trained on research-use footage, see the model cards",
         paper=_SYNC_LIGHT_ASD_PAPER,
         checkpoints={
-            "shared": Checkpoint(
-                None,
-                SYNC_PAIR_SHA256,
-                "sync_pair.pt",
-                "sync_light_asd.pt and light_syncnet.pt composed "
+            "shared": _bundled(
+                "sync-light-asd and light-syncnet composed "
                 "(model card: syncasd/models/weights/light_syncnet.md)",
+                ("asd.", "sync."),
+                ("lips.", "lips."),
             ),
         },
         default_checkpoint="shared",
@@ -493,6 +504,14 @@ def download(name: str, progress: bool = True) -> Path:
     return path
 
 
+def _published(name: str) -> tuple[Path, dict[str, torch.Tensor]]:
+    """A published checkpoint's file (`download`) and its state dict: the whole file, or the
+    subtrees of it that are this model's."""
+    _, ckpt = _resolve(name)
+    path = download(name)
+    return path, ckpt.select(load_state_dict(path))
+
+
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Load a plain state dict safely (weights_only); WeightsError if it is not one."""
     path = Path(path)
@@ -519,7 +538,7 @@ def load_matching(model: nn.Module, weights: str | Path) -> tuple[int, int]:
     128-wide head's bias fits a 256-wide head, its weight does not). Returns (loaded, fresh)
     tensor counts."""
     path = Path(weights)
-    state = load_state_dict(path if path.is_file() else download(str(weights)))
+    state = load_state_dict(path) if path.is_file() else _published(str(weights))[1]
     expected = model.state_dict()
     layers: dict[str, list[str]] = {}
     for key in expected:
@@ -570,10 +589,11 @@ def load_model(
             f"{spec.name} is {_KIND_NAMES[spec.kind]}, not {_KIND_NAMES[kind]}; "
             f"choose one of {', '.join(available_models(kind))}"
         )
-    path = Path(weights) if weights is not None else None
-    if path is None:
-        path = download(name)  # verifies the sha256 of a cached file too
-    state = load_state_dict(path)
+    if weights is None:
+        path, state = _published(name)  # verifies the sha256 of a cached file too
+    else:
+        path = Path(weights)
+        state = load_state_dict(path)
     model = spec.builder()
     # Compare key trees and shapes first: torch's own errors are long and not actionable.
     expected = model.state_dict()
