@@ -1,5 +1,6 @@
-"""The evaluation suite on the TEST identities of ../shared/data, for every registered model
-that has weights here (ours bundled, the peers' in ../shared/data/weights).
+"""The evaluation suite on the TEST identities of ../shared/data (`--split val`: the validation
+identities), for every registered model that has weights here (ours bundled, the peers' in
+../shared/data/weights).
 
 Material (the package's identity split, `syncasd/data/splits/shared.json`; labels: see
 syncasd.data.labelled), none of it ever trained or validated on:
@@ -17,6 +18,8 @@ faces side by side under one face's voice, through the whole pipeline). Reports 
 bench/results/eval/, and the summary table printed last is the README's.
 
     python bench/eval_suite.py [--quick]   # --quick: 1 clip per identity, 2 models, 4 scenes
+    python bench/eval_suite.py --split val # the same on the validation identities, where
+                                           # candidates are chosen (bench/results/eval-val/)
 """
 
 from __future__ import annotations
@@ -57,10 +60,10 @@ SEED = 0
 WHOLE = ("grid", "lrs2", "liveportrait")
 
 
-def material(clips_per_identity: int) -> list:
+def material(clips_per_identity: int, part: str = "test") -> list:
     split = Split.load()
     speaking, negatives, taken = [], [], {}
-    for clip in split.clips(CLIPS, "test"):
+    for clip in split.clips(CLIPS, part):
         identity = identity_of(clip)
         if not identity.startswith(WHOLE):
             taken[identity] = taken.get(identity, 0) + 1
@@ -95,7 +98,14 @@ def main() -> int:
         help="only these models (repeatable), e.g. a candidate: sync-light-asd=runs/x/model.pt",
     )
     parser.add_argument("--no-baseline", action="store_true", help="skip VAD × lip movement")
+    parser.add_argument(
+        "--split",
+        choices=("test", "val"),
+        default="test",
+        help="identities: test (published numbers) or val (choosing between candidates)",
+    )
     args = parser.parse_args()
+    out = OUT if args.split == "test" else OUT.with_name("eval-val")
     if not DATA.exists():
         print(f"needs {DATA}", file=sys.stderr)
         return 2
@@ -107,9 +117,12 @@ def main() -> int:
             name, _, path = spec.partition("=")
             models[name] = Path(path) if path else MODELS.get(name)
     t0 = time.perf_counter()
-    tracks = material(1 if args.quick else 3)
+    tracks = material(1 if args.quick else 3, args.split)
     scenes = whospeaks.WhoSpeaksTest(
-        Split.load().clips(CLIPS, "test"), scenes=2 if args.quick else 10, seed=SEED, duration=4.0
+        Split.load().clips(CLIPS, args.split),
+        scenes=2 if args.quick else 10,
+        seed=SEED,
+        duration=4.0,
     )
     n_frames = sum(len(t) for t in tracks)
     n_pos = sum(int(t.labels.sum()) for t in tracks)
@@ -163,12 +176,12 @@ def main() -> int:
         )
         print(f"{name}: {summary[-1][1:]} ({time.perf_counter() - t1:.0f} s)", flush=True)
 
-    unsync.report(test, unsync_results).save(OUT / "unsync")
-    ablations.report(tracks, ablation_results).save(OUT / "ablate")
-    whospeaks.report(scenes, who_results).save(OUT / "whospeaks")
+    unsync.report(test, unsync_results).save(out / "unsync")
+    ablations.report(tracks, ablation_results).save(out / "ablate")
+    whospeaks.report(scenes, who_results).save(out / "whospeaks")
     for name, ranked in dubbing_reports:
         slug = name.replace(" ", "_").replace("×", "x")
-        dubbing.report(ranked, name, dubbed).save(OUT / "dubbing" / slug)
+        dubbing.report(ranked, name, dubbed).save(out / "dubbing" / slug)
 
     headers = [
         "model",
@@ -181,7 +194,7 @@ def main() -> int:
         "who-speaks heard first %",
         "who-speaks mAP",
     ]
-    r = Report("Evaluation suite on ../shared/data")
+    r = Report(f"Evaluation suite on ../shared/data, {args.split} identities")
     r.text(
         f"{len(tracks)} face tracks, {n_frames} frames, {n_pos / n_frames:.1%} labelled speaking; "
         f"seed {SEED}; {len(dubbed)} clips dubbed for the dubbing test. Details: "
@@ -189,7 +202,7 @@ def main() -> int:
         "[who-speaks](whospeaks/report.md), dubbing/<model>/report.md."
     )
     r.table(headers, summary)
-    path = r.save(OUT)
+    path = r.save(out)
     print(f"\nreport: {path}  ({time.perf_counter() - t0:.0f} s in all)\n")
     print(markdown_table(headers, summary))
     return 0
