@@ -77,12 +77,21 @@ def test_vad_on_digital_silence_and_short_input():
     assert speech_probability(np.zeros(0, np.int16)).shape == (0,)
 
 
-def test_vad_leaves_torch_threads_alone():
-    import torch
+@pytest.mark.parametrize("entry", ["speech_frames", "speech_probability"])
+def test_vad_leaves_torch_threads_alone(entry):
+    """silero_vad sets torch's threads to 1 when first imported: in a fresh process, whichever
+    VAD function runs first must leave the count as it was (`speech_frames` once did not, and
+    a training run went on with one core of two)."""
+    import subprocess
+    import sys
 
-    before = torch.get_num_threads()
-    speech_probability(np.zeros(16000, np.int16))
-    assert torch.get_num_threads() == before
+    code = (
+        "import numpy as np, torch; torch.set_num_threads(3); "
+        f"from syncasd.audio import {entry}; {entry}(np.zeros(16000, np.int16)); "
+        "print(torch.get_num_threads())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["3"]
 
 
 # --- IC-SyncNet log-mel -------------------------------------------------------------------------
