@@ -202,7 +202,7 @@ def list_models() -> None:
         for tag, ckpt in spec.checkpoints.items():
             default = " (default)" if tag == spec.default_checkpoint else ""
             if ckpt.bundled:
-                cached = "bundled"
+                cached = f"bundled, part of {ckpt.filename}" if ckpt.subtrees else "bundled"
             else:
                 cached = "cached" if (cache_dir() / ckpt.filename).exists() else "not downloaded"
             typer.echo(f"  {spec.name}.{tag}{default}: {ckpt.description} [{cached}]")
