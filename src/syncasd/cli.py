@@ -147,6 +147,7 @@ def detect(
     and with --render OUT/<stem>.mp4.
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+    from .models import get_spec
     from .pipeline import DetectOptions, Detector
     from .render import render_video
     from .results import get_writer
@@ -161,6 +162,7 @@ def detect(
         _fail(str(e))
         raise typer.Exit(EXIT_ERROR) from None
 
+    sync_aware = get_spec(model).sync_aware or require_sync
     failed = 0
     for video in videos:
         try:
@@ -182,6 +184,15 @@ def detect(
             continue
         if not result.tracks:
             typer.echo(f"syncasd: warning: {video}: no face found; outputs are empty", err=True)
+        elif not result.turns and sync_aware and not allow_silent:
+            # A sync-aware model drops every face of a video whose soundtrack is offset:
+            # say how to tell that apart from a video where nobody on screen speaks.
+            typer.echo(
+                f"syncasd: note: {video}: no face speaks in sync with the audio. If someone "
+                "on screen does speak, the soundtrack may be offset: `syncasd sync VIDEO` "
+                "measures it and `--fix OUT` repairs it.",
+                err=True,
+            )
         summary = (
             f"{video}: {len(result.tracks)} face track(s), {len(result.turns)} speaking turn(s), "
             f"{result.metadata['real_time_factor']}x real time → {stem}.csv"
