@@ -171,3 +171,19 @@ def test_cli_refuses_what_cannot_make_scenes(clips, words):
     assert len(lines) == 1 and lines[0].startswith("syncasd: error: "), proc.stderr
     for word in words:
         assert word in lines[0]
+
+
+@needs_shared
+def test_validation_identities_make_scenes_only_when_asked(tmp_path, monkeypatch):
+    from syncasd.data.splits import Split, identity_of
+    from syncasd.errors import InputError
+
+    monkeypatch.setenv("SYNCASD_CACHE", str(tmp_path))
+    split = Split.load()
+    val = split.clips(DATA / "clips", "val")
+    with pytest.raises(InputError, match="different test identities; the 92 clip"):
+        WhoSpeaksTest(val, faces=(2,), scenes=1)
+    chosen = WhoSpeaksTest(val, faces=(2,), scenes=1, duration=1.0, part="val")
+    (scene,) = chosen.scenes
+    assert all(split.split_of(c) == "val" for c in scene.clips)
+    assert len({identity_of(c) for c in scene.clips}) == 2 and scene.path.is_file()

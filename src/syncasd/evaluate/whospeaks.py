@@ -179,9 +179,9 @@ def _summary(scores: Sequence[SceneScore]) -> tuple[float, float]:
 class WhoSpeaksTest:
     """The seeded scenes, composed once; `run` scores one model on all of them.
 
-    `clips` are filtered to the package split's test identities (negatives left out); each
-    scene takes faces of different identities. `duration` is the scene length in seconds
-    (default: its shortest clip).
+    `clips` are filtered to the package split's identities of `part` (test; val to choose
+    between candidates; negatives left out); each scene takes faces of different identities.
+    `duration` is the scene length in seconds (default: its shortest clip).
     """
 
     def __init__(
@@ -193,6 +193,7 @@ class WhoSpeaksTest:
         duration: float | None = None,
         size: tuple[int, int] = SCENE_SIZE,
         split: Split | None = None,
+        part: str = "test",
     ) -> None:
         faces = tuple(sorted(set(faces)))
         if not faces or any(not 2 <= n <= 4 for n in faces):
@@ -206,16 +207,16 @@ class WhoSpeaksTest:
         for clip in given:
             if not clip.is_file():
                 raise InputError(f"{clip}: no such file")
-        usable = [c for c in given if split.split_of(c) == "test" and not split.is_negative(c)]
+        usable = [c for c in given if split.split_of(c) == part and not split.is_negative(c)]
         self.dropped = len(given) - len(usable)
         if self.dropped:
-            log.info("who-speaks: %d clip(s) not of a speaking test identity", self.dropped)
+            log.info("who-speaks: %d clip(s) not of a speaking %s identity", self.dropped, part)
         by_identity: dict[str, list[Path]] = {}
         for clip in usable:
             by_identity.setdefault(identity_of(clip), []).append(clip)
         if len(by_identity) < faces[-1]:
             raise InputError(
-                f"{faces[-1]}-face scenes need clips of {faces[-1]} different test identities; "
+                f"{faces[-1]}-face scenes need clips of {faces[-1]} different {part} identities; "
                 f"the {len(given)} clip(s) given hold {len(by_identity)} "
                 f"({', '.join(sorted(by_identity)) or 'none'})"
             )
