@@ -36,27 +36,30 @@ SAMPLES_PER_FRAME = 640  # 16 kHz / 25 fps
 
 
 @lru_cache(maxsize=1)
-def _silero():
-    """(the silero_vad module, its bundled ONNX model): no download, no torchaudio.
-
-    Importing silero_vad sets torch's thread count to 1 for the whole process (its
-    `model.py` does so at import): every import of it goes through here, which puts the
-    count back. A stray import once left whole training runs on one core of two."""
+def _silero_vad():
+    """The silero_vad module. Importing it sets torch's thread count to 1 for the whole
+    process (its `model.py` does so at import), so every use of it goes through here, which
+    puts the count back: a stray import once left whole training runs on one core of two."""
     threads = torch.get_num_threads()
     import silero_vad
 
+    torch.set_num_threads(threads)
+    return silero_vad
+
+
+@lru_cache(maxsize=1)
+def _silero():
+    # The bundled ONNX model, so no download and no torchaudio.
     with warnings.catch_warnings():  # its resource lookup uses a deprecated importlib API
         warnings.simplefilter("ignore", DeprecationWarning)
-        model = silero_vad.load_silero_vad(onnx=True)
-    torch.set_num_threads(threads)
-    return silero_vad, model
+        return _silero_vad().load_silero_vad(onnx=True)
 
 
 def _vad_window_probs(audio: np.ndarray) -> np.ndarray:
     if audio.size < VAD_WINDOW:
         return np.zeros(0, np.float32)
     x = torch.from_numpy(audio.astype(np.float32) / 32768.0)
-    return _silero()[1].audio_forward(x, 16000)[0].numpy()
+    return _silero().audio_forward(x, 16000)[0].numpy()
 
 
 def speech_probability(audio: np.ndarray) -> np.ndarray:
@@ -85,7 +88,7 @@ def speech_frames(audio: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     probs = _vad_window_probs(audio)
     if probs.size == 0:
         return speech
-    segments = _silero()[0].get_speech_timestamps_from_probs(
+    segments = _silero_vad().get_speech_timestamps_from_probs(
         probs.tolist(), threshold=threshold, audio_length_samples=audio.size
     )
     centres = np.arange(n) * SAMPLES_PER_FRAME + SAMPLES_PER_FRAME // 2

@@ -157,6 +157,8 @@ def test_the_gate_closes_on_another_voice_and_on_a_shifted_one(inputs):
 
 @needs_shared
 def test_the_bundled_gated_checkpoint_is_the_three_composed(tmp_path):
+    """Rebuilt from Light-ASD's AVA file and the bundled `sync.` and `lips.` parts: so the
+    `asd.` part is the AVA checkpoint, bit for bit, and the key tree is what compose makes."""
     from syncasd.models.ensemble import write_gated_checkpoint
 
     parts = {}

@@ -147,30 +147,22 @@ def compose(
     return state
 
 
-def _load(path: str | Path) -> dict[str, torch.Tensor]:
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def _save_checked(model: nn.Module, state: dict[str, torch.Tensor], out: str | Path) -> Path:
-    """`state` into `out` (atomically) once it is `model`'s key tree exactly."""
-    from ..atomic import atomic_path
-
-    model.load_state_dict(state, strict=True)
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        torch.save(state, tmp)
-    return out
-
-
 def write_gated_checkpoint(
     asd_weights: str | Path, sync_weights: str | Path, lips_weights: str | Path, out: str | Path
 ) -> Path:
     """The bundled `sync_light_asd_gated.pt`: Light-ASD's AVA checkpoint (`asd.`),
     sync-light-asd (`sync.`) and light-syncnet (`lips.`) composed into `out` (atomically).
     The registry serves those three, the ensemble and `SyncPair` as views of this one file."""
-    state = compose(_load(asd_weights), _load(sync_weights))
-    state |= {f"lips.{k}": v for k, v in _load(lips_weights).items()}
-    return _save_checked(LipGatedLightASD(), state, out)
+    from ..atomic import atomic_path
+    from .zoo import load_state_dict  # zoo imports this module
+
+    state = compose(load_state_dict(asd_weights), load_state_dict(sync_weights))
+    state |= {f"lips.{k}": v for k, v in load_state_dict(lips_weights).items()}
+    LipGatedLightASD().load_state_dict(state, strict=True)  # the key tree, checked
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        torch.save(state, tmp)
+    return out
 
 
 # --- the default sync backend: two offset models summed --------------------------------------
