@@ -54,8 +54,8 @@ def test_bad_configs_are_one_clear_error(tmp_path, text, message):
 
 def test_a_missing_config_names_the_shipped_ones():
     shipped = (
-        "ic-syncnet, light-sync-talknet, light-syncnet, light-syncnet-stage2, light-talknet, "
-        "sync-light-asd"
+        "ic-syncnet, ic-syncnet-gpu, light-sync-talknet, light-syncnet, light-syncnet-stage2, "
+        "light-talknet, sync-light-asd"
     )
     with pytest.raises(InputError, match=f"shipped configs: {shipped}"):
         resolve_config("nope")
@@ -272,6 +272,42 @@ def test_icsyncnet_trains_then_tunes_only_batchnorm_and_resumes(tmp_path, small_
     assert frozen and all(torch.equal(final[k], last[k]) for k in frozen)
     assert any(not torch.equal(final[k], last[k]) for k in batchnorm)
     assert best.keys() == last.keys()
+
+
+@needs_shared
+def test_icsyncnet_trains_from_a_sync_pack_it_builds_then_reads_without_the_corpus(
+    tmp_path, small_corpus
+):
+    from syncasd.models.icsyncnet import ICSyncNet
+
+    torch.manual_seed(0)
+    torch.save(ICSyncNet.from_config("cpu").state_dict(), tmp_path / "init.pt")
+    raw = _tiny_sync(tmp_path, small_corpus)
+    raw["data"] = {**raw["data"], "pack": str(tmp_path / "pack")}
+    weights = train(TrainConfig.from_dict(raw), progress=False)
+    assert sorted(p.name for p in (tmp_path / "pack").iterdir()) == [
+        "mouths.mp4",
+        "pack.json",
+        "pack.npz",
+    ]
+    first = load_model("ic-syncnet", weights=weights).state_dict()
+    # Again, elsewhere, with the corpus gone: the pack alone is the data, and the same seed
+    # and pack give the same model.
+    raw["data"]["corpus"] = str(tmp_path / "no-corpus")
+    raw["output"] = str(tmp_path / "again")
+    again = load_model("ic-syncnet", weights=train(TrainConfig.from_dict(raw), progress=False))
+    assert not (tmp_path / "no-corpus").exists()
+    assert all(torch.allclose(v, again.state_dict()[k], atol=1e-5) for k, v in first.items())
+    with open(next((tmp_path / "again").glob("logs/*/metrics.csv"))) as f:
+        rows = [r for r in csv.DictReader(f) if r.get("val_acc5")]
+    assert rows and all(0 <= float(r["val_acc5"]) <= 100 for r in rows)
+
+
+def test_gpu_config_is_the_full_batch_recipe_on_a_pack():
+    config = TrainConfig.load("ic-syncnet-gpu")
+    samples = config.sample_config()
+    assert config.data.pack and (samples.batch, samples.hard, config.sync.easy) == (256, 15, 15)
+    assert config.epochs * config.steps_per_epoch == 12 * 239
 
 
 def _is_batchnorm(state: dict, key: str) -> bool:

@@ -6,7 +6,6 @@ import warnings
 from functools import lru_cache
 
 import numpy as np
-import python_speech_features
 import torch
 
 # 100 MFCC rows per second: 4 rows per 25 fps video frame.
@@ -20,6 +19,9 @@ def mfcc(audio: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
     nfft 512, pre-emphasis 0.97, lifter 22, c0 replaced by log energy). One second of audio
     gives 99 rows, not 100: the last, partial window is not counted.
     """
+    # Imported here: the log-mel sync-nets (and a GPU box that trains them) need only numpy.
+    import python_speech_features
+
     if audio.size < int(0.025 * sample_rate):
         return np.zeros((0, 13))
     return python_speech_features.mfcc(audio, sample_rate, numcep=13, winlen=0.025, winstep=0.010)

@@ -36,10 +36,9 @@ import torch
 from scipy.special import expit
 from torch import nn
 
-from .audio import ROWS_PER_FRAME, mfcc
+from .audio import ROWS_PER_FRAME, SAMPLES_PER_FRAME, mfcc
 from .errors import InputError
 from .faces.crop import CROP_SIZE
-from .media import SAMPLES_PER_FRAME
 from .syncmap import clipped_logit
 
 DEFAULT_MAX_OFFSET = 15  # frames (±600 ms): syncnet_python's default search range

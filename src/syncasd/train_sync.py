@@ -32,10 +32,11 @@ from .losses import bbce_loss, offset_cross_entropy
 log = logging.getLogger("syncasd")
 
 
-def _easy_indices(b: int, n: int, seed: int) -> torch.Tensor:
+def _easy_indices(b: int, n: int, seed: int, device: torch.device | None = None) -> torch.Tensor:
     """(b, n) indices of other samples: (i + 1 + r) mod b with r in 0..b-2 is never i."""
     g = torch.Generator().manual_seed(seed)
-    return (torch.arange(b)[:, None] + 1 + torch.rand(b, n, generator=g).mul(b - 1).long()) % b
+    rows = (torch.arange(b)[:, None] + 1 + torch.rand(b, n, generator=g).mul(b - 1).long()) % b
+    return rows.to(device)
 
 
 def window_loss(model, batch, sync, seed: int) -> dict[str, torch.Tensor]:
@@ -49,7 +50,7 @@ def window_loss(model, batch, sync, seed: int) -> dict[str, torch.Tensor]:
     if sync.easy > 0 and b > 1:
         # Easy negatives: other samples' in-sync audio (other tracks, mostly).
         easy = model.similarity_logits(
-            visual, audio[:, 0][_easy_indices(b, min(sync.easy, b - 1), seed)]
+            visual, audio[:, 0][_easy_indices(b, min(sync.easy, b - 1), seed, audio.device)]
         )
     loss = bbce_loss(logits[:, 0], logits[:, 1:], easy, sync.easy_weight)
     with torch.no_grad():
@@ -73,7 +74,7 @@ def segment_loss(model, batch, sync, min_shift: int, seed: int) -> dict[str, tor
     easy = None
     if sync.easy > 0 and b > 1:
         # The other segments' audio at the same frame, offset 0 (other tracks, mostly).
-        others = _easy_indices(b, min(sync.easy, b - 1), seed)  # (B, E)
+        others = _easy_indices(b, min(sync.easy, b - 1), seed, audio.device)  # (B, E)
         heard = audio[:, k : k + s][others]  # (B, E, S, D)
         easy = torch.einsum("bsd,besd->bse", visual, heard) / model.temperature
         easy = easy[speaking]  # (N, E)
@@ -151,8 +152,33 @@ def _curated(model, corpus, ids: list[int], samples, config, progress: bool) -> 
     return kept
 
 
+class _StepKeys:
+    """The data of a pack run: the batch is cut on the device in the training step, so the
+    loader only counts steps."""
+
+    def __call__(self, epoch: int, index: int) -> dict[str, np.ndarray]:
+        return {"step": np.array([epoch, index])}
+
+
+def open_pack(config, dims, progress: bool = True):
+    """The config's sync pack: read if saved, else built from the corpus, saved and read back
+    (so a run trains on the decoded mouths whichever way the pack came)."""
+    from pathlib import Path
+
+    from .data.syncpack import SyncPack, build_sync_pack
+    from .train import open_corpus
+
+    folder = Path(config.data.pack)
+    if not (folder / "pack.json").is_file():
+        corpus = open_corpus(config, progress)
+        log.info("building the sync pack in %s", folder)
+        build_sync_pack(corpus, dims, progress=progress).save(folder)
+    return SyncPack.load(folder)
+
+
 def build_sync_task(config, progress: bool = True):
     """The LightningModule of a sync-net config, with its data and steps per epoch."""
+    from .data.syncpack import PackSampler, pack_sync_accuracy
     from .data.syncpairs import SegmentBatchMaker, SyncBatchMaker
     from .models.icsyncnet import IMAGES
     from .models.light_syncnet import LightSyncNet
@@ -168,34 +194,50 @@ def build_sync_task(config, progress: bool = True):
 
     L = _lightning()
     model = initial_model(config)
-    corpus = open_corpus(config, progress)
-    train_ids, val_ids = corpus.split("train"), corpus.split("val")
-    if not train_ids or not val_ids:
-        raise SyncASDError("the corpus needs tracks in both the train and the val split")
     segments = isinstance(model, LightSyncNet)
     samples = config.sample_config()
-    if segments:
-        if samples.max_track_offset is not None:
-            train_ids = _curated(model, corpus, train_ids, samples, config, progress)
-        maker = SegmentBatchMaker(corpus, train_ids, samples, config.seed)
-        backend = LightSyncOffsets
-    else:
-        maker = SyncBatchMaker(corpus, train_ids, model.dims, samples, config.seed)
-        backend = ICSyncOffsets
-    steps = config.steps_per_epoch or maker.steps_per_epoch()
-    val_tracks = [
-        corpus.track(i)
-        for i in val_ids
-        if not corpus.tracks[i].negative and corpus.tracks[i].length >= 2 * IMAGES
-    ][: config.val_tracks]
     sync = config.sync
     tunes = hasattr(model, "drop_and_tune") and sync.tune_epochs > 0
+    pack = None
+    if config.data.pack:
+        if segments:
+            raise SyncASDError(
+                "data.pack holds IC-SyncNet's mouths; light-syncnet reads the corpus"
+            )
+        pack = open_pack(config, model.dims, progress)
+        maker, val_tracks, backend = _StepKeys(), [], ICSyncOffsets
+        windows = len(PackSampler(pack, "train", samples))  # on the CPU: the arrays, not copies
+        steps = config.steps_per_epoch or max(1, windows // samples.batch)
+    else:
+        corpus = open_corpus(config, progress)
+        train_ids, val_ids = corpus.split("train"), corpus.split("val")
+        if not train_ids or not val_ids:
+            raise SyncASDError("the corpus needs tracks in both the train and the val split")
+        if segments:
+            if samples.max_track_offset is not None:
+                train_ids = _curated(model, corpus, train_ids, samples, config, progress)
+            maker = SegmentBatchMaker(corpus, train_ids, samples, config.seed)
+            backend = LightSyncOffsets
+        else:
+            maker = SyncBatchMaker(corpus, train_ids, model.dims, samples, config.seed)
+            backend = ICSyncOffsets
+        steps = config.steps_per_epoch or maker.steps_per_epoch()
+        val_tracks = [
+            corpus.track(i)
+            for i in val_ids
+            if not corpus.tracks[i].negative and corpus.tracks[i].length >= 2 * IMAGES
+        ][: config.val_tracks]
 
     class SyncTask(L.LightningModule):
         def __init__(self) -> None:
             super().__init__()
             self.model = model
             self.model.train()
+            self.sampler = None
+
+        def on_fit_start(self) -> None:
+            if pack is not None:  # the pack moves to the training device once
+                self.sampler = PackSampler(pack, "train", samples, self.device)
 
         def on_train_epoch_start(self) -> None:
             if tunes and self.current_epoch >= config.epochs - sync.tune_epochs:
@@ -203,6 +245,9 @@ def build_sync_task(config, progress: bool = True):
 
         def training_step(self, batch, index):
             seed = config.seed * 1_000_003 + self.global_step
+            if self.sampler is not None:
+                generator = torch.Generator(self.device).manual_seed(seed)
+                batch = self.sampler(generator)
             if segments:
                 out = segment_loss(self.model, batch, sync, samples.min_shift, seed)
             else:
@@ -215,12 +260,15 @@ def build_sync_task(config, progress: bool = True):
         def validation_metrics(self) -> dict[str, float]:
             from .evaluate.syncacc import evaluate_sync_accuracy
 
-            was = self.training
-            self.model.eval()
-            result = evaluate_sync_accuracy(
-                backend(self.model, 15), val_tracks, clip_lengths=(5, 11)
-            )
-            self.model.train(was)
+            if pack is not None:
+                result = pack_sync_accuracy(self.model, pack, "val", clip_lengths=(5, 11))
+            else:
+                was = self.training
+                self.model.eval()
+                result = evaluate_sync_accuracy(
+                    backend(self.model, 15), val_tracks, clip_lengths=(5, 11)
+                )
+                self.model.train(was)
             metrics = {f"val_acc{n}": float(v) for n, v in result.accuracy.items()}
             metrics["val_score"] = metrics["val_acc5"]
             return metrics
@@ -236,4 +284,4 @@ def build_sync_task(config, progress: bool = True):
     return SyncTask(), data_module(maker, steps), steps
 
 
-__all__ = ["build_sync_task", "segment_loss", "track_offsets", "window_loss"]
+__all__ = ["build_sync_task", "open_pack", "segment_loss", "track_offsets", "window_loss"]

@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from conftest import FIXTURES, needs_shared
 from torch import nn
 
 from syncasd.audio import MEL_SILENCE, log_mel, mel_window
@@ -341,3 +342,33 @@ def test_onnx_export_of_the_cpu_config(cpu_model, tmp_path):
     with torch.no_grad():
         expected = cpu_model(mouths, mel).numpy()
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
+# --- the bundled weights (trained on a GPU from a sync pack; model card ic_syncnet.md) --------
+
+
+@needs_shared
+def test_bundled_weights_move_their_offset_with_the_audio_of_a_test_clip():
+    """VASP ID1/014 (a test identity), its audio delayed by d frames: the offset of the mean
+    logit row moves by d (the clip's own offset, where the model puts it, is not assumed 0)."""
+    from syncasd.models import load_model
+    from syncasd.offsets import ICSyncOffsets
+    from syncasd.syncmap import clipped_logit
+
+    crops = np.load(FIXTURES / "inputs" / "clip014_gray112.npy")
+    audio = np.load(FIXTURES / "inputs" / "clip014_audio16k_int16.npy")
+    backend = ICSyncOffsets(load_model("ic-syncnet"), 15)
+
+    def offset(d: int) -> int:
+        delayed = np.zeros_like(audio)
+        if d >= 0:
+            delayed[d * 640 :] = audio[: len(audio) - d * 640]
+        else:
+            delayed[: d * 640] = audio[-d * 640 :]
+        matrix = backend.matrix(crops, backend.features(delayed), 0)
+        rows = clipped_logit(matrix.astype(np.float64))[:, 20:-20].mean(axis=1)
+        return int(rows.argmax()) - 15
+
+    own = offset(0)
+    assert abs(own) <= 3
+    assert [offset(d) - own for d in (5, -7)] == [5, -7]

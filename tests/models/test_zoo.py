@@ -34,6 +34,22 @@ def test_our_models_are_sync_aware_and_bundled(name):
     assert zoo.sha256_file(path) == spec.checkpoints["shared"].sha256
 
 
+def test_every_bundled_file_is_a_registry_checkpoint_with_its_model_card():
+    bundled = {
+        ckpt.filename: ckpt
+        for spec in zoo.REGISTRY.values()
+        for ckpt in spec.checkpoints.values()
+        if ckpt.bundled
+    }
+    files = sorted(p.name for p in zoo.WEIGHTS_DIR.glob("*.pt"))
+    assert files == sorted(bundled)
+    cards = {"sync_light_asd_gated.pt": "sync_light_asd.md", "ic_syncnet.pt": "ic_syncnet.md"}
+    for name in files:
+        path = zoo.WEIGHTS_DIR / name
+        assert zoo.sha256_file(path) == bundled[name].sha256
+        assert path.stat().st_size < 25 * 2**20 and (zoo.WEIGHTS_DIR / cards[name]).is_file()
+
+
 def test_the_default_is_the_gated_ensemble():
     assert DetectOptions().model == DEFAULT_MODEL == "sync-light-asd-gated"
 

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import media
 from ..audio import SAMPLES_PER_FRAME, speech_frames
 from ..errors import InputError, SyncASDError
 from ..evaluate.ava_map import POSITIVE
@@ -100,6 +99,8 @@ def _detector_key(detector) -> dict:
 
 def _detect(detector, path: Path):
     """The detector's result (with crops) and the file's audio on the same timeline."""
+    from .. import media  # PyAV: imported where a video is read
+
     result = detector(path)
     return result, media.read_audio(path, origin=media.probe(path).origin)
 
@@ -235,6 +236,8 @@ def frames_from_intervals(
             merged[-1][1] = max(merged[-1][1], b)
         else:
             merged.append([a, b])
+    from .. import media  # PyAV: imported where a video is read
+
     centres = (np.arange(n) + 0.5) / media.MODEL_FPS
     out = np.zeros(n, bool)
     for a, b in merged:
@@ -244,6 +247,8 @@ def frames_from_intervals(
 
 def clip_labels(path: str | Path, audio: np.ndarray, negative: bool = False) -> np.ndarray:
     """Speaking label per model frame of a single-speaker clip (see the module docstring)."""
+    from .. import media  # PyAV: imported where a video is read
+
     n = media.model_frame_count(len(audio))
     if negative:
         return np.zeros(n, bool)

@@ -84,8 +84,9 @@ class ModelSpec:
     kind: str = "asd"
 
 
-# The one bundled file: `sync-light-asd-gated`'s state dict, whose subtrees are our other
-# models (`asd.`: light-asd.ava, `sync.`: sync-light-asd, `lips.`: light-syncnet).
+# The bundled file of the composed models: `sync-light-asd-gated`'s state dict, whose subtrees
+# are our other models (`asd.`: light-asd.ava, `sync.`: sync-light-asd, `lips.`: light-syncnet).
+# IC-SyncNet, trained apart from them, has its own file.
 BUNDLED_FILE = "sync_light_asd_gated.pt"
 BUNDLED_SHA256 = "ef4f7db8a0f5800fdc3e00acf57461dc3f7c9e531ede3074631b771302d6ab52"
 
@@ -332,6 +333,16 @@ REGISTRY: dict[str, ModelSpec] = {
         ),
         license="MIT (this project)",
         paper="Park et al., Interpretable Convolutional SyncNet, 2024",
+        checkpoints={
+            "shared": Checkpoint(
+                None,
+                "b54605a55bc20fd0f9d35487dff89c9ca5c509bf5bed7217256aa5b8f5874be2",
+                "ic_syncnet.pt",
+                "trained here from scratch on the train identities of ../shared/data "
+                "(model card: syncasd/models/weights/ic_syncnet.md)",
+            ),
+        },
+        default_checkpoint="shared",
         input_size=(48, 96),  # the lower half of the gray 112 × 112 crop, resized
         kind="sync",
     ),
