@@ -303,6 +303,33 @@ def test_icsyncnet_trains_from_a_sync_pack_it_builds_then_reads_without_the_corp
     assert rows and all(0 <= float(r["val_acc5"]) <= 100 for r in rows)
 
 
+@needs_shared
+def test_prepare_builds_the_sync_pack_and_trains_nothing(tmp_path, small_corpus):
+    import subprocess
+    import sys
+
+    import yaml
+
+    raw = {
+        "model": "ic-syncnet",
+        "init": None,
+        "freeze": [],
+        "data": {"corpus": str(small_corpus.root), "pack": str(tmp_path / "pack")},
+        "output": str(tmp_path / "run"),
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw))
+    done = subprocess.run(
+        [sys.executable, "-m", "syncasd", "train", "ic-syncnet", "--config"]
+        + [str(tmp_path / "config.yaml"), "--prepare", "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(tmp_path / "pack")
+    assert (tmp_path / "pack" / "pack.json").is_file() and not (tmp_path / "run").exists()
+
+
 def test_gpu_config_is_the_full_batch_recipe_on_a_pack():
     config = TrainConfig.load("ic-syncnet-gpu")
     samples = config.sample_config()

@@ -276,9 +276,17 @@ def train(
     ] = "auto",
     accelerator: Annotated[str, typer.Option(help="cpu, gpu, auto.")] = "cpu",
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    prepare: Annotated[
+        bool,
+        typer.Option(
+            help="Only build the data (the corpus; the sync pack of a data.pack config) and "
+            "print where it is, e.g. to carry a pack to a GPU machine."
+        ),
+    ] = False,
 ) -> None:
-    """Train (or resume) an ASD model; the best validation epoch is exported as model.pt."""
+    """Train (or resume) a model; the best validation epoch is exported as model.pt."""
     from .train import TrainConfig
+    from .train import prepare as build_data
     from .train import train as run
 
     overrides: dict[str, object] = {"model": model}
@@ -288,6 +296,10 @@ def train(
         overrides["epochs"] = epochs
     try:
         cfg = TrainConfig.load(config, overrides)
+        if prepare:
+            for folder in build_data(cfg, progress=progress):
+                typer.echo(str(folder))
+            return
         weights = run(
             cfg,
             devices=int(devices) if devices.isdigit() else devices,

@@ -592,6 +592,19 @@ def export_weights(checkpoint: str | Path, out: str | Path) -> Path:
     return out
 
 
+def prepare(config: TrainConfig, progress: bool = True) -> list[Path]:
+    """Build what a run reads, and stop: the corpus and, for a `data.pack` config, the sync
+    pack (e.g. on a CPU machine, before carrying the pack to a GPU one). Returns their folders."""
+    if config.data.pack:
+        from .models import get_spec
+        from .train_sync import open_pack
+
+        open_pack(config, get_spec(config.model).builder().dims, progress)
+        return [Path(config.data.pack)]
+    corpus = open_corpus(config, progress)
+    return [Path(corpus.root)]
+
+
 def train(
     config: TrainConfig,
     *,

@@ -331,7 +331,10 @@ REGISTRY: dict[str, ModelSpec] = {
             "IC-SyncNet, CPU size: a sync model, not an ASD model: five gray 48×96 mouths and "
             "a 0.4 s log-mel window on the unit sphere, p(sync) = σ(cos / τ) (1.7 M params)"
         ),
-        license="MIT (this project)",
+        license=(
+            "MIT code and weights (trained from scratch here); trained on research-use footage, "
+            "see the model card"
+        ),
         paper="Park et al., Interpretable Convolutional SyncNet, 2024",
         checkpoints={
             "shared": Checkpoint(
