@@ -14,6 +14,11 @@ own audio at every offset −K … K that lies inside the track. Loss: BBCE with
 easy ones, plus `sync.offset_nce` × the cross-entropy over all offsets
 (`losses.offset_cross_entropy`), which alone asks offset ±1 to score below offset 0.
 
+With `data.pack` (IC-SyncNet only), the run reads a sync pack instead of the corpus
+(`data/syncpack.py`): the loader only counts steps, and each training step cuts its batch on
+the training device (`PackSampler`), so a GPU is not held back by data loading; validation
+then scores every validation track of the pack (`val_tracks` does not apply).
+
 Every epoch scores the validation identities by the paper's sync accuracy (±15 frames, correct
 within ±1, clips of 5 and 11 frames); the best epoch by the 5-frame accuracy is exported as a
 plain state dict (`OUTPUT/model.pt`, loadable as `load_model(MODEL, weights=...)`).
