@@ -1,7 +1,8 @@
 """Offset sweep: does a sync backend find a known audio shift, and refuse another clip's voice?
 
-On the corpus's test-identity tracks that speak (the first N of at least 100 frames, corpus
-order), the track's own int16 audio is really shifted by s frames for every s of `--shifts`:
+On the corpus's test-identity tracks that speak (`--split val`: validation ones; the first N
+of at least 100 frames, corpus order), the track's own int16 audio is really shifted by s
+frames for every s of `--shifts`:
 s > 0 delays it (s·640 zero samples in front, as many dropped at the end), s < 0 advances it
 (start dropped, zeros appended). `syncmap`'s convention is that audio delayed by s frames peaks
 at offset +s, so the truth is +s. The backend searches ±(max |s| + 5) frames, and
@@ -26,9 +27,9 @@ per shift, about 20x slower.
 finds speech in; VAD runs once per track and its mask moves with the audio) and with the corpus
 labels as the speech mask (shifted with the audio).
 
-    python bench/sync_sweep.py [--model sync-pair] [--tracks 40] [--shifts -15:15:1]
+    python bench/sync_sweep.py [--model sync-pair] [--tracks 40] [--shifts -15:15:1] [--split val]
 
-Writes bench/results/sync_sweep_<model>.json.
+Writes bench/results/sync_sweep_<model>.json (`_val` before .json for the validation tracks).
 """
 
 from __future__ import annotations
@@ -85,10 +86,10 @@ def fit(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def pick_tracks(corpus, count: int, min_frames: int) -> list[int]:
-    """The first `count` test tracks that speak and last at least `min_frames` frames."""
+def pick_tracks(corpus, count: int, min_frames: int, split: str = "test") -> list[int]:
+    """The first `count` tracks of `split` that speak and last at least `min_frames` frames."""
     chosen = []
-    for i in corpus.split("test"):
+    for i in corpus.split(split):
         t = corpus.tracks[i]
         if t.negative or t.length < min_frames or not corpus.labels[t.frames].any():
             continue
@@ -115,7 +116,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=DEFAULT_SYNC_MODEL, help="a sync backend")
     parser.add_argument("--weights", default=None, help="local checkpoint of --model")
-    parser.add_argument("--tracks", type=int, default=40, help="test tracks, corpus order")
+    parser.add_argument("--tracks", type=int, default=40, help="tracks, corpus order")
+    parser.add_argument(
+        "--split",
+        choices=("test", "val"),
+        default="test",
+        help="identities: test (published numbers) or val (choosing between candidates)",
+    )
     parser.add_argument("--shifts", default="-15:15:1", help='"A:B:STEP" or a comma list')
     parser.add_argument("--min-frames", type=int, default=100)
     parser.add_argument("--corpus", type=Path, default=None, help="default: sync-light-asd's")
@@ -133,7 +140,7 @@ def main() -> None:
     timings = dict.fromkeys(("model", "shift", "matrix", "analyze"), 0.0)
     clock = time.perf_counter()
     corpus = find_corpus(args.corpus)
-    chosen = pick_tracks(corpus, args.tracks, args.min_frames)
+    chosen = pick_tracks(corpus, args.tracks, args.min_frames, args.split)
     if len(chosen) < 2:
         raise SystemExit("need at least two test tracks for the another-voice test")
     max_offset = max(abs(s) for s in shifts) + MARGIN
@@ -248,7 +255,8 @@ def main() -> None:
     print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
 
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"sync_sweep_{args.model}.json"
+    suffix = "" if args.split == "test" else f"_{args.split}"
+    path = args.out / f"sync_sweep_{args.model}{suffix}.json"
     config = {
         "model": args.model,
         "weights": args.weights,
