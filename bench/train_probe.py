@@ -47,9 +47,13 @@ def main() -> None:
     sampler = PackSampler(pack, "train", config.sample_config(), device)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.optim.lr)
 
+    half = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(config.precision)
+
     def step(i: int) -> float:
         batch = sampler(torch.Generator(device).manual_seed(i))
-        loss = window_loss(model, batch, config.sync, i)["loss"]
+        # As Lightning runs a mixed-precision config: autocast around the forward pass.
+        with torch.autocast(device.type, dtype=half, enabled=half is not None):
+            loss = window_loss(model, batch, config.sync, i)["loss"]
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()

@@ -330,6 +330,23 @@ def test_prepare_builds_the_sync_pack_and_trains_nothing(tmp_path, small_corpus)
     assert (tmp_path / "pack" / "pack.json").is_file() and not (tmp_path / "run").exists()
 
 
+@needs_shared
+def test_mixed_precision_run_exports_float32_weights(tmp_path, small_corpus):
+    from syncasd.models.icsyncnet import ICSyncNet
+
+    torch.manual_seed(0)
+    torch.save(ICSyncNet.from_config("cpu").state_dict(), tmp_path / "init.pt")
+    raw = _tiny_sync(tmp_path, small_corpus, precision="bf16-mixed")
+    raw["data"] = {**raw["data"], "pack": str(tmp_path / "pack")}
+    state = torch.load(train(TrainConfig.from_dict(raw), progress=False), weights_only=True)
+    init = torch.load(tmp_path / "init.pt", weights_only=True)
+    floats = [k for k, v in state.items() if v.is_floating_point()]
+    assert floats and all(state[k].dtype == torch.float32 for k in floats)
+    assert any(not torch.equal(state[k], init[k]) for k in floats)
+    with pytest.raises(InputError, match="precision is one of 32-true"):
+        TrainConfig.from_dict({**raw, "precision": "fp8"})
+
+
 def test_gpu_config_is_the_full_batch_recipe_on_a_pack():
     config = TrainConfig.load("ic-syncnet-gpu")
     samples = config.sample_config()

@@ -46,6 +46,7 @@ CONFIG_DIR = Path(__file__).with_name("configs")
 # Models with visual/audio embeddings and backend_logits.
 TRAINABLE = ("light-asd", "lr-asd", "light-talknet", "light-sync-talknet")
 SYNC_TRAINABLE = ("ic-syncnet", "light-syncnet")  # sync-nets: `train_sync.py`
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 
 
 @dataclass
@@ -110,6 +111,9 @@ class TrainConfig:
     val_tracks: int | None = None  # cap on validation tracks (None: all)
     seed: int = 0
     output: str = "runs/train"
+    # Lightning's precision: "32-true", or "bf16-mixed" to run the convolutions in bfloat16
+    # on a GPU (weights and the exported model.pt stay float32).
+    precision: str = "32-true"
 
     @classmethod
     def load(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
@@ -172,6 +176,10 @@ class TrainConfig:
             )
         if config.epochs < 1:
             raise InputError(f"{where}: epochs must be at least 1")
+        if config.precision not in PRECISIONS:
+            raise InputError(
+                f"{where}: precision is one of {', '.join(PRECISIONS)}, not {config.precision!r}"
+            )
         return config
 
     def sample_config(self):
@@ -661,6 +669,7 @@ def train(
         use_distributed_sampler=False,
         log_every_n_steps=max(1, min(50, steps // 4)),
         enable_model_summary=False,
+        precision=config.precision,
     )
     last = output / "last.ckpt"
     trainer.fit(task, datamodule=data, ckpt_path=str(last) if last.is_file() else None)
