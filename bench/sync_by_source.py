@@ -41,6 +41,7 @@ def main() -> int:
     args = parser.parse_args()
     backend = offset_backend(args.model, args.weights)
     k = backend.max_offset
+    window = syncacc.backend_window(backend)  # 5 for IC-SyncNet's five-image columns
     tracks = syncacc.corpus_tracks(syncacc.find_corpus(None), args.split)
     groups = defaultdict(list)
     for track, matrix, valid in syncacc.track_matrices(backend, tracks, min(LENGTHS), True):
@@ -49,7 +50,7 @@ def main() -> int:
     everything = [item for items in groups.values() for item in items]
     for name, items in [*sorted(groups.items()), ("all", everything)]:
         matrices, valids = zip(*items, strict=True)
-        acc = syncacc.sync_accuracy(matrices, valids, LENGTHS, window=1).accuracy
+        acc = syncacc.sync_accuracy(matrices, valids, LENGTHS, window=window).accuracy
         offsets = [track_offset(m, v, k) for m, v in items]
         common = ", ".join(f"{o:+d} ({c})" for o, c in Counter(offsets).most_common(4))
         within = 100 * np.mean(np.abs(offsets) <= syncacc.TOLERANCE)
