@@ -142,7 +142,7 @@ def main() -> None:
     corpus = find_corpus(args.corpus)
     chosen = pick_tracks(corpus, args.tracks, args.min_frames, args.split)
     if len(chosen) < 2:
-        raise SystemExit("need at least two test tracks for the another-voice test")
+        raise SystemExit("need at least two tracks for the another-voice test")
     max_offset = max(abs(s) for s in shifts) + MARGIN
     reach = max_offset + (max(abs(s) for s in shifts) if args.method == "rows" else 0)
     backend = offset_backend(args.model, args.weights, max_offset=reach, device=args.device)

@@ -22,7 +22,6 @@ import torch
 import yaml
 
 from syncasd.data.syncpack import PackSampler, pack_sync_accuracy
-from syncasd.models import get_spec
 from syncasd.train import TrainConfig, initial_model, resolve_config
 from syncasd.train_sync import open_pack, window_loss
 
@@ -38,12 +37,11 @@ def main() -> None:
     config = TrainConfig.load(args.config)
     if not config.data.pack:
         parser.error(f"{args.config} has no data.pack: the probe times pack runs")
-    t0 = time.perf_counter()
-    pack = open_pack(config, get_spec(config.model).builder().dims, progress=False)
-    print(f"pack: {time.perf_counter() - t0:.1f} s", flush=True)
-
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = initial_model(config).to(device).train()
+    t0 = time.perf_counter()
+    pack = open_pack(config, model.dims, progress=False)
+    print(f"pack: {time.perf_counter() - t0:.1f} s", flush=True)
     sampler = PackSampler(pack, "train", config.sample_config(), device)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.optim.lr)
 

@@ -297,8 +297,7 @@ def train(
     try:
         cfg = TrainConfig.load(config, overrides)
         if prepare:
-            for folder in build_data(cfg, progress=progress):
-                typer.echo(str(folder))
+            typer.echo(str(build_data(cfg, progress=progress)))
             return
         weights = run(
             cfg,

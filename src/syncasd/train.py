@@ -57,7 +57,7 @@ class DataConfig:
     # An AVA-ActiveSpeaker folder as TalkNet's preprocessing lays it out (syncasd.data.ava):
     # its train and val splits replace clips and split; default corpus: corpus/ava-<path key>.
     ava: str | None = None
-    # IC-SyncNet: a sync pack folder (`data/syncpack.py`: mouths and log-mel only, ~40 MB for
+    # IC-SyncNet: a sync pack folder (`data/syncpack.py`: mouths and log-mel only, 48 MB for
     # ../shared/data), built from the corpus on first use and read instead of it after that,
     # e.g. on a GPU machine that has the pack but not the corpus. Batches are cut on the device.
     pack: str | None = None
@@ -600,17 +600,16 @@ def export_weights(checkpoint: str | Path, out: str | Path) -> Path:
     return out
 
 
-def prepare(config: TrainConfig, progress: bool = True) -> list[Path]:
-    """Build what a run reads, and stop: the corpus and, for a `data.pack` config, the sync
-    pack (e.g. on a CPU machine, before carrying the pack to a GPU one). Returns their folders."""
+def prepare(config: TrainConfig, progress: bool = True) -> Path:
+    """Build what a run reads, and stop; returns its folder: the sync pack of a `data.pack`
+    config (the corpus too, if the pack must be built from it; e.g. on a CPU machine before
+    carrying the pack to a GPU one), else the corpus."""
     if config.data.pack:
         from .models import get_spec
-        from .train_sync import open_pack
+        from .train_sync import build_pack
 
-        open_pack(config, get_spec(config.model).builder().dims, progress)
-        return [Path(config.data.pack)]
-    corpus = open_corpus(config, progress)
-    return [Path(corpus.root)]
+        return build_pack(config, get_spec(config.model).builder().dims, progress)
+    return Path(open_corpus(config, progress).root)
 
 
 def train(

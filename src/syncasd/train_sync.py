@@ -165,12 +165,11 @@ class _StepKeys:
         return {"step": np.array([epoch, index])}
 
 
-def open_pack(config, dims, progress: bool = True):
-    """The config's sync pack: read if saved, else built from the corpus, saved and read back
-    (so a run trains on the decoded mouths whichever way the pack came)."""
+def build_pack(config, dims, progress: bool = True):
+    """The folder of the config's sync pack, built from the corpus and saved if missing."""
     from pathlib import Path
 
-    from .data.syncpack import SyncPack, build_sync_pack
+    from .data.syncpack import build_sync_pack
     from .train import open_corpus
 
     folder = Path(config.data.pack)
@@ -178,7 +177,15 @@ def open_pack(config, dims, progress: bool = True):
         corpus = open_corpus(config, progress)
         log.info("building the sync pack in %s", folder)
         build_sync_pack(corpus, dims, progress=progress).save(folder)
-    return SyncPack.load(folder)
+    return folder
+
+
+def open_pack(config, dims, progress: bool = True):
+    """The config's sync pack, read from its folder even right after building it, so a run
+    trains on the decoded mouths whichever way the pack came."""
+    from .data.syncpack import SyncPack
+
+    return SyncPack.load(build_pack(config, dims, progress))
 
 
 def build_sync_task(config, progress: bool = True):
@@ -289,4 +296,11 @@ def build_sync_task(config, progress: bool = True):
     return SyncTask(), data_module(maker, steps), steps
 
 
-__all__ = ["build_sync_task", "open_pack", "segment_loss", "track_offsets", "window_loss"]
+__all__ = [
+    "build_pack",
+    "build_sync_task",
+    "open_pack",
+    "segment_loss",
+    "track_offsets",
+    "window_loss",
+]

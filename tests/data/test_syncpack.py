@@ -106,6 +106,13 @@ def test_saved_pack_reads_back_with_the_mouths_within_two_grey_levels(pack, tmp_
         assert np.array_equal(getattr(back, name), getattr(pack, name))
     with pytest.raises(InputError, match="not a sync pack"):
         SyncPack.load(tmp_path)
+    # A video that does not hold the pack's frames, fewer or more, is refused.
+    meta_path = tmp_path / "pack" / "pack.json"
+    meta = json.loads(meta_path.read_text())
+    for frames, said in ((meta["frames"] + 1, "150 frames"), (meta["frames"] - 1, "150\\+")):
+        meta_path.write_text(json.dumps({**meta, "frames": frames}))
+        with pytest.raises(InputError, match=f"{said}.* decoded, the pack has {frames}"):
+            SyncPack.load(tmp_path / "pack")
 
 
 def _plain(**changes) -> SyncSampleConfig:

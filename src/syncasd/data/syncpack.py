@@ -19,7 +19,6 @@ processes, no per-sample Python, which is what lets a GPU run thousands of batch
 from __future__ import annotations
 
 import json
-import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,18 +29,15 @@ import torch
 from torch.nn import functional as F
 
 from ..atomic import atomic_path
-from ..audio import MEL_SILENCE, MEL_WINDOW_COLUMNS, log_mel
+from ..audio import MEL_CONTEXT, MEL_SILENCE, MEL_WINDOW_COLUMNS, log_mel
 from ..errors import InputError
 from ..models.icsyncnet import HALF, IMAGES, ICSyncNetDims, mouth_crops
-from .syncpairs import SyncSampleConfig
-
-log = logging.getLogger("syncasd")
+from .syncpairs import SyncSampleConfig, window_centres
 
 PAD_FRAMES = 20  # silence around each track's audio: ICSyncOffsets(max_offset=15).pad
 SPLITS = ("train", "val", "test")
 _MEL_RANGE = 8.0  # log-mel values lie in [MEL_SILENCE, MEL_SILENCE + 8] = [−4, 4]
 _DB_PER_UNIT = 12.5  # dB per unit of the normalised log-mel (100 dB over 8 units)
-_COLUMNS = ("first_frame", "frames", "first_column", "columns", "split")
 
 
 def quantise_mel(mel: np.ndarray) -> np.ndarray:
@@ -111,20 +107,27 @@ class SyncPack:
             arrays = np.load(folder / "pack.npz")
         except (OSError, ValueError) as e:
             raise InputError(f"{folder}: not a sync pack ({e})") from None
+        # Decoded into one array: a list of OpenCV's 3-channel frames would hold 3× the pack.
+        frames, decoded = meta["frames"], 0
+        mouths = None
         capture = cv2.VideoCapture(str(folder / "mouths.mp4"))
-        images = []
-        while True:
+        while decoded <= frames:
             ok, image = capture.read()
             if not ok:
                 break
-            images.append(image[:, :, 0])
+            if mouths is None:
+                mouths = np.empty((frames, *image.shape[:2]), np.uint8)
+            if decoded < frames:
+                mouths[decoded] = image[:, :, 0]
+            decoded += 1
         capture.release()
-        if len(images) != meta["frames"]:
+        if decoded != frames:
             raise InputError(
-                f"{folder}/mouths.mp4: {len(images)} frames decoded, the pack has {meta['frames']}"
+                f"{folder}/mouths.mp4: {decoded}{'+' if decoded > frames else ''} frames "
+                f"decoded, the pack has {frames}"
             )
         return cls(
-            np.stack(images),
+            mouths,
             arrays["labels"],
             arrays["mel"],
             arrays["tracks"],
@@ -197,11 +200,7 @@ class PackSampler:
         rows = pack.tracks[pack.split(split)]
         centres, owners = [], []
         for row, (first, n, *_rest) in zip(pack.split(split), rows, strict=True):
-            speaking = pack.labels[first : first + n]
-            if n < IMAGES:
-                continue
-            whole = np.lib.stride_tricks.sliding_window_view(speaking, IMAGES).all(axis=1)
-            local = np.flatnonzero(whole) + HALF
+            local = window_centres(pack.labels[first : first + n])
             centres.append(local)
             owners.append(np.full(len(local), row))
         if not centres or sum(len(c) for c in centres) < config.batch:
@@ -247,7 +246,7 @@ class PackSampler:
         # audio.mel_window_start of the images starting at frame local − 2 + k of the padded
         # track: floor(3.2·s) − 8, in integers.
         start = local[:, None] - HALF + offsets + self.pad
-        column = track[:, 2:3] + torch.div(16 * start, 5, rounding_mode="floor") - 8
+        column = track[:, 2:3] + torch.div(16 * start, 5, rounding_mode="floor") - MEL_CONTEXT
         cols = column[..., None] + torch.arange(MEL_WINDOW_COLUMNS, device=dev)  # (B, 1+h, 32)
         mel = dequantise_mel(self.mel[:, cols]).permute(1, 2, 0, 3)  # (B, 1 + h, 80, 32)
         return {"mouths": mouths, "mel": self._augment_audio(mel, uniform)}

@@ -36,17 +36,24 @@ class SyncSampleConfig:
     white_snr_db: tuple[float, float] = (10.0, 40.0)
 
 
+def window_centres(labels: np.ndarray) -> np.ndarray:
+    """The frames of one track whose five-image window lies inside it and is labelled
+    speaking throughout."""
+    labels = np.asarray(labels, bool)
+    if len(labels) < IMAGES:
+        return np.zeros(0, np.int64)
+    window = np.lib.stride_tricks.sliding_window_view(labels, IMAGES).all(axis=1)
+    return np.flatnonzero(window) + HALF
+
+
 def speaking_centres(corpus: Corpus, tracks: list[int]) -> np.ndarray:
-    """(n, 2) int64 rows (track, frame) of every frame whose five-image window lies inside
-    its track and is labelled speaking throughout."""
+    """(n, 2) int64 rows (track, frame) of every `window_centres` frame of the tracks."""
     rows = []
     for i in tracks:
         t = corpus.tracks[i]
-        if t.negative or t.length < IMAGES:
+        if t.negative:
             continue
-        labels = np.asarray(corpus.labels[t.frames], bool)
-        window = np.lib.stride_tricks.sliding_window_view(labels, IMAGES).all(axis=1)
-        frames = np.flatnonzero(window) + HALF
+        frames = window_centres(corpus.labels[t.frames])
         rows.append(np.stack([np.full(len(frames), i), frames], axis=1))
     return np.concatenate(rows) if rows else np.zeros((0, 2), np.int64)
 
