@@ -42,9 +42,9 @@ from pathlib import Path
 import numpy as np
 
 from syncasd.defaults import DEFAULT_SYNC_MODEL
+from syncasd.timebase import SAMPLES_PER_FRAME
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLES_PER_FRAME = 640
 MARGIN = 5  # frames of search range beyond the largest shift
 
 

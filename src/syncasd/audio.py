@@ -8,11 +8,10 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-# 100 MFCC rows per second: 4 rows per 25 fps video frame.
-ROWS_PER_FRAME = 4
+from .timebase import SAMPLE_RATE, SAMPLES_PER_FRAME
 
 
-def mfcc(audio: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
+def mfcc(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """13 MFCCs per 10 ms exactly as the TalkNet family computes them: (rows, 13) float64.
 
     python_speech_features defaults on unnormalised int16 samples (25 ms window, 26 filters,
@@ -34,7 +33,6 @@ def is_silent(audio: np.ndarray, peak: int = 16) -> bool:
 
 # Silero VAD scores 512-sample windows (32 ms at 16 kHz).
 VAD_WINDOW = 512
-SAMPLES_PER_FRAME = 640  # 16 kHz / 25 fps
 
 
 @lru_cache(maxsize=1)
@@ -61,7 +59,7 @@ def _vad_window_probs(audio: np.ndarray) -> np.ndarray:
     if audio.size < VAD_WINDOW:
         return np.zeros(0, np.float32)
     x = torch.from_numpy(audio.astype(np.float32) / 32768.0)
-    return _silero().audio_forward(x, 16000)[0].numpy()
+    return _silero().audio_forward(x, SAMPLE_RATE)[0].numpy()
 
 
 def speech_probability(audio: np.ndarray) -> np.ndarray:
@@ -158,7 +156,7 @@ def _mel_filterbank(sample_rate: int) -> np.ndarray:
     return weights
 
 
-def log_mel(audio_int16: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
+def log_mel(audio_int16: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """The normalised log-mel spectrogram IC-SyncNet reads: (80, 1 + N // 200) float32.
 
     Recipe (Wav2Lip's `audio.melspectrogram`, used by VocaLiST; the IC-SyncNet paper gives only
@@ -176,7 +174,7 @@ def log_mel(audio_int16: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
     audio = np.asarray(audio_int16)
     if audio.ndim != 1:
         raise ValueError(f"expected mono samples (N,), got shape {audio.shape}")
-    if sample_rate != 16000:
+    if sample_rate != SAMPLE_RATE:
         # The window, hop and the 3.2 columns per frame are all defined at 16 kHz.
         raise ValueError(f"log_mel expects 16 kHz audio, got {sample_rate} Hz")
     n_cols = 1 + audio.size // MEL_HOP

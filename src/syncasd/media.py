@@ -14,10 +14,7 @@ import av
 import numpy as np
 
 from .errors import MediaError
-
-SAMPLE_RATE = 16000
-MODEL_FPS = 25
-SAMPLES_PER_FRAME = SAMPLE_RATE // MODEL_FPS  # 640
+from .timebase import MODEL_FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 
 
 @dataclass(frozen=True)
@@ -84,8 +81,8 @@ def read_audio(
 ) -> np.ndarray:
     """Decode the first audio stream to 16 kHz mono int16, aligned to the video's time origin.
 
-    Sample n lies at time `start + n / 16000`. Raises MediaError if there is no audio stream or
-    it cannot be decoded.
+    Sample n lies at time `start + n / SAMPLE_RATE`. Raises MediaError if there is no audio
+    stream or it cannot be decoded.
     """
     if origin is None:
         origin = probe(path).origin
@@ -243,6 +240,4 @@ __all__ = [
     "read_audio",
     "iter_frames",
     "model_frame_count",
-    "SAMPLE_RATE",
-    "MODEL_FPS",
 ]

@@ -36,10 +36,11 @@ import torch
 from scipy.special import expit
 from torch import nn
 
-from .audio import ROWS_PER_FRAME, SAMPLES_PER_FRAME, mfcc
+from .audio import mfcc
 from .errors import InputError
 from .faces.crop import CROP_SIZE
 from .syncmap import clipped_logit
+from .timebase import ROWS_PER_FRAME, SAMPLES_PER_FRAME
 
 DEFAULT_MAX_OFFSET = 15  # frames (±600 ms): syncnet_python's default search range
 MAX_MAX_OFFSET = 100  # frames (±4 s): beyond this the audio has little to do with the lips

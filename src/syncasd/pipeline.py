@@ -36,6 +36,7 @@ from .models.onnx import to_ort
 from .models.zoo import cache_dir
 from .results import Result, Track, speaking_turns
 from .scoring import ChunkScorer, DemoScorer
+from .timebase import MODEL_FPS
 
 log = logging.getLogger("syncasd")
 
@@ -224,7 +225,7 @@ class Detector:
             self._speech = speech_frames(audio)
         n_audio_frames = media.model_frame_count(len(audio))
         if o.duration is not None:
-            n_audio_frames = min(n_audio_frames, int(round(o.duration * media.MODEL_FPS)))
+            n_audio_frames = min(n_audio_frames, int(round(o.duration * MODEL_FPS)))
         timings["audio"] = time.perf_counter() - clock
 
         if o.faces_csv is not None:
@@ -256,7 +257,7 @@ class Detector:
                 "audio_codec": info.audio_codec,
             },
             "timings_s": {k: round(v, 3) for k, v in timings.items()},
-            "real_time_factor": round((n_frames / media.MODEL_FPS) / timings["total"], 3)
+            "real_time_factor": round((n_frames / MODEL_FPS) / timings["total"], 3)
             if timings["total"] > 0
             else None,
         }
@@ -272,7 +273,7 @@ class Detector:
     @property
     def window(self) -> int:
         """`--window` in model frames (at least 60): the chunk scorer's and sync's window."""
-        return max(int(round(self.options.window * media.MODEL_FPS)), 60)
+        return max(int(round(self.options.window * MODEL_FPS)), 60)
 
     def _new_scorer(self, features: np.ndarray, start: int) -> ChunkScorer | DemoScorer:
         o = self.options
@@ -522,7 +523,7 @@ def read_face_csv(
                 videos.add(row[0])
                 if row[0] != video_id:
                     continue
-                k = int(round((float(row[1]) - start) * media.MODEL_FPS))
+                k = int(round((float(row[1]) - start) * MODEL_FPS))
                 if k < 0 or (n_limit is not None and k >= n_limit):
                     continue
                 box = np.array([float(v) for v in row[2:6]]) * [width, height, width, height]

@@ -14,7 +14,8 @@ from tqdm import tqdm
 
 from .atomic import atomic_path
 from .errors import MediaError
-from .results import MODEL_FPS, Result, Track
+from .results import Result, Track
+from .timebase import MODEL_FPS
 
 __all__ = ["render_video"]
 

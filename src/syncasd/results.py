@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .atomic import atomic_write
-from .media import MODEL_FPS
+from .timebase import MODEL_FPS
 
 if TYPE_CHECKING:
     from .syncmap import TrackSync

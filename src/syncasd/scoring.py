@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .audio import ROWS_PER_FRAME
 from .models.onnx import OrtModel
+from .timebase import ROWS_PER_FRAME
 
 DEMO_DURATIONS = (1, 2, 3, 4, 5, 6)  # seconds; the peers' {1,1,1,2,2,2,3,3,4,5,6} is a set
 

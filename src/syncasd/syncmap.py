@@ -49,9 +49,7 @@ from scipy.special import expit, logit
 
 from .atomic import atomic_path
 from .errors import InputError
-
-FPS = 25  # the model timeline (media.MODEL_FPS); not imported to keep this module numpy-only
-MS_PER_FRAME = 1000.0 / FPS  # 40 ms
+from .timebase import MODEL_FPS
 
 # Probabilities are clipped before the logit so that a backend's exact 0 or 1 stays finite.
 EPS = 1e-6
@@ -442,7 +440,7 @@ def analyze_track(
     *,
     speech: np.ndarray | None = None,
     params: SyncParams = DEFAULTS,
-    fps: float = FPS,
+    fps: float = MODEL_FPS,
 ) -> TrackSync:
     """Offset, confidence, App. E metrics, App. D speaking mask and the verdict for one track.
 
@@ -487,7 +485,7 @@ def plot_offset_map(
     *,
     offset: int | None = None,
     speaking: np.ndarray | None = None,
-    fps: float = FPS,
+    fps: float = MODEL_FPS,
     figsize: tuple[float, float] = (10.0, 4.0),
     dpi: int = 100,
 ) -> Path:

@@ -34,6 +34,7 @@ from .models import get_spec
 from .offsets import DEFAULT_MAX_OFFSET, offset_backend
 from .pipeline import Detector
 from .syncmap import DEFAULTS, SyncParams, TrackSync, VideoSync, analyze_track
+from .timebase import MODEL_FPS
 
 log = logging.getLogger("syncasd")
 
@@ -179,9 +180,9 @@ class SyncAnalyzer:
         frames of it come before model frame 0."""
         o = self.detector.options
         k = self.backend.max_offset + 5
-        lead = min(k, int(np.floor(o.start * media.MODEL_FPS + 1e-6)))
-        begin = o.start - lead / media.MODEL_FPS
-        length = None if o.duration is None else o.duration + (lead + k) / media.MODEL_FPS
+        lead = min(k, int(np.floor(o.start * MODEL_FPS + 1e-6)))
+        begin = o.start - lead / MODEL_FPS
+        length = None if o.duration is None else o.duration + (lead + k) / MODEL_FPS
         origin = media.probe(path).origin
         return media.read_audio(path, begin, length, origin=origin), lead
 
@@ -261,7 +262,7 @@ def _remux_shifted(
     rate = a_in.codec_context.sample_rate
     layout = a_in.codec_context.layout.name
     channels = a_in.codec_context.layout.nb_channels
-    delay = int(round(frames * rate / media.MODEL_FPS))  # samples; > 0: audio later
+    delay = int(round(frames * rate / MODEL_FPS))  # samples; > 0: audio later
     try:
         out = av.open(str(tmp), "w")
     except ValueError:  # PyAV: no container format for this suffix

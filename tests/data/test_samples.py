@@ -3,8 +3,9 @@
 import numpy as np
 from conftest import needs_shared
 
-from syncasd.audio import SAMPLES_PER_FRAME, mfcc
+from syncasd.audio import mfcc
 from syncasd.data.samples import BatchMaker, SampleConfig, augment_crops
+from syncasd.timebase import SAMPLES_PER_FRAME
 
 pytestmark = needs_shared
 

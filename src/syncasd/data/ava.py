@@ -42,7 +42,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..faces.crop import face_crop
-from ..media import MODEL_FPS, SAMPLE_RATE
+from ..timebase import MODEL_FPS, SAMPLE_RATE
 from .corpus import Corpus, CorpusWriter
 from .labelled import LabelledTrack, nearest, track_audio
 

@@ -16,8 +16,7 @@ import av
 import numpy as np
 
 from ..atomic import atomic_path
-
-SAMPLE_RATE = 16000
+from ..timebase import SAMPLE_RATE
 
 Rect = tuple[float, float, float, float]
 

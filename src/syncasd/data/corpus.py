@@ -26,8 +26,8 @@ from types import TracebackType
 import numpy as np
 
 from ..atomic import atomic_path, atomic_write
-from ..audio import SAMPLES_PER_FRAME
 from ..errors import SyncASDError
+from ..timebase import SAMPLES_PER_FRAME
 from .labelled import LabelledTrack, tracks_from_clips
 from .splits import Split, identity_of
 

@@ -28,9 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import SAMPLES_PER_FRAME, speech_frames
+from ..audio import speech_frames
 from ..errors import InputError, SyncASDError
 from ..evaluate.ava_map import POSITIVE
+from ..timebase import MODEL_FPS, SAMPLES_PER_FRAME
 
 log = logging.getLogger("syncasd")
 
@@ -236,9 +237,8 @@ def frames_from_intervals(
             merged[-1][1] = max(merged[-1][1], b)
         else:
             merged.append([a, b])
-    from .. import media  # PyAV: imported where a video is read
 
-    centres = (np.arange(n) + 0.5) / media.MODEL_FPS
+    centres = (np.arange(n) + 0.5) / MODEL_FPS
     out = np.zeros(n, bool)
     for a, b in merged:
         out[(centres >= a) & (centres < b)] = True

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..audio import SAMPLES_PER_FRAME, mfcc
+from ..audio import mfcc
+from ..timebase import SAMPLES_PER_FRAME
 from .corpus import Corpus
 
 # python_speech_features: 25 ms windows every 10 ms; 4 rows per frame need 4·640 − 160 + 400

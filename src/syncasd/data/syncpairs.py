@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..audio import SAMPLES_PER_FRAME, log_mel, mel_window
+from ..audio import log_mel, mel_window
 from ..models.icsyncnet import HALF, IMAGES, ICSyncNetDims, mouth_crops
+from ..timebase import SAMPLES_PER_FRAME
 from .corpus import Corpus
 from .samples import augment_crops, gain_and_noise, mfcc_rows, track_audio
 

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..audio import SAMPLES_PER_FRAME
+from ..timebase import SAMPLES_PER_FRAME
 from .labelled import LabelledTrack
 
 # The smallest shift, in whole frames: 4 frames = 160 ms > 125 ms. A circular shift by k frames

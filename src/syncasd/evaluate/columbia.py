@@ -36,8 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..media import MODEL_FPS
 from ..scoring import demo_smoothing
+from ..timebase import MODEL_FPS
 from .report import Report
 
 LABEL_FPS = 29.97

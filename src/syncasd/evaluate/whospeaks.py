@@ -36,6 +36,7 @@ from ..data.compose import Rect, _Clip, compose_side_by_side
 from ..data.labelled import clip_labels
 from ..data.splits import Split, identity_of
 from ..errors import InputError
+from ..timebase import MODEL_FPS
 from .report import Report
 from .tracks import pooled_map
 
@@ -63,8 +64,8 @@ def scene_labels(
     if not 0 <= heard < n_faces:
         raise ValueError(f"heard face {heard} out of range for {n_faces} faces")
     heard_labels = np.asarray(heard_labels, bool)
-    t = np.mod((np.arange(n_frames) + 0.5) / media.MODEL_FPS, loop_s)
-    index = np.floor(t * media.MODEL_FPS).astype(int)
+    t = np.mod((np.arange(n_frames) + 0.5) / MODEL_FPS, loop_s)
+    index = np.floor(t * MODEL_FPS).astype(int)
     inside = index < len(heard_labels)
     voiced = np.zeros(n_frames, bool)
     voiced[inside] = heard_labels[index[inside]]
@@ -273,7 +274,7 @@ class WhoSpeaksTest:
             )
             with atomic_write(meta) as f:  # after the video: a sidecar vouches for it
                 json.dump({"clips": [str(c) for c in clips], "heard": heard, "rects": rects}, f)
-        n_frames = round(duration * media.MODEL_FPS)
+        n_frames = round(duration * MODEL_FPS)
         labels = scene_labels(
             self._clip_labels(clips[heard]), sources[heard].duration, n_frames, len(clips), heard
         )

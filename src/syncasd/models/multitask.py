@@ -43,8 +43,9 @@ import torch
 from torch import nn
 
 from ..losses import euclidean_contrastive_loss, frame_cross_entropy
+from ..timebase import ROWS_PER_FRAME
 from .layers import VIDEO_MEAN, VIDEO_STD, ASDModel
-from .rothnet import ROWS_PER_FRAME, align_lengths, init_conv_bn, mfcc_windows
+from .rothnet import align_lengths, init_conv_bn, mfcc_windows
 
 AUDIO_CONTEXT = 2  # frames either side: 5 frames × 4 rows = 20 audio frames per video frame
 

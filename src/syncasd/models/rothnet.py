@@ -32,10 +32,9 @@ import torch
 from torch import nn
 
 from ..losses import CrossModalLoss, cross_modal_contrastive_loss, frame_cross_entropy
+from ..timebase import ROWS_PER_FRAME
 from .layers import VIDEO_MEAN, VIDEO_STD, ASDModel, Head
 
-# 100 MFCC rows per second at 25 fps.
-ROWS_PER_FRAME = 4
 WINDOW = 11  # frames per RothNet window
 HALF = WINDOW // 2  # 5 frames either side of the centre frame
 

@@ -43,10 +43,10 @@ import torch.nn.functional as F
 from scipy.signal import medfilt
 from torch import nn
 
+from ..timebase import ROWS_PER_FRAME, SAMPLES_PER_FRAME
+
 FRAMES_PER_WINDOW = 5
-MFCC_ROWS_PER_FRAME = 4  # 100 MFCC rows/s vs 25 video frames/s
 MFCC_ROWS_PER_WINDOW = 20
-SAMPLES_PER_FRAME = 640  # 16 kHz / 25 fps
 DEFAULT_VSHIFT = 15  # ±15 frames (±0.6 s), demo_syncnet.py's default
 DEFAULT_BATCH_SIZE = 20
 FRAMEWISE_KERNEL = 9
@@ -182,10 +182,10 @@ def mfcc_windows(mfcc: np.ndarray, starts: Sequence[int]) -> torch.Tensor:
     if mfcc.ndim != 2 or mfcc.shape[1] != 13:
         raise ValueError(f"mfcc must be (rows, 13), got {mfcc.shape}")
     starts = list(starts)
-    last = max(starts, default=0) * MFCC_ROWS_PER_FRAME + MFCC_ROWS_PER_WINDOW
+    last = max(starts, default=0) * ROWS_PER_FRAME + MFCC_ROWS_PER_WINDOW
     if starts and (min(starts) < 0 or last > len(mfcc)):
         raise ValueError(f"a window runs past the {len(mfcc)} MFCC rows")
-    index = np.asarray(starts, dtype=np.int64)[:, None] * MFCC_ROWS_PER_FRAME + np.arange(
+    index = np.asarray(starts, dtype=np.int64)[:, None] * ROWS_PER_FRAME + np.arange(
         MFCC_ROWS_PER_WINDOW
     )
     windows = mfcc[index].transpose(0, 2, 1)[:, None]  # (B, 1, 13, 20)
