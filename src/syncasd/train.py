@@ -57,7 +57,7 @@ class DataConfig:
     # An AVA-ActiveSpeaker folder as TalkNet's preprocessing lays it out (syncasd.data.ava):
     # its train and val splits replace clips and split; default corpus: corpus/ava-<path key>.
     ava: str | None = None
-    # IC-SyncNet: a sync pack folder (`data/syncpack.py`: mouths and log-mel only, 48 MB for
+    # IC-SyncNet: a sync pack folder (`data/syncpack.py`: mouths and log-mel only, 44 MB for
     # ../shared/data), built from the corpus on first use and read instead of it after that,
     # e.g. on a GPU machine that has the pack but not the corpus. Batches are cut on the device.
     pack: str | None = None

@@ -15,6 +15,8 @@ from syncasd.data.syncpack import (
     SyncPack,
     build_sync_pack,
     dequantise_mel,
+    mel_from_steps,
+    mel_steps,
     pack_matrices,
     quantise_mel,
 )
@@ -91,6 +93,13 @@ def test_pack_holds_the_mouths_labels_and_padded_spectrogram_of_each_speaking_tr
     assert np.array_equal(pack.mel[:, column : column + columns], quantise_mel(padded))
 
 
+def test_mel_steps_wrap_and_come_back_exactly():
+    mel = np.array([[0, 255, 3, 3, 250], [7, 0, 0, 128, 1]], np.uint8)
+    steps = mel_steps(mel)
+    assert steps.tolist() == [[0, 255, 4, 0, 247], [7, 249, 0, 128, 129]]
+    assert np.array_equal(mel_from_steps(steps), mel)
+
+
 def test_saved_pack_reads_back_with_the_mouths_within_two_grey_levels(pack, tmp_path):
     pack.save(tmp_path / "pack")
     assert sorted(p.name for p in (tmp_path / "pack").iterdir()) == [
@@ -104,6 +113,10 @@ def test_saved_pack_reads_back_with_the_mouths_within_two_grey_levels(pack, tmp_
     assert error.mean() < 2.0 and abs((back.mouths.astype(int) - pack.mouths).mean()) < 0.5
     for name in ("labels", "mel", "tracks"):
         assert np.array_equal(getattr(back, name), getattr(pack, name))
+    # The spectrogram is stored as its steps along time, and read back exactly.
+    with np.load(tmp_path / "pack" / "pack.npz") as stored:
+        assert sorted(stored.files) == ["labels", "mel_steps", "tracks"]
+        assert np.array_equal(np.cumsum(stored["mel_steps"], axis=1, dtype=np.uint8), pack.mel)
     with pytest.raises(InputError, match="not a sync pack"):
         SyncPack.load(tmp_path)
     # A video that does not hold the pack's frames, fewer or more, is refused.
