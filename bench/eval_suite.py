@@ -14,7 +14,9 @@ Protocols: the unsynchronization test (mAP at 0-100 % mismatched / misaligned), 
 (silenced audio, lips masked) with the VAD × lip-movement baseline, dubbed-video detection
 (a seeded third of the speaking clips dubbed: their voices replaced by others', labels kept, as
 annotators label dubbed films; clips ranked by TPR), and who-speaks (2 and 3 test-identity
-faces side by side under one face's voice, through the whole pipeline). Reports go to
+faces side by side under one face's voice, through the whole pipeline) and its conversations
+(8 s scenes whose voice passes to the next face every 2 s, each face heard in its own voice
+during its turns). Reports go to
 bench/results/eval/, and the summary table printed last is the README's.
 
     python bench/eval_suite.py [--quick]   # --quick: 1 clip per identity, 2 models, 4 scenes
@@ -56,6 +58,7 @@ MODELS = {
     "lr-asd.talkset": WEIGHTS / "lr_asd_talkset.model",
 }
 SEED = 0
+TURN_S = 2.0  # conversation scenes: seconds per turn
 # Folders whose every test clip is taken; elsewhere the first CLIPS_PER_IDENTITY per identity.
 WHOLE = ("grid", "lrs2", "liveportrait")
 
@@ -121,12 +124,14 @@ def main() -> int:
     # were chosen on.
     per_identity = 1 if args.quick else 3 if args.split == "test" else 10**6
     tracks = material(per_identity, args.split)
+    scene_clips = Split.load().clips(CLIPS, args.split)
+    n_scenes = 2 if args.quick else 10
     scenes = whospeaks.WhoSpeaksTest(
-        Split.load().clips(CLIPS, args.split),
-        scenes=2 if args.quick else 10,
-        seed=SEED,
-        duration=4.0,
-        part=args.split,
+        scene_clips, scenes=n_scenes, seed=SEED, duration=4.0, part=args.split
+    )
+    # Conversations: the voice passes to the next face every 2 s, each face in its own voice.
+    talks = whospeaks.WhoSpeaksTest(
+        scene_clips, scenes=n_scenes, seed=SEED, duration=8.0, part=args.split, turn=TURN_S
     )
     n_frames = sum(len(t) for t in tracks)
     n_pos = sum(int(t.labels.sum()) for t in tracks)
@@ -147,7 +152,7 @@ def main() -> int:
     summary = []
     unsync_results, ablation_results, dubbing_reports = [], [], []
     specs = {name: f"{name}={path}" if path else name for name, path in models.items()}
-    who_results = []
+    who_results, talk_results = [], []
     for name, scorer in scorers:
         t1 = time.perf_counter()
         original = score_tracks(scorer, tracks)  # shared by both protocols
@@ -159,8 +164,10 @@ def main() -> int:
         ranked = dubbing.video_tprs(videos, labels, np.concatenate(scores) >= 0.5)
         sep = dubbing.separation(ranked, dubbed)
         who = scenes.run(specs[name], name) if name in specs else None
+        talk = talks.run(specs[name], name) if name in specs else None
         if who is not None:
             who_results.append(who)
+            talk_results.append(talk)
         unsync_results.append(u)
         ablation_results.append(a)
         dubbing_reports.append((name, ranked))
@@ -176,6 +183,8 @@ def main() -> int:
                 sep["auroc"],
                 100 * who.share_all if who else float("nan"),
                 who.map_all if who else float("nan"),
+                100 * talk.share_all if talk else float("nan"),
+                talk.map_all if talk else float("nan"),
             ]
         )
         print(f"{name}: {summary[-1][1:]} ({time.perf_counter() - t1:.0f} s)", flush=True)
@@ -183,6 +192,7 @@ def main() -> int:
     unsync.report(test, unsync_results).save(out / "unsync")
     ablations.report(tracks, ablation_results).save(out / "ablate")
     whospeaks.report(scenes, who_results).save(out / "whospeaks")
+    whospeaks.report(talks, talk_results).save(out / "conversation")
     for name, ranked in dubbing_reports:
         slug = name.replace(" ", "_").replace("×", "x")
         dubbing.report(ranked, name, dubbed).save(out / "dubbing" / slug)
@@ -197,13 +207,16 @@ def main() -> int:
         "dubbed-video AUROC",
         "who-speaks heard first %",
         "who-speaks mAP",
+        "conversation heard first %",
+        "conversation mAP",
     ]
     r = Report(f"Evaluation suite on ../shared/data, {args.split} identities")
     r.text(
         f"{len(tracks)} face tracks, {n_frames} frames, {n_pos / n_frames:.1%} labelled speaking; "
         f"seed {SEED}; {len(dubbed)} clips dubbed for the dubbing test. Details: "
         "[unsync](unsync/report.md), [ablations](ablate/report.md), "
-        "[who-speaks](whospeaks/report.md), dubbing/<model>/report.md."
+        "[who-speaks](whospeaks/report.md), [conversation](conversation/report.md), "
+        "dubbing/<model>/report.md."
     )
     r.table(headers, summary)
     path = r.save(out)

@@ -567,13 +567,20 @@ def eval_whospeaks(
         float | None, typer.Option(help="Scene length (s); default: its shortest clip.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for the choice of clips and heard face.")] = 0,
+    turn: Annotated[
+        float | None,
+        typer.Option(
+            help="Conversations: the voice passes to the next face every TURN seconds, each "
+            "face heard in its own voice (default: one voice throughout)."
+        ),
+    ] = None,
     report: ReportOption = None,
 ) -> None:
     """Who speaks: faces side by side under one face's voice; is the heard face ranked first?"""
     from .evaluate import whospeaks
 
     try:
-        test = whospeaks.WhoSpeaksTest(_videos(clips), faces, scenes, seed, duration)
+        test = whospeaks.WhoSpeaksTest(_videos(clips), faces, scenes, seed, duration, turn=turn)
         results = [test.run(spec) for spec in models]
         _save_report(whospeaks.report(test, results), report)
     except (SyncASDError, ValueError) as e:

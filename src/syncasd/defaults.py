@@ -2,7 +2,7 @@
 
 # The model `detect`, `eval` and `Detector` use unless told otherwise: ours, synchronization-
 # aware, bundled in the package (so it runs offline): Light-ASD's AVA checkpoint × our
-# sync-aware fine-tune of it, gated by light-syncnet's lip-sync evidence per scoring window
+# sync-aware fine-tune of it, gated by light-syncnet's lip-sync evidence around each frame
 # (models/ensemble.LipGatedLightASD).
 DEFAULT_MODEL = "sync-light-asd-gated"
 

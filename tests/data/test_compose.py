@@ -141,6 +141,32 @@ def test_audio_mix(tmp_path: Path) -> None:
     assert _corr(got, a) < 0.9 and _corr(got, b) < 0.9
 
 
+def test_turns_switch_the_heard_clip_at_their_starts(tmp_path: Path) -> None:
+    out = tmp_path / "turns.mp4"
+    compose_side_by_side(
+        [CLIP_A, CLIP_B], out, size=(640, 360), duration=4.0, audio=[(0, 1), (1.5, 0), (3.0, 1)]
+    )
+    got = _audio(out)
+    a, b = _audio(CLIP_A)[:64000], _audio(CLIP_B)[:64000]
+    # Each turn is its clip's own audio at the same time, sample-aligned; the other's is not.
+    for lo, hi, heard, other in ((0, 24000, b, a), (24000, 48000, a, b), (48000, 64000, b, a)):
+        inner = slice(lo + 800, hi - 800)  # AAC smears a switch over a few ms
+        assert _corr(got[inner], heard[inner]) > 0.9
+        assert _corr(got[inner], other[inner]) < 0.5
+
+
+def test_bad_turns_are_refused(tmp_path: Path) -> None:
+    out = tmp_path / "bad.mp4"
+    for turns, said in (
+        ([(0.5, 0)], "first turn must start at 0"),
+        ([(0, 0), (2, 1), (1, 0)], "must increase"),
+        ([(0, 0), (1, 2)], "outside 0…1"),
+    ):
+        with pytest.raises(ValueError, match=said):
+            compose_side_by_side([CLIP_A, CLIP_B], out, size=(640, 360), duration=2, audio=turns)
+    assert not out.exists()
+
+
 def test_no_audio(tmp_path: Path) -> None:
     out = tmp_path / "quiet.mp4"
     compose_side_by_side([CLIP_A, CLIP_B], out, size=(320, 180), duration=1.0, audio=None)

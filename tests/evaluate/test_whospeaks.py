@@ -15,8 +15,9 @@ from syncasd.evaluate.whospeaks import (
     WhoSpeaksTest,
     heard_first_mask,
     heard_first_share,
+    heard_tiles,
+    looped_labels,
     report,
-    scene_labels,
     tile_of,
 )
 
@@ -58,19 +59,20 @@ def test_heard_first_share_is_undefined_without_voiced_frames():
 # --- labels and tiles -----------------------------------------------------------------------
 
 
-def test_scene_labels_follow_the_heard_clip_and_loop():
+def test_clip_labels_loop_on_the_scene_frames():
     clip = np.array([0, 1, 1, 0, 1], bool)  # 5 frames = 0.2 s
-    tiles = scene_labels(clip, loop_s=0.2, n_frames=12, n_faces=3, heard=1)
-    assert len(tiles) == 3
-    assert tiles[1].tolist() == [0, 1, 1, 0, 1, 0, 1, 1, 0, 1, 0, 1]
-    assert not tiles[0].any() and not tiles[2].any() and len(tiles[0]) == 12
+    assert looped_labels(clip, 0.2, 12).tolist() == [0, 1, 1, 0, 1, 0, 1, 1, 0, 1, 0, 1]
     # video loop 0.32 s (8 frames), labels (audio) only 5 frames long: frames 5-7 silent
-    short = scene_labels(clip, loop_s=0.32, n_frames=10, n_faces=2, heard=0)[0]
-    assert short.tolist() == [0, 1, 1, 0, 1, 0, 0, 0, 0, 1]
+    assert looped_labels(clip, 0.32, 10).tolist() == [0, 1, 1, 0, 1, 0, 0, 0, 0, 1]
     # a scene shorter than the clip: trimmed
-    assert scene_labels(clip, 0.2, 3, 2, 0)[0].tolist() == [0, 1, 1]
-    with pytest.raises(ValueError, match="out of range"):
-        scene_labels(clip, 0.2, 3, 2, 2)
+    assert looped_labels(clip, 0.2, 3).tolist() == [0, 1, 1]
+
+
+def test_the_heard_tile_follows_the_turns_at_frame_centres():
+    # 0.1 s turns = 2.5 frames: frame 2 (centre 0.1 s) is the second turn's.
+    turns = [(0.0, 1), (0.1, 2), (0.2, 0)]
+    assert heard_tiles(turns, 7).tolist() == [1, 1, 2, 2, 2, 0, 0]
+    assert heard_tiles([(0.0, 1)], 3).tolist() == [1, 1, 1]
 
 
 def test_tile_of_takes_the_median_centre():
@@ -109,6 +111,29 @@ def test_scene_is_seeded_labelled_and_cached(scene_run):
     again = WhoSpeaksTest(CLIPS, **SCENE).scenes[0]
     assert (again.path, again.heard, again.rects) == (scene.path, scene.heard, scene.rects)
     assert scene.path.stat().st_mtime_ns == mtime  # found in the cache, not composed again
+
+
+@needs_shared
+def test_a_conversation_scene_passes_the_voice_and_the_labels_between_faces():
+    from syncasd import media
+    from syncasd.data.labelled import clip_labels
+
+    test = WhoSpeaksTest(CLIPS, **SCENE, turn=1.0)
+    (scene,) = test.scenes
+    first, second = scene.heard, 1 - scene.heard
+    assert scene.turns == ((0.0, first), (1.0, second), (2.0, first))
+    own = [clip_labels(c, media.read_audio(c))[:75] for c in scene.clips]
+    turn_of = np.repeat([first, second, first], 25)
+    for tile in (0, 1):
+        np.testing.assert_array_equal(scene.labels[tile], own[tile] & (turn_of == tile))
+    assert not (scene.labels[0] & scene.labels[1]).any()
+    # The audio is each face's own voice in its turn (seconds 0.2-0.8 and 1.2-1.8).
+    heard = media.read_audio(scene.path)
+    for tile, (lo, hi) in ((first, (3200, 12800)), (second, (19200, 28800))):
+        voice = media.read_audio(scene.clips[tile])[lo:hi].astype(float)
+        assert np.corrcoef(heard[lo:hi].astype(float), voice)[0, 1] > 0.9
+    # Not the one-voice scene's cache entry.
+    assert scene.path != WhoSpeaksTest(CLIPS, **SCENE).scenes[0].path
 
 
 @needs_shared
@@ -162,6 +187,7 @@ def test_cli_prints_the_same_numbers(scene_run, tmp_path):
         (CLIPS, ["3-face scenes need clips of 3 different test identities", "hold 2"]),
         ([DATA / "clips" / "vasp" / "ID20" / "017.mp4"] * 2, ["hold 0", "(none)"]),  # train
         ([DATA / "clips" / "vasp" / "ID1" / "nope.mp4"], ["no such file"]),
+        ([*CLIPS, "--faces", "2", "--turn", "0"], ["--turn must be positive, got 0"]),
     ],
 )
 def test_cli_refuses_what_cannot_make_scenes(clips, words):

@@ -142,7 +142,7 @@ def compose_side_by_side(
     size: tuple[int, int] = (1280, 720),
     fps: float = 25.0,
     duration: float | None = None,
-    audio: str | int | None = 0,
+    audio: str | int | Sequence[tuple[float, int]] | None = 0,
     face_height: float = 0.45,
     background: int = 40,
     audio_codec: str = "aac",
@@ -163,7 +163,10 @@ def compose_side_by_side(
             dropped to convert.
         duration: Output length in seconds; ``None`` means the length of the shortest clip.
         audio: Index of the clip whose audio is used, ``"mix"`` for the sum of all clips
-            (clipped to int16), or ``None`` for digital silence.
+            (clipped to int16), ``None`` for digital silence, or turns of a conversation:
+            ``(start_seconds, clip_index)`` pairs, the first at 0, each clip heard from its
+            start until the next (every clip's audio runs on under the others' turns, so a
+            voice stays in sync with its lips).
         face_height: Tile height as a fraction of the output height.
         background: Gray level (0-255) of the canvas.
         audio_codec: FFmpeg encoder name for the 16 kHz mono audio track.
@@ -179,6 +182,9 @@ def compose_side_by_side(
         raise ValueError(f"audio index {audio} out of range for {len(clips)} clips")
     if isinstance(audio, str) and audio != "mix":
         raise ValueError(f"audio must be a clip index, 'mix' or None, got {audio!r}")
+    turns = None
+    if audio is not None and not isinstance(audio, (int, str)):
+        turns = _turns(audio, len(clips))
     if size[0] % 2 or size[1] % 2:
         raise ValueError(f"yuv420p needs an even width and height, got {size}")
     sources = [_Clip(c) for c in clips]
@@ -195,7 +201,10 @@ def compose_side_by_side(
             stack.enter_context(contextlib.closing(s.frames(x2 - x1, y2 - y1)))
             for s, (x1, y1, x2, y2) in zip(sources, boxes, strict=True)
         ]
-        audio_ids = range(len(sources)) if audio == "mix" else [] if audio is None else [audio]
+        if turns is not None or audio == "mix":
+            audio_ids = range(len(sources))
+        else:
+            audio_ids = [] if audio is None else [audio]
         audios = [
             _Buffered(stack.enter_context(contextlib.closing(sources[i].audio(SAMPLE_RATE))))
             for i in audio_ids
@@ -231,7 +240,12 @@ def compose_side_by_side(
             last = k == n_out - 1
             upto = n_samples if last else min(n_samples, round((k + 1) * SAMPLE_RATE / fps))
             n = upto - sink.written
-            if audios:
+            if turns is not None:
+                voices = np.stack([a.read(n) for a in audios])
+                at = np.arange(sink.written, upto)
+                speaker = turns[1][np.searchsorted(turns[0], at, side="right") - 1]
+                sink.write(voices[speaker, np.arange(n)])
+            elif audios:
                 mixed = sum(a.read(n).astype(np.int32) for a in audios)
                 sink.write(np.clip(mixed, -32768, 32767))
             else:
@@ -240,6 +254,22 @@ def compose_side_by_side(
         out.mux(vstream.encode(None))
         sink.close()
     return rects
+
+
+def _turns(turns: Sequence[tuple[float, int]], n_clips: int) -> tuple[np.ndarray, np.ndarray]:
+    """Conversation turns → (start sample of each turn, its clip index), checked."""
+    pairs = [(float(t), int(i)) for t, i in turns]
+    if not pairs or pairs[0][0] != 0:
+        raise ValueError("the first turn must start at 0 s")
+    starts = [t for t, _ in pairs]
+    if any(b <= a for a, b in zip(starts[:-1], starts[1:], strict=True)):
+        raise ValueError(f"turn starts must increase, got {starts}")
+    if any(not 0 <= i < n_clips for _, i in pairs):
+        raise ValueError(f"a turn names a clip outside 0…{n_clips - 1}: {pairs}")
+    return (
+        np.array([round(t * SAMPLE_RATE) for t in starts], np.int64),
+        np.array([i for _, i in pairs], np.int64),
+    )
 
 
 def _video_duration(path: str) -> float:

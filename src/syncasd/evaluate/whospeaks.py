@@ -6,6 +6,11 @@ lips, so a model that only pairs "a voice is on" with "lips move" calls all of t
 a synchronization-aware one singles out the face whose lips match the voice. The heard face is
 labelled from its own clip (word timings, else Silero VAD); the others are never speaking.
 
+With `turn` seconds the scenes are conversations: the voice passes from face to face every
+`turn` seconds (from the drawn heard face, left to right and round), each face heard in its own
+voice and in sync, so a face is labelled from its clip during its turns and not speaking
+outside them. That asks a model to follow the speaker within its scoring window.
+
 The real pipeline (`syncasd.pipeline.Detector`: face detection, tracking, crops, scores) runs
 on each composed scene and each face track is given to the tile its median box centre lies in.
 Two numbers, per number of faces and over all scenes:
@@ -24,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,25 +57,30 @@ CACHE_VERSION = 1  # bump when scenes are composed differently
 # --- pure parts: labels and the ranking metric ----------------------------------------------
 
 
-def scene_labels(
-    heard_labels: np.ndarray, loop_s: float, n_frames: int, n_faces: int, heard: int
-) -> list[np.ndarray]:
-    """Speaking label per scene frame of each tile: the heard clip's labels, the rest False.
+def looped_labels(clip_labels: np.ndarray, loop_s: float, n_frames: int) -> np.ndarray:
+    """A clip's speaking labels on the scene's frames.
 
-    The scene starts at the heard clip's start and `compose_side_by_side` loops a clip shorter
-    than the scene every `loop_s` seconds (its frame count / fps), so scene frame k takes the
-    clip label at the centre time (k + 0.5) / 25 modulo `loop_s`; past the end of the labels
-    (audio shorter than the video) a frame is not speaking.
+    The scene starts at the clip's start and `compose_side_by_side` loops a clip shorter than
+    the scene every `loop_s` seconds (its frame count / fps), so scene frame k takes the clip
+    label at the centre time (k + 0.5) / 25 modulo `loop_s`; past the end of the labels (audio
+    shorter than the video) a frame is not speaking.
     """
-    if not 0 <= heard < n_faces:
-        raise ValueError(f"heard face {heard} out of range for {n_faces} faces")
-    heard_labels = np.asarray(heard_labels, bool)
+    clip_labels = np.asarray(clip_labels, bool)
     t = np.mod((np.arange(n_frames) + 0.5) / MODEL_FPS, loop_s)
     index = np.floor(t * MODEL_FPS).astype(int)
-    inside = index < len(heard_labels)
-    voiced = np.zeros(n_frames, bool)
-    voiced[inside] = heard_labels[index[inside]]
-    return [voiced if i == heard else np.zeros(n_frames, bool) for i in range(n_faces)]
+    inside = index < len(clip_labels)
+    out = np.zeros(n_frames, bool)
+    out[inside] = clip_labels[index[inside]]
+    return out
+
+
+def heard_tiles(turns: Sequence[tuple[float, int]], n_frames: int) -> np.ndarray:
+    """(n_frames,) index of the tile heard at each frame's centre time, from the turns'
+    (start seconds, tile) pairs (as `compose_side_by_side` plays them)."""
+    starts = np.array([t for t, _ in turns], np.float64)
+    tiles = np.array([i for _, i in turns], np.int64)
+    centres = (np.arange(n_frames) + 0.5) / MODEL_FPS
+    return tiles[np.searchsorted(starts, centres, side="right") - 1]
 
 
 def heard_first_mask(
@@ -119,13 +130,15 @@ def tile_of(boxes: np.ndarray, rects: Sequence[Rect]) -> int | None:
 
 @dataclass(frozen=True)
 class Scene:
-    """One composed video: its clips left to right, which one is heard, each tile's labels."""
+    """One composed video: its clips left to right, which one is heard (first, and in `turns`
+    when the voice passes between them), each tile's labels."""
 
     clips: tuple[Path, ...]
     heard: int
     path: Path
     rects: tuple[Rect, ...]
     labels: tuple[np.ndarray, ...]  # per tile, (n_frames,) bool
+    turns: tuple[tuple[float, int], ...] = ()  # (start seconds, tile); () = `heard` throughout
 
     @property
     def n_faces(self) -> int:
@@ -146,9 +159,13 @@ class SceneScore:
     unmatched: int  # tracks whose centre lies in no tile (never counted)
 
     def heard_first(self) -> np.ndarray:
-        s = self.scene
-        others = [p for i, p in enumerate(self.probs) if i != s.heard]
-        return heard_first_mask(self.probs[s.heard], others, s.labels[s.heard])
+        """(T,) voiced frames on which the face heard then is first (the tiles' labels are
+        disjoint: one face is heard at a time)."""
+        first = np.zeros(self.scene.n_frames, bool)
+        for i, (probs, voiced) in enumerate(zip(self.probs, self.scene.labels, strict=True)):
+            others = [p for j, p in enumerate(self.probs) if j != i]
+            first |= heard_first_mask(probs, others, voiced)
+        return first
 
 
 @dataclass
@@ -165,7 +182,7 @@ class WhoSpeaksResult:
 
 def _summary(scores: Sequence[SceneScore]) -> tuple[float, float]:
     """(heard-first share pooled over all voiced frames, pooled mAP) of some scenes."""
-    voiced = sum(int(s.scene.labels[s.scene.heard].sum()) for s in scores)
+    voiced = sum(int(y.sum()) for s in scores for y in s.scene.labels)
     first = sum(int(s.heard_first().sum()) for s in scores)
     labels, probs = [], []
     for s in scores:
@@ -182,7 +199,8 @@ class WhoSpeaksTest:
 
     `clips` are filtered to the package split's identities of `part` (test; val to choose
     between candidates; negatives left out); each scene takes faces of different identities.
-    `duration` is the scene length in seconds (default: its shortest clip).
+    `duration` is the scene length in seconds (default: its shortest clip); `turn`, if given,
+    makes each scene a conversation whose voice passes to the next face every `turn` seconds.
     """
 
     def __init__(
@@ -195,6 +213,7 @@ class WhoSpeaksTest:
         size: tuple[int, int] = SCENE_SIZE,
         split: Split | None = None,
         part: str = "test",
+        turn: float | None = None,
     ) -> None:
         faces = tuple(sorted(set(faces)))
         if not faces or any(not 2 <= n <= 4 for n in faces):
@@ -203,6 +222,8 @@ class WhoSpeaksTest:
             raise InputError(f"--scenes must be at least 1, got {scenes}")
         if duration is not None and duration <= 0:
             raise InputError(f"--duration must be positive, got {duration}")
+        if turn is not None and turn <= 0:
+            raise InputError(f"--turn must be positive, got {turn}")
         split = split or Split.load()
         given = sorted({Path(c) for c in clips})
         for clip in given:
@@ -223,7 +244,7 @@ class WhoSpeaksTest:
             )
         self.identities = by_identity
         self.faces, self.n_scenes, self.seed = faces, scenes, seed
-        self.duration, self.size = duration, size
+        self.duration, self.size, self.turn = duration, size, turn
         self._hashes: dict[Path, str] = {}
         self._labels: dict[Path, np.ndarray] = {}
         rng = np.random.default_rng(seed)
@@ -255,9 +276,11 @@ class WhoSpeaksTest:
         # compose's own clip reader, so that the loop length matches what it encodes.
         sources = [_Clip(c) for c in clips]
         duration = self.duration or min(s.duration for s in sources)
-        key = json.dumps(
-            [CACHE_VERSION, [self._hash(c) for c in clips], heard, self.size, duration, PRESET]
-        )
+        turns = self._turns(heard, len(clips), duration)
+        key = [CACHE_VERSION, [self._hash(c) for c in clips], heard, self.size, duration, PRESET]
+        if self.turn is not None:  # one voice throughout: the key (and cache) of before
+            key.append(turns)
+        key = json.dumps(key)
         digest = hashlib.sha256(key.encode()).hexdigest()[:20]
         folder = cache_dir() / "whospeaks"
         video, meta = folder / f"{digest}.mp4", folder / f"{digest}.json"
@@ -269,16 +292,26 @@ class WhoSpeaksTest:
                 log.warning("%s: unreadable scene cache, composing again", meta)
         if rects is None:
             folder.mkdir(parents=True, exist_ok=True)
+            audio = heard if self.turn is None else turns
             rects = compose_side_by_side(
-                clips, video, size=self.size, audio=heard, duration=duration, preset=PRESET
+                clips, video, size=self.size, audio=audio, duration=duration, preset=PRESET
             )
             with atomic_write(meta) as f:  # after the video: a sidecar vouches for it
-                json.dump({"clips": [str(c) for c in clips], "heard": heard, "rects": rects}, f)
+                json.dump({"clips": [str(c) for c in clips], "turns": turns, "rects": rects}, f)
         n_frames = round(duration * MODEL_FPS)
-        labels = scene_labels(
-            self._clip_labels(clips[heard]), sources[heard].duration, n_frames, len(clips), heard
-        )
-        return Scene(clips, heard, video, tuple(rects), tuple(labels))
+        owner = heard_tiles(turns, n_frames)
+        labels = [
+            looped_labels(self._clip_labels(c), src.duration, n_frames) & (owner == i)
+            for i, (c, src) in enumerate(zip(clips, sources, strict=True))
+        ]
+        return Scene(clips, heard, video, tuple(rects), tuple(labels), tuple(map(tuple, turns)))
+
+    def _turns(self, heard: int, n_faces: int, duration: float) -> list[tuple[float, int]]:
+        """(start seconds, tile) of each turn: `heard` throughout, or passing every `turn` s."""
+        if self.turn is None:
+            return [(0.0, heard)]
+        count = max(1, math.ceil(duration / self.turn - 1e-9))
+        return [(round(j * self.turn, 6), (heard + j) % n_faces) for j in range(count)]
 
     def score(self, detector, scene: Scene) -> SceneScore:
         """Run the pipeline on one scene and put each track's probabilities on its tile."""
@@ -323,22 +356,33 @@ class WhoSpeaksTest:
             if self.dropped
             else ""
         )
+        voice = (
+            "under the voice of one of them (the heard face, labelled from its clip's word "
+            "timings or Silero VAD); the others are labelled not speaking"
+            if self.turn is None
+            else f"as a conversation: the voice passes to the next face every {self.turn:g} s, "
+            "each face heard in its own voice, labelled from its clip's word timings or Silero "
+            "VAD during its turns and not speaking outside them"
+        )
         return (
             f"{self.n_scenes} scene(s) per number of faces ({', '.join(map(str, self.faces))}), "
             f"{length}, {self.size[0]}×{self.size[1]}, drawn with seed {self.seed} from "
             f"{n_clips} clip(s) of {len(self.identities)} test identities{dropped}. Each scene "
-            "shows faces of different identities side by side under the voice of one of them "
-            "(the heard face, labelled from its clip's word timings or Silero VAD); the others "
-            "are labelled not speaking. *Heard first*: share of voiced frames on which the "
-            "heard face has the strictly highest speaking probability among the tracked faces "
-            "(no heard-face track: a miss; ranking at random gets 1/n with n faces, dashed in the "
-            "plot). *mAP*: pooled over every tracked face-frame."
+            f"shows faces of different identities side by side {voice}. *Heard first*: share "
+            "of voiced frames on which the heard face has the strictly highest speaking "
+            "probability among the tracked faces (no heard-face track: a miss; ranking at random "
+            "gets 1/n with n faces, dashed in the plot). *mAP*: pooled over every tracked "
+            "face-frame."
         )
 
 
 def report(test: WhoSpeaksTest, results: Sequence[WhoSpeaksResult]) -> Report:
     """Markdown table per model and number of faces, the scenes, and a bar chart."""
-    r = Report("Who speaks: one voice, several moving faces")
+    r = Report(
+        "Who speaks: one voice, several moving faces"
+        if test.turn is None
+        else "Who speaks: a conversation, the voice passing between moving faces"
+    )
     r.text(test.describe())
     rows = []
     for res in results:
@@ -351,11 +395,14 @@ def report(test: WhoSpeaksTest, results: Sequence[WhoSpeaksResult]) -> Report:
         for i, s in enumerate(results[0].scenes):
             names = [f"{c.parent.name}/{c.name}" for c in s.scene.clips]
             names[s.scene.heard] = f"**{names[s.scene.heard]}**"
-            voiced = int(s.scene.labels[s.scene.heard].sum())
+            voiced = sum(int(y.sum()) for y in s.scene.labels)
             scene_rows.append(
                 [i, ", ".join(names), voiced, "/".join(map(str, s.tracks_per_tile)), s.unmatched]
             )
-        r.text(f"Scenes (heard clip in bold; tracks as found for {results[0].model}):")
+        r.text(
+            "Scenes (heard clip, the first in a conversation, in bold; tracks as found "
+            f"for {results[0].model}):"
+        )
         r.table(["scene", "clips", "voiced frames", "tracks per tile", "unmatched"], scene_rows)
     _, ax = r.figure("heard_first", "Share of voiced frames with the heard face first")
     width = 0.8 / max(len(results), 1)

@@ -20,6 +20,7 @@ backend (`offsets.ASDOffsets`) and exports to ONNX like any ASD model.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -75,21 +76,25 @@ def _two_class(log_p: torch.Tensor) -> torch.Tensor:
 GATE_MAX_OFFSET = 15  # offsets searched, ±frames: the gate compares 0 ± GATE_NEAR with these
 GATE_NEAR = 2  # offsets counted as in sync (real videos are often one or two frames off)
 GATE_SLOPE = 3.0  # gate = σ(GATE_SLOPE · (evidence − GATE_CENTRE)), evidence in logit units
-GATE_CENTRE = 0.5
-_WEIGHT_FLOOR = 1e-3  # keeps a window without any speaking probability weighted evenly
+GATE_CENTRE = 1.0
+# Each frame's curve weighs the frames around it by a Gaussian of σ = 1 s: a gate per frame
+# that follows the turns of a conversation (the whole window at once, σ = ∞, did not).
+GATE_SIGMA = 25.0
+_WEIGHT_FLOOR = 1e-3  # keeps a stretch without any speaking probability weighted evenly
 
 
 class LipGatedLightASD(SyncGatedLightASD):
-    """The ensemble × a lip-sync gate: p = p_ensemble · g, one g per scoring window.
+    """The ensemble × a lip-sync gate: p(t) = p_ensemble(t) · g(t).
 
-    g says whether this face's lips are in sync with the voice anywhere the ensemble thinks
-    the face speaks: light-syncnet's sync logits z_k(t) = cos(v_t, a_{t+k}) / τ at every
-    offset k in ±GATE_MAX_OFFSET, averaged over the window's frames weighted by the
-    ensemble's speaking probability (a short reply in a long window still counts), give a
-    curve c(k); the evidence e = max over |k| ≤ GATE_NEAR of c(k) − the median of c. A face
-    whose voice is in sync has a peak near 0 (e ≈ 1–2.5 on the validation tracks); another
-    voice gives a flat curve and a shifted one a peak elsewhere (e ≈ 0–0.7). Such a face
-    keeps its ranking within the window but falls below faces that are in sync.
+    g(t) says whether this face's lips are in sync with the voice around frame t, where the
+    ensemble thinks the face speaks: light-syncnet's sync logits z_k(s) = cos(v_s, a_{s+k}) / τ
+    at every offset k in ±GATE_MAX_OFFSET, averaged over the frames s of the scoring window
+    weighted by a Gaussian of t − s (σ = GATE_SIGMA frames) times the ensemble's speaking
+    probability at s, give a curve c_t(k); the evidence e(t) = max over |k| ≤ GATE_NEAR of
+    c_t(k) − the median of c_t. A face whose voice is in sync has a peak near 0 (e ≈ 1–2.5 on
+    the validation tracks); another voice gives a flat curve and a shifted one a peak elsewhere
+    (e ≈ 0–0.7). In a conversation the gate opens on a face's own turns and closes on the
+    others', so the face heard now ranks first.
 
     Key tree: the ensemble's (`asd.`, `sync.`) and light-syncnet's under `lips.`.
     """
@@ -103,12 +108,12 @@ class LipGatedLightASD(SyncGatedLightASD):
         softmax is (1 − p, p), p = p_ensemble · gate."""
         log_p = super().frame_logits(video, mfcc)[..., 1]
         evidence = self.sync_evidence(video, mfcc, log_p.exp())
-        return _two_class(log_p + F.logsigmoid(GATE_SLOPE * (evidence - GATE_CENTRE))[:, None])
+        return _two_class(log_p + F.logsigmoid(GATE_SLOPE * (evidence - GATE_CENTRE)))
 
     def sync_evidence(
         self, video: torch.Tensor, mfcc: torch.Tensor, weights: torch.Tensor
     ) -> torch.Tensor:
-        """(B,) evidence e of the class docstring; `weights` (B, T) ≥ 0 weigh the frames."""
+        """(B, T) evidence e(t) of the class docstring; `weights` (B, T) ≥ 0 weigh the frames."""
         k = GATE_MAX_OFFSET
         visual = self.lips.visual_embeddings(video)  # (B, T, D)
         # The window's audio only: K zero embeddings on each side stand for what it lacks,
@@ -118,15 +123,25 @@ class LipGatedLightASD(SyncGatedLightASD):
         heard = heard_frames(visual.shape[1], k, video.device)
         valid = ((heard >= k) & (heard < k + visual.shape[1])).to(visual.dtype)
         w = (weights + _WEIGHT_FLOOR)[:, None, :] * valid  # (B, 2K + 1, T)
-        total = w.sum(-1)
-        curve = (w * logits).sum(-1) / total.clamp_min(1e-12)  # (B, 2K + 1)
-        # An offset no frame of a short window reaches takes the mean of the others.
-        seen = (total > 0).to(curve.dtype)
-        filler = (curve * seen).sum(-1, keepdim=True) / seen.sum(-1, keepdim=True)
-        curve = torch.where(total > 0, curve, filler)
+        total = _gaussian_sums(w, GATE_SIGMA)
+        curve = _gaussian_sums(w * logits, GATE_SIGMA) / total.clamp_min(1e-12)
+        # An offset that no frame near t reaches takes the mean of the others.
+        seen = (total > 1e-12).to(curve.dtype)
+        filler = (curve * seen).sum(1, keepdim=True) / seen.sum(1, keepdim=True).clamp_min(1)
+        curve = torch.where(total > 1e-12, curve, filler)
         near = curve[:, k - GATE_NEAR : k + GATE_NEAR + 1]
-        median = curve.sort(-1).values[:, k]  # 2K + 1 values: the middle one
-        return near.max(-1).values - median
+        median = curve.sort(1).values[:, k]  # 2K + 1 values: the middle one
+        return near.max(1).values - median
+
+
+def _gaussian_sums(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(B, C, T) → the same, each frame the Gaussian-weighted sum (σ frames) over its
+    neighbours along T (zero past the ends)."""
+    half = int(math.ceil(3 * sigma))
+    taps = torch.arange(-half, half + 1, dtype=x.dtype, device=x.device)
+    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)[None, None]
+    b, c, t = x.shape
+    return F.conv1d(x.reshape(b * c, 1, t), kernel, padding=half).reshape(b, c, t)
 
 
 def compose(

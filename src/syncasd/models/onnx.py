@@ -7,6 +7,7 @@ and run by ONNX Runtime with the same `frame_logits(video, mfcc)` API as the tor
 from __future__ import annotations
 
 import hashlib
+import inspect
 import warnings
 from pathlib import Path
 
@@ -30,12 +31,23 @@ class _FrameLogits(nn.Module):
 
 
 def weights_digest(model: nn.Module) -> str:
-    """Short sha256 of a model's state: names the exported file, so new weights re-export."""
+    """Short sha256 of a model's state and of the source of the modules that define its
+    parts: names the exported file, so new weights, or a new graph for the same weights (an
+    upgraded syncasd), re-export."""
     h = hashlib.sha256()
     for key, value in model.state_dict().items():
         h.update(key.encode())
         h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    for source in sorted({_source_file(type(m)) for m in model.modules()} - {None}):
+        h.update(Path(source).read_bytes())
     return h.hexdigest()[:16]
+
+
+def _source_file(kind: type) -> str | None:
+    try:
+        return inspect.getsourcefile(kind)
+    except TypeError:  # defined in C
+        return None
 
 
 def export_onnx(model: nn.Module, path: str | Path, frames: int = 50) -> Path:
