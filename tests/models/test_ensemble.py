@@ -171,10 +171,10 @@ def test_the_gate_follows_a_change_of_voice_within_a_window(inputs):
     voices = _voices()
     turn = np.concatenate([voices["own"][: 37 * 640], voices["other"][37 * 640 :]])
     e = _evidence(gated, inputs[0], turn)
-    # Measured: 1.49 at the start, 0.49 at the change, 0 from 1 s after it (σ = 1 s blurs it).
-    assert e[:12].min() > 1.0  # its own turn, a second or more before the change
-    assert e[62:].max() < 0.25  # another's turn, a second or more after it
-    assert np.all(np.diff(e) <= 1e-3)  # falling all the way
+    # Measured: 1.82 at the start, 0.48 at the change (frame 37), about 0 from 0.5 s after it.
+    assert e[:12].min() > 1.0  # its own turn, half a second or more before the change
+    assert e[50:].max() < 0.25  # another's turn, half a second or more after it
+    assert 30 <= np.flatnonzero(e < 0.5)[0] <= 44  # it crosses the middle near the change
 
 
 @needs_shared

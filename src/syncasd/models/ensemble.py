@@ -77,9 +77,9 @@ GATE_MAX_OFFSET = 15  # offsets searched, ±frames: the gate compares 0 ± GATE_
 GATE_NEAR = 2  # offsets counted as in sync (real videos are often one or two frames off)
 GATE_SLOPE = 3.0  # gate = σ(GATE_SLOPE · (evidence − GATE_CENTRE)), evidence in logit units
 GATE_CENTRE = 1.0
-# Each frame's curve weighs the frames around it by a Gaussian of σ = 1 s: a gate per frame
-# that follows the turns of a conversation (the whole window at once, σ = ∞, did not).
-GATE_SIGMA = 25.0
+# Each frame's curve weighs the frames around it by a Gaussian of σ = 0.75 s: a gate per
+# frame that follows the turns of a conversation (the whole window at once, σ = ∞, did not).
+GATE_SIGMA = 18.75
 _WEIGHT_FLOOR = 1e-3  # keeps a stretch without any speaking probability weighted evenly
 
 
