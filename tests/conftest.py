@@ -58,6 +58,19 @@ def faceless_video(path: Path, voice: Path, seconds: float = 2.0) -> None:
     replace_audio(plain, path, audio=read_audio(voice)[: int(seconds * 16000)])
 
 
+def run_without(blocked: tuple[str, ...], code: str) -> str:
+    """Run `code` in a fresh interpreter in which importing any of `blocked` fails; its stdout.
+
+    Checks that a module imports where those libraries are not installed (a GPU box)."""
+    import subprocess
+    import sys
+
+    prelude = f"import sys\nfor name in {blocked!r}: sys.modules[name] = None\n"
+    done = subprocess.run([sys.executable, "-c", prelude + code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
 def random_state_dict(manifest: Path) -> dict[str, torch.Tensor]:
     """A procedurally generated random-weight checkpoint (fixtures README §3), rebuilt from its
     manifest by the fixtures' own script, every tensor checked against its sha256."""

@@ -1,9 +1,7 @@
 """The shared timeline: one set of numbers, importable with nothing else installed."""
 
-import subprocess
-import sys
-
 import numpy as np
+from conftest import run_without
 
 from syncasd import timebase
 from syncasd.audio import mfcc
@@ -23,13 +21,9 @@ def test_mfcc_gives_rows_per_frame_rows_for_each_model_frame():
 
 def test_timebase_imports_nothing():
     code = (
-        "import sys\n"
-        "for name in ('numpy', 'torch', 'av', 'scipy'): sys.modules[name] = None\n"
         "import importlib.util\n"
         "spec = importlib.util.find_spec('syncasd.timebase')\n"
         "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
         "print(module.SAMPLES_PER_FRAME)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "640"
+    assert run_without(("numpy", "torch", "av", "scipy"), code) == "640"

@@ -134,11 +134,15 @@ class Scene:
     when the voice passes between them), each tile's labels."""
 
     clips: tuple[Path, ...]
-    heard: int
+    turns: tuple[tuple[float, int], ...]  # (start seconds, tile); one turn: one voice throughout
     path: Path
     rects: tuple[Rect, ...]
     labels: tuple[np.ndarray, ...]  # per tile, (n_frames,) bool
-    turns: tuple[tuple[float, int], ...] = ()  # (start seconds, tile); () = `heard` throughout
+
+    @property
+    def heard(self) -> int:
+        """The tile heard first (throughout, in a one-voice scene)."""
+        return self.turns[0][1]
 
     @property
     def n_faces(self) -> int:
@@ -304,7 +308,7 @@ class WhoSpeaksTest:
             looped_labels(self._clip_labels(c), src.duration, n_frames) & (owner == i)
             for i, (c, src) in enumerate(zip(clips, sources, strict=True))
         ]
-        return Scene(clips, heard, video, tuple(rects), tuple(labels), tuple(map(tuple, turns)))
+        return Scene(clips, tuple(map(tuple, turns)), video, tuple(rects), tuple(labels))
 
     def _turns(self, heard: int, n_faces: int, duration: float) -> list[tuple[float, int]]:
         """(start seconds, tile) of each turn: `heard` throughout, or passing every `turn` s."""

@@ -30,7 +30,7 @@ class _FrameLogits(nn.Module):
         return self.model.frame_logits(video, mfcc)
 
 
-def weights_digest(model: nn.Module) -> str:
+def export_digest(model: nn.Module) -> str:
     """Short sha256 of a model's state and of the source of the modules that define its
     parts: names the exported file, so new weights, or a new graph for the same weights (an
     upgraded syncasd), re-export."""
@@ -113,7 +113,7 @@ class OrtModel:
 
 def to_ort(model: nn.Module, name: str, cache: Path, threads: int = 0) -> OrtModel:
     """The ORT twin of a loaded torch model, exported into `cache` on first use."""
-    path = cache / "onnx" / f"{name}-{weights_digest(model)}.onnx"
+    path = cache / "onnx" / f"{name}-{export_digest(model)}.onnx"
     if not path.exists():
         export_onnx(model, path)
     return OrtModel(path, threads=threads)
