@@ -25,16 +25,32 @@ def inputs() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(crops).float()[None], torch.from_numpy(mfcc(audio)[:300]).float()[None]
 
 
+def _calibrated(p: np.ndarray, shift: float) -> np.ndarray:
+    """σ(logit p + shift), by hand."""
+    return 1.0 / (1.0 + (1.0 - p) / p * np.exp(-shift))
+
+
+def test_calibration_is_a_logit_shift():
+    from syncasd.models.ensemble import _shifted
+
+    p = torch.tensor([0.1, 0.25, 0.5, 0.9])
+    out = _shifted(p.log(), 1.0).softmax(-1)[..., 1].numpy()
+    # σ(logit 0.25 + 1) = 1 / (1 + 3/e) = 0.4754
+    np.testing.assert_allclose(out, _calibrated(p.numpy(), 1.0), rtol=1e-6)
+    assert out[1] == pytest.approx(0.47536, abs=1e-5)
+    assert np.all(np.diff(out) > 0)  # monotone: rankings are kept
+
+
 @needs_shared
 def test_probability_is_the_geometric_mean_of_the_two_models(inputs):
     pair = load_model("sync-light-asd-ensemble")
     ava, ours = load_model("light-asd", weights=AVA), load_model("sync-light-asd")
     with torch.inference_mode():
-        p, pa, ps = (m.predict(*inputs) for m in (pair, ava, ours))
+        p, pa, ps = (m.predict(*inputs).double().numpy() for m in (pair, ava, ours))
     assert p.shape == (1, 75)
-    torch.testing.assert_close(p, (pa * ps).sqrt(), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(p, np.sqrt(pa * ps), atol=1e-5)
     # The two disagree on this clip somewhere, so the pair is neither of them.
-    assert (pa - ps).abs().max() > 0.1
+    assert np.abs(pa - ps).max() > 0.1
 
 
 def test_compose_refuses_models_with_different_stems():
@@ -63,8 +79,9 @@ def test_onnx_runtime_agrees_and_it_serves_as_a_sync_backend(inputs, tmp_path):
     # Row 0 is the clip's score; not to 1e-4, because past the audio's end the backend reads
     # digital silence where python_speech_features pads its last windows, and the backward
     # GRU carries that difference through the clip (measured ≤ 0.002, 0.009 on the frame
-    # next to the end).
-    score = pair.predict(*inputs)[0].numpy()
+    # next to the end). The rows are the backend's p, before the output's calibration.
+    with torch.inference_mode():
+        score = pair.speaking_log_prob(*inputs)[0].exp().numpy()
     np.testing.assert_allclose(matrix[2, :-3], score[:-3], atol=0.003)
     np.testing.assert_allclose(matrix[2, -3:], score[-3:], atol=0.02)
 
@@ -133,9 +150,11 @@ def test_gated_probability_is_the_ensemble_times_the_lip_gate(inputs):
     assert isinstance(gated, LipGatedLightASD)
     with torch.inference_mode():
         p, p_ens = gated.predict(*inputs), ensemble.predict(*inputs)
-    e = _evidence_by_hand(gated.lips, *inputs, p_ens[0].double().numpy())
+    p_ens = p_ens[0].double().numpy()
+    e = _evidence_by_hand(gated.lips, *inputs, p_ens)
     gate = 1.0 / (1.0 + np.exp(-GATE_SLOPE * (e - GATE_CENTRE)))
-    np.testing.assert_allclose(p[0].numpy(), p_ens[0].numpy() * gate, atol=1e-5, rtol=1e-4)
+    expected = _calibrated(p_ens * gate, gated.decision_shift)
+    np.testing.assert_allclose(p[0].numpy(), expected, atol=1e-5, rtol=1e-4)
     # This clip is in sync: the gate lets it through nearly whole, all along.
     assert e.min() > 1.5 and gate.min() > 0.8
 

@@ -1,0 +1,58 @@
+"""Each model's operating point: what `detect`'s threshold of 0.5 calls speaking, and the best
+threshold, on the evaluation suite's original tracks.
+
+The best threshold is the one of highest balanced accuracy (TPR − FPR, Youden's J), the rule
+`syncasd train` uses to calibrate what it exports (`train.decision_shift`); the shift is the
+logit bias that moves it to 0.5. Chosen on the validation identities, then printed on test.
+
+    python bench/decision_threshold.py                        # the default, validation
+    python bench/decision_threshold.py --split test sync-light-asd-gated light-asd.ava
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from eval_suite import MODELS, material
+from scipy.special import expit
+
+from syncasd.evaluate.report import markdown_table
+from syncasd.evaluate.tracks import model_scorer, score_tracks
+from syncasd.train import decision_shift
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="*", default=["sync-light-asd-gated"])
+    parser.add_argument("--split", choices=("val", "test"), default="val")
+    args = parser.parse_args()
+    # The suite's material: every validation clip, three test clips per identity.
+    tracks = material(3 if args.split == "test" else 10**6, args.split)
+    labels = np.concatenate([t.labels for t in tracks])
+    rows = []
+    for name in args.models:
+        _, scorer = model_scorer(f"{name}={MODELS[name]}" if MODELS.get(name) else name)
+        scores = np.concatenate(score_tracks(scorer, tracks))
+        shift = decision_shift(labels, scores)
+        best = scores >= expit(-shift)
+        at_half = scores >= 0.5
+        rows.append(
+            [
+                name,
+                100 * at_half[labels].mean(),
+                100 * at_half[~labels].mean(),
+                f"{expit(-shift):.3f}",
+                f"{shift:+.3f}",
+                100 * best[labels].mean(),
+                100 * best[~labels].mean(),
+            ]
+        )
+    print(f"{len(tracks)} {args.split} tracks, {len(labels)} frames, {labels.mean():.1%} speaking")
+    headers = ["model", "TPR at 0.5", "FPR at 0.5", "best threshold", "logit shift", "TPR", "FPR"]
+    print(markdown_table(headers, rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
