@@ -1,5 +1,6 @@
 """Each model's operating point: what `detect`'s threshold of 0.5 calls speaking, and the best
-threshold, on the evaluation suite's original tracks.
+threshold, on the evaluation suite's original tracks; then the share of speech still called
+speaking at 0.5 when the faces are small (32 and 24 px) or the video dim and noisy.
 
 The best threshold is the one of highest balanced accuracy (TPR − FPR, Youden's J), the rule
 `syncasd train` uses to calibrate what it exports (`train.decision_shift`); the shift is the
@@ -17,6 +18,7 @@ import numpy as np
 from eval_suite import MODELS, material
 from scipy.special import expit
 
+from syncasd.evaluate.ablations import dim, shrink_face
 from syncasd.evaluate.report import markdown_table
 from syncasd.evaluate.tracks import model_scorer, score_tracks
 from syncasd.train import decision_shift
@@ -30,6 +32,11 @@ def main() -> int:
     # The suite's material: every validation clip, three test clips per identity.
     tracks = material(3 if args.split == "test" else 10**6, args.split)
     labels = np.concatenate([t.labels for t in tracks])
+    degraded = {
+        "32 px": [shrink_face(t, 32) for t in tracks],
+        "24 px": [shrink_face(t, 24) for t in tracks],
+        "dim": [dim(t) for t in tracks],
+    }
     rows = []
     for name in args.models:
         _, scorer = model_scorer(f"{name}={MODELS[name]}" if MODELS.get(name) else name)
@@ -47,9 +54,14 @@ def main() -> int:
                 100 * best[labels].mean(),
                 100 * best[~labels].mean(),
             ]
+            + [
+                100 * (np.concatenate(score_tracks(scorer, worse)) >= 0.5)[labels].mean()
+                for worse in degraded.values()
+            ]
         )
     print(f"{len(tracks)} {args.split} tracks, {len(labels)} frames, {labels.mean():.1%} speaking")
     headers = ["model", "TPR at 0.5", "FPR at 0.5", "best threshold", "logit shift", "TPR", "FPR"]
+    headers += [f"TPR at 0.5, {condition}" for condition in degraded]
     print(markdown_table(headers, rows))
     return 0
 

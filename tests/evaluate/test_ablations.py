@@ -7,7 +7,7 @@ import pytest
 from conftest import DATA, needs_shared
 
 from syncasd.data.labelled import LabelledTrack
-from syncasd.evaluate.ablations import ablate, mask_lips, report, silence
+from syncasd.evaluate.ablations import ablate, dim, mask_lips, report, shrink_face, silence
 
 
 def test_mask_lips_zeroes_the_bottom_30_percent():
@@ -19,6 +19,35 @@ def test_mask_lips_zeroes_the_bottom_30_percent():
     assert (masked[:, 78:] == 0).all() and (masked[:, :78] == 200).all()  # round(112 · 0.7)
     assert (crops == 200).all()  # the original is untouched
     assert not silence(track).audio.any() and track.audio.all()
+
+
+def _track(crops: np.ndarray) -> LabelledTrack:
+    n = len(crops)
+    return LabelledTrack(
+        "v", "e", crops, np.ones(640 * n, np.int16), np.ones(n, bool), np.arange(n) / 25
+    )
+
+
+def test_shrink_face_keeps_coarse_shapes_and_loses_fine_detail():
+    # Left half dark, right half bright, plus a one-pixel checkerboard (the finest detail).
+    crops = np.zeros((1, 112, 112), np.uint8)
+    crops[:, :, 56:] = 200
+    crops[:, ::2, ::2] += 40
+    small = shrink_face(_track(crops), 28).crops
+    assert small.shape == crops.shape and small.dtype == np.uint8
+    # 4 × 4 area averages: the checkerboard becomes its mean, +10 on each half.
+    assert abs(int(small[0, 56, 20]) - 10) <= 1 and abs(int(small[0, 56, 90]) - 210) <= 1
+    assert small[0, 40:70, 10:40].std() < 1.0  # no checkerboard left
+    assert crops[0, 0, 0] == 40  # the original is untouched
+
+
+def test_dim_scales_the_gray_levels_and_adds_seeded_noise():
+    crops = np.full((3, 112, 112), 200, np.uint8)
+    out = dim(_track(crops)).crops
+    assert out.dtype == np.uint8
+    assert abs(out.astype(float).mean() - 70.0) < 0.2  # 200 × 0.35
+    assert abs(out.astype(float).std() - 6.0) < 0.2
+    assert np.array_equal(out, dim(_track(crops)).crops)  # the same frames every time
 
 
 @needs_shared

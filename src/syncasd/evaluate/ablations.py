@@ -4,6 +4,9 @@
 - lips masked: the bottom 30 % of each 112×112 face crop set to zero;
 beside the original tracks. The VAD × lip-movement product baseline
 (`syncasd.evaluate.baselines`) is scored the same way.
+
+Two degradations of the face (`shrink_face`, `dim`) stand for footage worse than ours: faces a
+few dozen pixels tall, dim and noisy video (`bench/decision_threshold.py`).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+import cv2
 import numpy as np
 
 from ..data.labelled import LabelledTrack
@@ -29,6 +33,28 @@ def mask_lips(track: LabelledTrack, fraction: float = MASK_FRACTION) -> Labelled
     crops = track.crops.copy()
     crops[:, int(round(crops.shape[1] * (1.0 - fraction))) :] = 0
     return replace(track, crops=crops)
+
+
+def shrink_face(track: LabelledTrack, pixels: int) -> LabelledTrack:
+    """The face as if it were `pixels` tall in the video: each crop downscaled (area
+    averaging) and scaled back up to 112 (bilinear), as the crop of a small face is."""
+    size = track.crops.shape[1:][::-1]
+    crops = np.stack(
+        [
+            cv2.resize(cv2.resize(c, (pixels, pixels), interpolation=cv2.INTER_AREA), size)
+            for c in np.asarray(track.crops)
+        ]
+    )
+    return replace(track, crops=crops)
+
+
+def dim(track: LabelledTrack, contrast: float = 0.35, noise: float = 6.0) -> LabelledTrack:
+    """A dim, noisy camera: gray levels × `contrast` plus Gaussian noise of σ = `noise` gray
+    levels (seeded, so every model sees the same frames)."""
+    rng = np.random.default_rng(0)
+    crops = np.asarray(track.crops, np.float32) * contrast
+    crops += rng.normal(0.0, noise, crops.shape)
+    return replace(track, crops=np.clip(np.rint(crops), 0, 255).astype(np.uint8))
 
 
 @dataclass
