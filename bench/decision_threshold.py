@@ -5,6 +5,8 @@ speaking at 0.5 when the faces are small (32 and 24 px) or the video dim and noi
 The best threshold is the one of highest balanced accuracy (TPR − FPR, Youden's J), the rule
 `syncasd train` uses to calibrate what it exports (`train.decision_shift`); the shift is the
 logit bias that moves it to 0.5. Chosen on the validation identities, then printed on test.
+A model that already carries a bias (the default: `LipGatedLightASD.decision_shift`) prints
+what would be added to it, near zero once calibrated.
 
     python bench/decision_threshold.py                        # the default, validation
     python bench/decision_threshold.py --split test sync-light-asd-gated light-asd.ava
