@@ -6,7 +6,8 @@ The best threshold is the one of highest balanced accuracy (TPR − FPR, Youden'
 `syncasd train` uses to calibrate what it exports (`train.decision_shift`); the shift is the
 logit bias that moves it to 0.5. Chosen on the validation identities, then printed on test.
 A model that already carries a bias (the default: `LipGatedLightASD.decision_shift`) prints
-what would be added to it, near zero once calibrated.
+what would be added to it, near zero once calibrated, and a second row: the same scores read
+without that bias (at the threshold σ(bias)).
 
     python bench/decision_threshold.py                        # the default, validation
     python bench/decision_threshold.py --split test sync-light-asd-gated light-asd.ava
@@ -17,13 +18,20 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from eval_suite import MODELS, material
+from eval_suite import material, model_spec
 from scipy.special import expit
 
 from syncasd.evaluate.ablations import dim, shrink_face
 from syncasd.evaluate.report import markdown_table
 from syncasd.evaluate.tracks import model_scorer, score_tracks
+from syncasd.models.zoo import get_spec
 from syncasd.train import decision_shift
+
+
+def rates(scores: np.ndarray, labels: np.ndarray, threshold: float) -> tuple[float, float]:
+    """(TPR, FPR) in % of frames at or above `threshold`."""
+    called = scores >= threshold
+    return 100 * called[labels].mean(), 100 * called[~labels].mean()
 
 
 def main() -> int:
@@ -41,26 +49,24 @@ def main() -> int:
     }
     rows = []
     for name in args.models:
-        _, scorer = model_scorer(f"{name}={MODELS[name]}" if MODELS.get(name) else name)
+        _, scorer = model_scorer(model_spec(name))
         scores = np.concatenate(score_tracks(scorer, tracks))
+        worse = [np.concatenate(score_tracks(scorer, t)) for t in degraded.values()]
         shift = decision_shift(labels, scores)
-        best = scores >= expit(-shift)
-        at_half = scores >= 0.5
+        best = expit(-shift)
         rows.append(
-            [
-                name,
-                100 * at_half[labels].mean(),
-                100 * at_half[~labels].mean(),
-                f"{expit(-shift):.3f}",
-                f"{shift:+.3f}",
-                100 * best[labels].mean(),
-                100 * best[~labels].mean(),
-            ]
-            + [
-                100 * (np.concatenate(score_tracks(scorer, worse)) >= 0.5)[labels].mean()
-                for worse in degraded.values()
-            ]
+            [name, *rates(scores, labels, 0.5), f"{best:.3f}", f"{shift:+.3f}"]
+            + [*rates(scores, labels, best)]
+            + [rates(w, labels, 0.5)[0] for w in worse]
         )
+        bias = getattr(get_spec(name).builder, "decision_shift", 0.0)
+        if bias:  # the scores without the model's own bias: p ≥ 0.5 before it
+            before = expit(bias)
+            rows.append(
+                [f"{name} without its bias ({bias:+.3f})", *rates(scores, labels, before)]
+                + ["—"] * 4
+                + [rates(w, labels, before)[0] for w in worse]
+            )
     print(f"{len(tracks)} {args.split} tracks, {len(labels)} frames, {labels.mean():.1%} speaking")
     headers = ["model", "TPR at 0.5", "FPR at 0.5", "best threshold", "logit shift", "TPR", "FPR"]
     headers += [f"TPR at 0.5, {condition}" for condition in degraded]

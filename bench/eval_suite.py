@@ -63,6 +63,13 @@ TURN_S = 2.0  # conversation scenes: seconds per turn
 WHOLE = ("grid", "lrs2", "liveportrait")
 
 
+def model_spec(name: str, path: Path | None = None) -> str:
+    """`model_scorer`'s spec of a model: NAME, or NAME=CHECKPOINT where its file is given or
+    in ../shared/data/weights (MODELS)."""
+    path = path or MODELS.get(name)
+    return f"{name}={path}" if path else name
+
+
 def material(clips_per_identity: int, part: str = "test") -> list:
     split = Split.load()
     speaking, negatives, taken = [], [], {}
@@ -141,7 +148,8 @@ def main() -> int:
         flush=True,
     )
 
-    scorers = [model_scorer(f"{name}={path}" if path else name) for name, path in models.items()]
+    specs = {name: model_spec(name, path) for name, path in models.items()}
+    scorers = [model_scorer(spec) for spec in specs.values()]
     # The baseline's lip-movement half: Light-ASD's (AVA) visual-only head.
     baseline = VadLipBaseline(load_model("light-asd", weights=MODELS["light-asd.ava"]))
     if not args.no_baseline:
@@ -151,7 +159,6 @@ def main() -> int:
     dubbed_tracks, dubbed = dubbed_set(tracks, SEED)
     summary = []
     unsync_results, ablation_results, dubbing_reports = [], [], []
-    specs = {name: f"{name}={path}" if path else name for name, path in models.items()}
     who_results, talk_results = [], []
     for name, scorer in scorers:
         t1 = time.perf_counter()

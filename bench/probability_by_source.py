@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-from eval_suite import MODELS, material
+from eval_suite import material, model_spec
 
 from syncasd.evaluate.ablations import silence
 from syncasd.evaluate.report import markdown_table
@@ -31,7 +31,7 @@ def main() -> int:
     tracks = material(3)
     rows = []
     for name in names:
-        _, scorer = model_scorer(f"{name}={MODELS[name]}" if MODELS[name] else name)
+        _, scorer = model_scorer(model_spec(name))
         sums: dict[str, list[list[np.ndarray]]] = {}
         for t in tracks:
             real, silent = scorer(t.crops, t.audio), scorer(t.crops, silence(t).audio)
