@@ -62,9 +62,10 @@ def main() -> int:
         bias = getattr(get_spec(name).builder, "decision_shift", 0.0)
         if bias:  # the scores without the model's own bias: p ≥ 0.5 before it
             before = expit(bias)
+            # A logit bias is monotone: the best frames are the same, at threshold σ(logit − bias).
             rows.append(
                 [f"{name} without its bias ({bias:+.3f})", *rates(scores, labels, before)]
-                + ["—"] * 4
+                + [f"{expit(-shift - bias):.3f}", f"{shift + bias:+.3f}", *rows[-1][5:7]]
                 + [rates(w, labels, before)[0] for w in worse]
             )
     print(f"{len(tracks)} {args.split} tracks, {len(labels)} frames, {labels.mean():.1%} speaking")
