@@ -11,6 +11,7 @@ without that bias (at the threshold σ(bias)).
 
     python bench/decision_threshold.py                        # the default, validation
     python bench/decision_threshold.py --split test sync-light-asd-gated light-asd.ava
+    python bench/decision_threshold.py sync-light-asd-gated=runs/candidate.pt   # a candidate
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ def rates(scores: np.ndarray, labels: np.ndarray, threshold: float) -> tuple[flo
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="*", default=["sync-light-asd-gated"])
+    parser.add_argument(
+        "models", nargs="*", default=["sync-light-asd-gated"], metavar="NAME[=CHECKPOINT]"
+    )
     parser.add_argument("--split", choices=("val", "test"), default="val")
     args = parser.parse_args()
     # The suite's material: every validation clip, three test clips per identity.
@@ -59,7 +62,7 @@ def main() -> int:
             + [*rates(scores, labels, best)]
             + [rates(w, labels, 0.5)[0] for w in worse]
         )
-        bias = getattr(get_spec(name).builder, "decision_shift", 0.0)
+        bias = getattr(get_spec(name.partition("=")[0]).builder, "decision_shift", 0.0)
         if bias:  # the scores without the model's own bias: p ≥ 0.5 before it
             before = expit(bias)
             # A logit bias is monotone: the best frames are the same, at threshold σ(logit − bias).

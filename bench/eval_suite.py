@@ -64,8 +64,10 @@ WHOLE = ("grid", "lrs2", "liveportrait")
 
 
 def model_spec(name: str, path: Path | None = None) -> str:
-    """`model_scorer`'s spec of a model: NAME, or NAME=CHECKPOINT where its file is given or
-    in ../shared/data/weights (MODELS)."""
+    """`model_scorer`'s spec of a model: NAME, or NAME=CHECKPOINT where its file is given (as
+    `path` or already in `name`) or in ../shared/data/weights (MODELS)."""
+    if "=" in name:
+        return name
     path = path or MODELS.get(name)
     return f"{name}={path}" if path else name
 

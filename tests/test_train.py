@@ -18,7 +18,14 @@ from typer.testing import CliRunner
 from syncasd.cli import app
 from syncasd.errors import InputError
 from syncasd.models import load_model
-from syncasd.train import TrainConfig, calibrate_export, decision_shift, resolve_config, train
+from syncasd.train import (
+    TrainConfig,
+    calibrate_export,
+    decision_shift,
+    resolve_config,
+    train,
+    visual_variants,
+)
 
 AVA = DATA / "weights" / "light_asd_ava.model"
 
@@ -59,6 +66,21 @@ def test_a_missing_config_names_the_shipped_ones():
     )
     with pytest.raises(InputError, match=f"shipped configs: {shipped}"):
         resolve_config("nope")
+
+
+@needs_shared
+def test_photometric_training_adds_a_degraded_stem_variant(small_corpus):
+    model = load_model("light-asd", weights=str(AVA))
+    plain = visual_variants(model, small_corpus, 0, False, "visual-stem")
+    both = visual_variants(model, small_corpus, 0, False, "visual-stem", photometric=True)
+    assert len(plain) == 1 and len(both) == 2
+    np.testing.assert_array_equal(both[0], plain[0])  # the plain cache is shared
+    frames = small_corpus.tracks[small_corpus.split("train")[0]].frames
+    assert both[1].shape == both[0].shape == (len(small_corpus.labels), 64 * 14 * 14)
+    # Dimmer, noisier, flipped or blurred crops give other maps (float16, so not bit-equal).
+    difference = np.abs(both[1][frames].astype(float) - both[0][frames].astype(float)).mean()
+    assert difference > 0.05 * np.abs(both[0][frames].astype(float)).mean()
+    assert TrainConfig.load("sync-light-asd-photometric").sample_config().photometric
 
 
 def _tiny(tmp_path, corpus, **extra) -> dict:

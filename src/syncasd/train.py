@@ -279,14 +279,21 @@ def open_corpus(config: TrainConfig, progress: bool = True):
 
 
 def visual_variants(
-    model, corpus, seed: int, progress: bool = True, part: str = "visual"
+    model,
+    corpus,
+    seed: int,
+    progress: bool = True,
+    part: str = "visual",
+    photometric: bool = False,
 ) -> list[np.ndarray]:
     """What a frozen visual front end gives for every frame, computed once per track.
 
-    part "visual": the whole encoder's embeddings (N, 128), as cropped and flipped/rotated/
+    part "visual": the whole encoder's embeddings (N, 128), as cropped and as flipped/rotated/
     scaled once per track (the augmentation a frozen encoder can still see). part
     "visual-stem": the maps of its first two blocks (N, 64·14·14), as cropped only (3 GB of
-    float16 for 100k frames; an augmented copy would double it).
+    float16 for 100k frames), unless `photometric` asks for the augmented copy too. With
+    `photometric`, the augmented copy is also dim, noisy or low-resolution
+    (`samples.degrade_photometric`).
     """
     from .data.samples import augment_crops
     from .models.onnx import to_ort
@@ -306,12 +313,12 @@ def visual_variants(
     name = f"{arch}-{tag}" if part == "visual" else f"{arch}-{part}-{tag}"
     kept = ("train", "val")  # test tracks are never trained or validated on
     plain = corpus.embeddings(name, lambda c: _encode(encoder, c), splits=kept, progress=progress)
-    if part != "visual":
+    if part != "visual" and not photometric:
         return [plain]
     rng = np.random.default_rng(seed)
     augmented = corpus.embeddings(
-        f"{name}-aug{seed}",
-        lambda c: _encode(encoder, augment_crops(c, rng)),
+        f"{name}-aug{seed}" + ("-photometric" if photometric else ""),
+        lambda c: _encode(encoder, augment_crops(c, rng, photometric)),
         splits=kept,
         progress=progress,
     )
@@ -402,13 +409,16 @@ def build_task(config: TrainConfig, progress: bool = True):
     corpus = open_corpus(config, progress)
     # "visual": the whole visual encoder frozen; "visual-stem": its first two blocks only.
     frozen = config.freeze[0] if config.freeze else None
+    sampling = config.sample_config()
     variants = (
-        visual_variants(model, corpus, config.seed, progress, part=frozen) if frozen else None
+        visual_variants(model, corpus, config.seed, progress, frozen, sampling.photometric)
+        if frozen
+        else None
     )
     train_ids, val_ids = corpus.split("train"), corpus.split("val")
     if not train_ids or not val_ids:
         raise SyncASDError("the corpus needs tracks in both the train and the val split")
-    maker = BatchMaker(corpus, train_ids, config.sample_config(), config.seed, variants)
+    maker = BatchMaker(corpus, train_ids, sampling, config.seed, variants)
     steps = config.steps_per_epoch or maker.steps_per_epoch()
 
     val_tracks = []

@@ -4,7 +4,7 @@ import numpy as np
 from conftest import needs_shared
 
 from syncasd.audio import mfcc
-from syncasd.data.samples import BatchMaker, SampleConfig, augment_crops
+from syncasd.data.samples import BatchMaker, SampleConfig, augment_crops, degrade_photometric
 from syncasd.timebase import SAMPLES_PER_FRAME
 
 pytestmark = needs_shared
@@ -65,6 +65,38 @@ def test_augment_crops_keeps_shape_and_differs():
     assert out.shape == crops.shape and out.dtype == np.uint8
     assert not np.array_equal(out, crops)
     np.testing.assert_array_equal(out[0], out[1])  # one transform for the whole window
+
+
+def test_photometric_degradation_dims_and_blurs_a_window():
+    rng = np.random.default_rng(0)
+    # A face-like texture: a gradient plus 1-pixel stripes (what a low resolution erases).
+    crops = np.tile((np.arange(112) + 60 * (np.arange(112) % 2)).astype(np.uint8), (4, 112, 1))
+    out = degrade_photometric(crops, np.random.default_rng(3))
+    assert out.shape == crops.shape and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, degrade_photometric(crops, np.random.default_rng(3)))
+    ratios, stripes = [], []
+    for _ in range(40):
+        x = degrade_photometric(crops, rng).astype(float)
+        ratios.append(x.std() / crops.std())
+        stripes.append(np.abs(np.diff(x[0].mean(axis=0))).mean())
+    # Contrast × 0.3–1 (gamma can stretch some of it back): flatter as a rule, never blank.
+    assert 0.1 < min(ratios) and np.median(ratios) < 0.8 and max(ratios) < 1.3
+    # The stripes step by about 59 grey levels; at 16–64 px they blur to a few levels, on
+    # about half the draws (noise averaged over 112 rows stays below 1).
+    blurred = np.mean(np.array(stripes) < 15)
+    assert 0.25 < blurred < 0.75 and max(stripes) > 15
+
+
+def test_augment_crops_is_photometric_only_when_asked():
+    crops = np.tile(np.arange(112, dtype=np.uint8)[None, None], (3, 112, 1))
+    plain = augment_crops(crops, np.random.default_rng(5))
+    # Without the flag, the same draws as before it existed (cached variants stay valid).
+    np.testing.assert_array_equal(plain, augment_crops(crops, np.random.default_rng(5), False))
+    dimmed = augment_crops(crops, np.random.default_rng(5), photometric=True)
+    rng = np.random.default_rng(5)
+    expected = degrade_photometric(augment_crops(crops, rng), rng)
+    np.testing.assert_array_equal(dimmed, expected)
+    assert not np.array_equal(dimmed, plain)
 
 
 def test_the_small_corpus_is_laid_out_as_indexed(small_corpus):

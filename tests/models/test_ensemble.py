@@ -92,19 +92,20 @@ def test_the_composed_models_are_views_of_one_bundled_file():
 
     gated = load_model("sync-light-asd-gated")
     assert isinstance(gated, LipGatedLightASD)
-    whole = gated.state_dict()
+    whole = torch.load(WEIGHTS_DIR / "sync_light_asd_gated.pt", weights_only=True)
+    assert gated.state_dict().keys() == {k for k in whole if not k.startswith("pair.")}
     parts = {
         "sync-light-asd": ("sync.",),
         "light-syncnet": ("lips.",),
         "sync-light-asd-ensemble": ("asd.", "sync."),
-        "sync-pair": ("sync.", "lips."),  # its `asd.` is sync-light-asd
+        "sync-pair": ("pair.", "lips."),  # its `asd.` is stage 3's sync-light-asd
     }
     for name, prefixes in parts.items():
         state = load_model(name).state_dict()
         assert len(state) == sum(k.startswith(prefixes) for k in whole), name
     pair = load_model("sync-pair")
     assert isinstance(pair, SyncPair) and isinstance(pair.lips, LightSyncNet)
-    assert all(torch.equal(v, whole[f"sync.{k}"]) for k, v in pair.asd.state_dict().items())
+    assert all(torch.equal(v, whole[f"pair.{k}"]) for k, v in pair.asd.state_dict().items())
     assert all(torch.equal(v, whole[f"lips.{k}"]) for k, v in pair.lips.state_dict().items())
     ensemble = load_model("sync-light-asd-ensemble").state_dict()
     assert all(torch.equal(v, whole[k]) for k, v in ensemble.items())
@@ -197,22 +198,29 @@ def test_the_gate_follows_a_change_of_voice_within_a_window(inputs):
 
 
 @needs_shared
-def test_the_bundled_gated_checkpoint_is_the_three_composed(tmp_path):
-    """Rebuilt from Light-ASD's AVA file and the bundled `sync.` and `lips.` parts: so the
-    `asd.` part is the AVA checkpoint, bit for bit, and the key tree is what compose makes."""
+def test_the_bundled_gated_checkpoint_is_the_four_composed(tmp_path):
+    """Rebuilt from Light-ASD's AVA file and the bundled `sync.`, `lips.` and `pair.` parts:
+    so the `asd.` part is the AVA checkpoint, bit for bit, and the key tree is what compose
+    makes. sync-pair reads its own sync-light-asd (`pair.`), not the default's (`sync.`)."""
     from syncasd.models.ensemble import write_gated_checkpoint
 
-    parts = {}
-    for name in ("sync-light-asd", "light-syncnet"):
-        parts[name] = tmp_path / f"{name}.pt"
-        torch.save(load_model(name).state_dict(), parts[name])
+    parts = {
+        "sync": load_model("sync-light-asd").state_dict(),
+        "lips": load_model("light-syncnet").state_dict(),
+        "pair": load_model("sync-pair").asd.state_dict(),
+    }
+    for name, state in parts.items():
+        torch.save(state, tmp_path / f"{name}.pt")
     out = write_gated_checkpoint(
-        AVA, parts["sync-light-asd"], parts["light-syncnet"], tmp_path / "g.pt"
+        AVA, *(tmp_path / f"{name}.pt" for name in parts), tmp_path / "g.pt"
     )
     made = torch.load(out, weights_only=True)
     bundled = torch.load(WEIGHTS_DIR / "sync_light_asd_gated.pt", weights_only=True)
     assert made.keys() == bundled.keys()
     assert all(torch.equal(made[k], bundled[k]) for k in made)
+    assert {k.split(".")[0] for k in made} == {"asd", "sync", "lips", "pair"}
+    differ = [k for k in parts["pair"] if not torch.equal(parts["pair"][k], parts["sync"][k])]
+    assert differ and all(not k.startswith(LightASD.stem_modules) for k in differ)
 
 
 @needs_shared

@@ -13,8 +13,9 @@ Another speaker's voice (mismatch) is made in the embedding space by the loss
 (`syncasd.losses.cross_modal_contrastive_loss`), as the seed does; the own voice shifted by more
 than 125 ms (misalign) too, by a circular roll, unless `misaligned_shift` asks for it here, in
 the waveform (no seam inside the window). Augmentations: gain, white noise, and for the face
-either a flipped, rotated, scaled and shifted crop (`augment_crops`) or, when the visual
-encoder is frozen, its embedding of such a crop, computed once per track (`visual_variants`).
+either a flipped, rotated, scaled and shifted crop (`augment_crops`; with `photometric`, also
+dimmed, noisy or low-resolution) or, when the visual encoder is frozen, its embedding of such
+a crop, computed once per track (`visual_variants`).
 
 A batch holds about `batch_frames` frames of windows of equal length (the seed's batches of
 about 2,500 frames); batch `i` of epoch `e` is drawn from `seed, e, i` alone, so any process
@@ -50,6 +51,7 @@ class SampleConfig:
     white_snr_db: tuple[float, float] = (10.0, 40.0)
     gain_db: tuple[float, float] = (-6.0, 6.0)
     flip_prob: float = 0.5  # the augmented visual variant (flip, rotation, scale, shift)
+    photometric: bool = False  # the augmented variant also dim, noisy, low-resolution
     # (lo, hi): also give each window its own audio shifted by ±lo…hi frames in the waveform
     # ("mfcc_misaligned"), for the loss's misaligned term; None: the loss rolls embeddings.
     misaligned_shift: tuple[int, int] | None = None
@@ -81,9 +83,12 @@ def gain_and_noise(audio: np.ndarray, rng: np.random.Generator, config) -> np.nd
     return audio
 
 
-def augment_crops(crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def augment_crops(
+    crops: np.ndarray, rng: np.random.Generator, photometric: bool = False
+) -> np.ndarray:
     """One random flip, rotation (±8°), scale (0.92–1.08) and shift (±4 px) for a whole
-    window of (T, 112, 112) uint8 crops, as TalkNet's and Light-ASD's training does per clip."""
+    window of (T, 112, 112) uint8 crops, as TalkNet's and Light-ASD's training does per clip;
+    with `photometric`, also poor light and a poor camera (`degrade_photometric`)."""
     t, h, w = crops.shape
     angle = rng.uniform(-8, 8)
     scale = rng.uniform(0.92, 1.08)
@@ -94,7 +99,28 @@ def augment_crops(crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out[i] = cv2.warpAffine(crops[i], m, (w, h), borderMode=cv2.BORDER_REFLECT)
     if rng.random() < 0.5:
         out = out[:, :, ::-1]
-    return np.ascontiguousarray(out)
+    out = np.ascontiguousarray(out)
+    return degrade_photometric(out, rng) if photometric else out
+
+
+def degrade_photometric(crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A window of (T, H, W) uint8 crops as a dim room and a cheap camera would give it, drawn
+    once for the window: contrast × 0.3–1 about the window's mean, brightness −40…+20 grey
+    levels, gamma 0.7–1.5; with probability 0.5 the face seen 16–64 px tall (down, then back
+    up); sensor noise of σ 0–8 grey levels. Light-ASD's AVA training saw none of this, and
+    well-lit interviews and news teach none of it."""
+    x = crops.astype(np.float32)
+    mean = float(x.mean())
+    x = (x - mean) * rng.uniform(0.3, 1.0) + mean + rng.uniform(-40, 20)
+    x = 255 * (np.clip(x, 0, 255) / 255) ** rng.uniform(0.7, 1.5)
+    if rng.random() < 0.5:
+        t, h, w = x.shape
+        side = int(rng.integers(16, 65))
+        small = (max(1, round(side * w / h)), side)
+        for i in range(t):
+            x[i] = cv2.resize(cv2.resize(x[i], small, interpolation=cv2.INTER_AREA), (w, h))
+    x += rng.normal(0, rng.uniform(0, 8), x.shape).astype(np.float32)
+    return np.clip(np.round(x), 0, 255).astype(np.uint8)
 
 
 class BatchMaker:
@@ -183,7 +209,8 @@ class BatchMaker:
                 visual.append(np.asarray(self.variants[int(flip)][frames], np.float32))
             else:
                 crops = np.asarray(self.corpus.crops[frames])
-                visual.append(augment_crops(crops, rng) if rng.random() < c.flip_prob else crops)
+                augment = rng.random() < c.flip_prob
+                visual.append(augment_crops(crops, rng, c.photometric) if augment else crops)
         batch = {
             "visual": np.stack(visual),
             "mfcc": np.stack(mfccs).astype(np.float32),

@@ -32,6 +32,7 @@ class SyncSampleConfig:
     min_shift: int = 2  # |k| of a hard negative: ±1 frame counts as in sync when scoring
     max_shift: int = 15
     flip_prob: float = 0.5  # probability of the augmented crop (flip, rotation, scale, shift)
+    photometric: bool = False  # the augmented crop also dim, noisy, low-resolution
     gain_db: tuple[float, float] = (-6.0, 6.0)
     white_noise_prob: float = 0.3
     white_snr_db: tuple[float, float] = (10.0, 40.0)
@@ -95,7 +96,7 @@ class SyncBatchMaker:
         start = centre - HALF
         crops = np.asarray(self.corpus.crops[t.offset + start : t.offset + start + IMAGES])
         if rng.random() < c.flip_prob:
-            crops = augment_crops(crops, rng)
+            crops = augment_crops(crops, rng, c.photometric)
         mouths = mouth_crops(crops, self.dims)[:, 0]
 
         # One spectrogram of the audio around every offset used (3 frames more on each side
@@ -140,6 +141,7 @@ class SegmentSampleConfig:
     # and a track trained as in sync at the wrong offset teaches the wrong peak.
     max_track_offset: int | None = None
     flip_prob: float = 0.5  # probability of the augmented crop (flip, rotation, scale, shift)
+    photometric: bool = False  # the augmented crop also dim, noisy, low-resolution
     gain_db: tuple[float, float] = (-6.0, 6.0)
     white_noise_prob: float = 0.3
     white_snr_db: tuple[float, float] = (10.0, 40.0)
@@ -190,7 +192,7 @@ class SegmentBatchMaker:
         s, k, m = c.frames, c.max_shift, c.margin
         crops = np.asarray(self.corpus.crops[t.offset + start : t.offset + start + s])
         if rng.random() < c.flip_prob:
-            crops = augment_crops(crops, rng)
+            crops = augment_crops(crops, rng, c.photometric)
         span = s + 2 * (k + m)
         # One frame more than the span: MFCC drops the last, partial window.
         audio = track_audio(

@@ -124,8 +124,9 @@ class LipGatedLightASD(SyncGatedLightASD):
     # The gate multiplies p by 0.6–0.95 on in-sync speech, so the product is shy: at 0.5 it
     # called 53 % of the validation speech speaking. This bias moves the best threshold on the
     # validation frames (Youden's J, the rule `syncasd train` calibrates by) to `detect`'s 0.5:
-    # `python bench/decision_threshold.py`.
-    decision_shift = 1.065
+    # `python bench/decision_threshold.py` (1.065 with stage 3's sync-light-asd; 1.198 with
+    # the photometric stage 4).
+    decision_shift = 1.198
 
     def __init__(self) -> None:
         super().__init__()
@@ -190,17 +191,27 @@ def compose(
 
 
 def write_gated_checkpoint(
-    asd_weights: str | Path, sync_weights: str | Path, lips_weights: str | Path, out: str | Path
+    asd_weights: str | Path,
+    sync_weights: str | Path,
+    lips_weights: str | Path,
+    pair_weights: str | Path,
+    out: str | Path,
 ) -> Path:
     """The bundled `sync_light_asd_gated.pt`: Light-ASD's AVA checkpoint (`asd.`),
-    sync-light-asd (`sync.`) and light-syncnet (`lips.`) composed into `out` (atomically).
-    The registry serves those three, the ensemble and `SyncPair` as views of this one file."""
+    sync-light-asd (`sync.`), light-syncnet (`lips.`) and the sync-light-asd that `SyncPair`
+    sums with light-syncnet (`pair.`: stage 3, without the photometric stage, which cost the
+    pair 1.5–2.7 points of sync accuracy) composed into `out` (atomically). The registry serves
+    them, the ensemble and `SyncPair` as views of this one file."""
     from ..atomic import atomic_path
     from .zoo import load_state_dict  # zoo imports this module
 
     state = compose(load_state_dict(asd_weights), load_state_dict(sync_weights))
     state |= {f"lips.{k}": v for k, v in load_state_dict(lips_weights).items()}
     LipGatedLightASD().load_state_dict(state, strict=True)  # the key tree, checked
+    pair = {f"asd.{k}": v for k, v in load_state_dict(pair_weights).items()}
+    pair |= {k: v for k, v in state.items() if k.startswith("lips.")}
+    SyncPair().load_state_dict(pair, strict=True)
+    state |= {f"pair.{k[len('asd.') :]}": v for k, v in pair.items() if k.startswith("asd.")}
     out = Path(out)
     with atomic_path(out) as tmp:
         torch.save(state, tmp)

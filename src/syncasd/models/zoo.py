@@ -84,11 +84,11 @@ class ModelSpec:
     kind: str = "asd"
 
 
-# The bundled file of the composed models: `sync-light-asd-gated`'s state dict, whose subtrees
-# are our other models (`asd.`: light-asd.ava, `sync.`: sync-light-asd, `lips.`: light-syncnet).
-# IC-SyncNet, trained apart from them, has its own file.
+# The bundled file of the composed models, whose subtrees are our models (`asd.`: light-asd.ava,
+# `sync.`: sync-light-asd, `lips.`: light-syncnet, `pair.`: the sync-light-asd of sync-pair;
+# `ensemble.write_gated_checkpoint`). IC-SyncNet, trained apart from them, has its own file.
 BUNDLED_FILE = "sync_light_asd_gated.pt"
-BUNDLED_SHA256 = "ef4f7db8a0f5800fdc3e00acf57461dc3f7c9e531ede3074631b771302d6ab52"
+BUNDLED_SHA256 = "fd961f4895b83d3640d67483b0246c1dce5c3c1e7bf18d96bbeba028ff4417e3"
 
 
 def _bundled(description: str, *subtrees: tuple[str, str]) -> Checkpoint:
@@ -125,7 +125,10 @@ REGISTRY: dict[str, ModelSpec] = {
         checkpoints={
             "shared": _bundled(
                 "light-asd.ava, sync-light-asd and light-syncnet composed "
-                "(model card: syncasd/models/weights/sync_light_asd.md)"
+                "(model card: syncasd/models/weights/sync_light_asd.md)",
+                ("asd.", "asd."),
+                ("sync.", "sync."),
+                ("lips.", "lips."),
             ),
         },
         default_checkpoint="shared",
@@ -386,9 +389,9 @@ REGISTRY: dict[str, ModelSpec] = {
         paper=_SYNC_LIGHT_ASD_PAPER,
         checkpoints={
             "shared": _bundled(
-                "sync-light-asd and light-syncnet composed "
+                "sync-light-asd (stage 3) and light-syncnet composed "
                 "(model card: syncasd/models/weights/light_syncnet.md)",
-                ("asd.", "sync."),
+                ("asd.", "pair."),
                 ("lips.", "lips."),
             ),
         },
