@@ -260,7 +260,13 @@ def export(
 
 @app.command()
 def train(
-    model: Annotated[str, typer.Argument(help="Architecture to train: light-asd or lr-asd.")],
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="Architecture to train: light-asd, lr-asd, light-talknet, light-sync-talknet, "
+            "ic-syncnet or light-syncnet."
+        ),
+    ],
     config: Annotated[
         Path,
         typer.Option(help="YAML config, or the name of a shipped one (e.g. sync-light-asd)."),
