@@ -51,10 +51,17 @@ def shrink_face(track: LabelledTrack, pixels: int) -> LabelledTrack:
 def dim(track: LabelledTrack, contrast: float = 0.35, noise: float = 6.0) -> LabelledTrack:
     """A dim, noisy camera: gray levels × `contrast` plus Gaussian noise of σ = `noise` gray
     levels (seeded, so every model sees the same frames)."""
-    rng = np.random.default_rng(0)
-    crops = np.asarray(track.crops, np.float32) * contrast
-    crops += rng.normal(0.0, noise, crops.shape)
-    return replace(track, crops=np.clip(np.rint(crops), 0, 255).astype(np.uint8))
+    crops = dim_pixels(track.crops, np.random.default_rng(0), contrast, noise)
+    return replace(track, crops=crops)
+
+
+def dim_pixels(
+    pixels: np.ndarray, rng: np.random.Generator, contrast: float = 0.35, noise: float = 6.0
+) -> np.ndarray:
+    """uint8 pixels (crops or whole frames) × `contrast` plus noise of σ = `noise` levels."""
+    out = np.asarray(pixels, np.float32) * contrast
+    out += rng.normal(0.0, noise, out.shape)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 @dataclass
