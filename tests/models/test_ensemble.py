@@ -223,6 +223,18 @@ def test_the_bundled_gated_checkpoint_is_the_four_composed(tmp_path):
     assert differ and all(not k.startswith(LightASD.stem_modules) for k in differ)
 
 
+def test_a_file_in_the_bundled_layout_loads_as_weights_of_each_part():
+    """`write_gated_checkpoint`'s output passed as --weights: each model takes its own part,
+    as from the bundled file; a model's own plain state dict still loads as it is."""
+    bundled = WEIGHTS_DIR / "sync_light_asd_gated.pt"
+    for name in ("sync-light-asd-gated", "sync-light-asd-ensemble", "sync-light-asd", "sync-pair"):
+        given, shipped = load_model(name, weights=bundled).state_dict(), load_model(name)
+        assert all(torch.equal(v, shipped.state_dict()[k]) for k, v in given.items()), name
+    pair = load_model("sync-pair", weights=bundled).asd.state_dict()
+    default = load_model("sync-light-asd").state_dict()
+    assert any(not torch.equal(pair[k], default[k]) for k in pair)  # pair. is not sync.
+
+
 @needs_shared
 def test_gated_onnx_runtime_agrees(inputs, tmp_path):
     from syncasd.models.onnx import to_ort

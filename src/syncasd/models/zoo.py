@@ -529,6 +529,19 @@ def _published(name: str) -> tuple[Path, dict[str, torch.Tensor]]:
     return path, ckpt.select(load_state_dict(path))
 
 
+def _own_part(spec: ModelSpec, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A file laid out as the bundled one (`ensemble.write_gated_checkpoint` writes it: all
+    our composed models in one) passed as weights: this model's subtrees of it, as the
+    bundled checkpoint takes them. Any other file as it is."""
+    bundled = spec.checkpoints.get(spec.default_checkpoint or "")
+    if bundled is None or not bundled.bundled or not bundled.subtrees:
+        return state
+    theirs = [prefix for _, prefix in bundled.subtrees if prefix]
+    if theirs and all(any(k.startswith(p) for k in state) for p in theirs):
+        return bundled.select(state)
+    return state
+
+
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Load a plain state dict safely (weights_only); WeightsError if it is not one."""
     path = Path(path)
@@ -610,7 +623,7 @@ def load_model(
         path, state = _published(name)  # verifies the sha256 of a cached file too
     else:
         path = Path(weights)
-        state = load_state_dict(path)
+        state = _own_part(spec, load_state_dict(path))
     model = spec.builder()
     # Compare key trees and shapes first: torch's own errors are long and not actionable.
     expected = model.state_dict()
