@@ -1,6 +1,6 @@
 """Dim video through the whole pipeline: the share of frames `detect` calls speaking on a
 clip and on a dimmed, noisy copy of it (every pixel × 0.35 plus noise of σ = 6 levels, as
-`evaluate.ablations.dim` does to crops, re-encoded with its audio by PyAV), so the face
+`evaluate.ablations.dim` does to crops; re-encoded, its audio attached again), so the face
 detector and tracker see the dark video too, not only the model.
 
     python bench/dim_video.py                                  # the default, five test clips
@@ -17,8 +17,10 @@ from pathlib import Path
 import av
 import numpy as np
 
+from syncasd.data.compose import replace_audio
 from syncasd.evaluate.ablations import dim_pixels
 from syncasd.evaluate.report import markdown_table
+from syncasd.media import read_audio
 from syncasd.pipeline import Detector
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"
@@ -33,22 +35,18 @@ CLIPS = [
 
 
 def dimmed_copy(src: Path, dst: Path) -> Path:
-    """`src` with every frame dimmed (seeded) and its audio re-encoded beside it."""
+    """`src` with every frame dimmed (seeded), its audio attached again (`replace_audio`)."""
     rng = np.random.default_rng(0)
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        video_in, audio_in = inp.streams.video[0], inp.streams.audio[0]
+    silent = dst.with_name(f"{dst.stem}-video.mp4")
+    with av.open(str(src)) as inp, av.open(str(silent), "w") as out:
+        video_in = inp.streams.video[0]
         video = out.add_stream("libx264", rate=video_in.average_rate)
         video.width, video.height, video.pix_fmt = video_in.width, video_in.height, "yuv420p"
-        audio = out.add_stream("aac", rate=audio_in.rate)
         for frame in inp.decode(video_in):
             pixels = dim_pixels(frame.to_ndarray(format="rgb24"), rng)
             out.mux(video.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
         out.mux(video.encode())
-        inp.seek(0)
-        for frame in inp.decode(audio_in):
-            frame.pts = None
-            out.mux(audio.encode(frame))
-        out.mux(audio.encode())
+    replace_audio(silent, dst, audio=read_audio(src))
     return dst
 
 
@@ -72,13 +70,16 @@ def main() -> int:
         name, _, weights = args.model.partition("=")
         options = {"model": name, "weights": weights or None}
     detector = Detector(**options)
-    rows = []
+    rows, shares = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for clip in CLIPS:
             src = DATA / clip
             dark = dimmed_copy(src, Path(tmp) / f"dim-{src.stem}.mp4")
             (plain, n_plain), (dimmed, n_dim) = (speaking_share(detector, p) for p in (src, dark))
             rows.append([clip, f"{plain:.1f}", f"{dimmed:.1f}", f"{n_plain} / {n_dim}"])
+            shares.append((plain, dimmed))
+    plain, dimmed = np.mean(shares, axis=0)
+    rows.append(["mean over the clips", f"{plain:.1f}", f"{dimmed:.1f}", ""])
     print(f"model: {args.model or 'the default'}")
     headers = ["clip", "speaking % (as is)", "speaking % (dim)", "tracks (as is / dim)"]
     print(markdown_table(headers, rows))

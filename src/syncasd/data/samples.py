@@ -114,13 +114,20 @@ def degrade_photometric(crops: np.ndarray, rng: np.random.Generator) -> np.ndarr
     x = (x - mean) * rng.uniform(0.3, 1.0) + mean + rng.uniform(-40, 20)
     x = 255 * (np.clip(x, 0, 255) / 255) ** rng.uniform(0.7, 1.5)
     if rng.random() < 0.5:
-        t, h, w = x.shape
-        side = int(rng.integers(16, 65))
-        small = (max(1, round(side * w / h)), side)
-        for i in range(t):
-            x[i] = cv2.resize(cv2.resize(x[i], small, interpolation=cv2.INTER_AREA), (w, h))
+        x = seen_at(x, int(rng.integers(16, 65)))
     x += rng.normal(0, rng.uniform(0, 8), x.shape).astype(np.float32)
     return np.clip(np.round(x), 0, 255).astype(np.uint8)
+
+
+def seen_at(frames: np.ndarray, pixels: int) -> np.ndarray:
+    """(T, H, W) frames as a camera would give a face `pixels` tall: each downscaled (area
+    averaging) to that height and scaled back up (bilinear), the dtype kept."""
+    t, h, w = frames.shape
+    small = (max(1, round(pixels * w / h)), pixels)
+    out = np.empty_like(frames)
+    for i in range(t):
+        out[i] = cv2.resize(cv2.resize(frames[i], small, interpolation=cv2.INTER_AREA), (w, h))
+    return out
 
 
 class BatchMaker:

@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-import cv2
 import numpy as np
 
 from ..data.labelled import LabelledTrack
+from ..data.samples import seen_at
 from .report import Report
 from .tracks import TrackScorer, pooled_map, score_tracks
 
@@ -38,14 +38,7 @@ def mask_lips(track: LabelledTrack, fraction: float = MASK_FRACTION) -> Labelled
 def shrink_face(track: LabelledTrack, pixels: int) -> LabelledTrack:
     """The face as if it were `pixels` tall in the video: each crop downscaled (area
     averaging) and scaled back up to 112 (bilinear), as the crop of a small face is."""
-    size = track.crops.shape[1:][::-1]
-    crops = np.stack(
-        [
-            cv2.resize(cv2.resize(c, (pixels, pixels), interpolation=cv2.INTER_AREA), size)
-            for c in np.asarray(track.crops)
-        ]
-    )
-    return replace(track, crops=crops)
+    return replace(track, crops=seen_at(np.asarray(track.crops), pixels))
 
 
 def dim(track: LabelledTrack, contrast: float = 0.35, noise: float = 6.0) -> LabelledTrack:

@@ -88,8 +88,7 @@ def _two_class(log_p: torch.Tensor) -> torch.Tensor:
 def _shifted(log_p: torch.Tensor, shift: float) -> torch.Tensor:
     """(..., T) log p → (..., T, 2) logits whose softmax is (1 − p', p'), logit p' = logit p +
     shift: a monotone map, so every ranking (mAP, who speaks first) stays as it was."""
-    logits = _two_class(log_p)
-    return torch.stack([logits[..., 0], logits[..., 1] + shift], -1)
+    return _two_class(log_p) + log_p.new_tensor([0.0, shift])
 
 
 # The lip gate (`LipGatedLightASD`); chosen on the validation identities (model card).
@@ -208,10 +207,11 @@ def write_gated_checkpoint(
     state = compose(load_state_dict(asd_weights), load_state_dict(sync_weights))
     state |= {f"lips.{k}": v for k, v in load_state_dict(lips_weights).items()}
     LipGatedLightASD().load_state_dict(state, strict=True)  # the key tree, checked
-    pair = {f"asd.{k}": v for k, v in load_state_dict(pair_weights).items()}
-    pair |= {k: v for k, v in state.items() if k.startswith("lips.")}
-    SyncPair().load_state_dict(pair, strict=True)
-    state |= {f"pair.{k[len('asd.') :]}": v for k, v in pair.items() if k.startswith("asd.")}
+    pair = {f"pair.{k}": v for k, v in load_state_dict(pair_weights).items()}
+    lips = {k: v for k, v in state.items() if k.startswith("lips.")}
+    pair_as_asd = {f"asd.{k[len('pair.') :]}": v for k, v in pair.items()}
+    SyncPair().load_state_dict(pair_as_asd | lips, strict=True)  # sync-pair's view, checked
+    state |= pair
     out = Path(out)
     with atomic_path(out) as tmp:
         torch.save(state, tmp)
