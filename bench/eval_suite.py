@@ -125,9 +125,9 @@ def main() -> int:
     models = dict(list(MODELS.items())[:2]) if args.quick else MODELS
     if args.model:
         models = {}
-        for spec in args.model:
+        for spec in args.model:  # a candidate keeps its path in its name: two of one model
             name, _, path = spec.partition("=")
-            models[name] = Path(path) if path else MODELS.get(name)
+            models[spec] = Path(path) if path else MODELS.get(name)
     t0 = time.perf_counter()
     # Test: a few clips per identity (the published table); val: every clip, as candidates
     # were chosen on.
@@ -151,7 +151,7 @@ def main() -> int:
     )
 
     specs = {name: model_spec(name, path) for name, path in models.items()}
-    scorers = [model_scorer(spec) for spec in specs.values()]
+    scorers = [(name, model_scorer(spec)[1]) for name, spec in specs.items()]
     # The baseline's lip-movement half: Light-ASD's (AVA) visual-only head.
     baseline = VadLipBaseline(load_model("light-asd", weights=MODELS["light-asd.ava"]))
     if not args.no_baseline:

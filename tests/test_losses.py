@@ -356,6 +356,38 @@ def test_misaligned_embeddings_given_replace_the_roll():
         )
 
 
+def test_dubbed_pairs_by_hand():
+    """With `dubbed`, the dub term is BCE(f_b(V_γ, D_γ), 0) over the tracks with speech, added
+    with dub_beta after the misaligned term, whose pairs it leaves as they were."""
+    visual = torch.tensor([[[1.0], [2.0]], [[1.0], [1.0]], [[3.0], [0.0]]])  # (3, 2, 1)
+    audio = torch.ones(3, 2, 1)
+    shifted = torch.tensor([[[0.5], [0.0]], [[-1.0], [2.0]], [[9.0], [9.0]]])
+    dubbed = torch.tensor([[[1.0], [-0.5]], [[0.0], [3.0]], [[7.0], [7.0]]])
+    labels = torch.tensor([[1, 0], [1, 1], [0, 0]])  # track 2 has no speech: not in Γ
+    out = cross_modal_contrastive_loss(
+        _dot_backend,
+        visual,
+        audio,
+        labels,
+        beta=0.0,
+        misalign_beta=1.0,
+        misaligned=shifted,
+        dub_beta=0.5,
+        dubbed=dubbed,
+    )
+    misalign = sum(math.log1p(math.exp(x)) for x in (0.5, 0.0, -1.0, 2.0)) / 4
+    dub = sum(math.log1p(math.exp(x)) for x in (1.0, -1.0, 0.0, 3.0)) / 4  # v·d over Γ
+    assert out.misalign.item() == pytest.approx(misalign, abs=1e-6)
+    assert out.dub.item() == pytest.approx(dub, abs=1e-6)
+    assert out.total.item() == pytest.approx(out.asd.item() + misalign + 0.5 * dub, abs=1e-6)
+    off = cross_modal_contrastive_loss(_dot_backend, visual, audio, labels, dubbed=dubbed)
+    assert off.dub is None  # dub_beta 0: no dubbed pairs
+    with pytest.raises(ValueError, match="must match audio's shape"):
+        cross_modal_contrastive_loss(
+            _dot_backend, visual, audio, labels, dub_beta=1.0, dubbed=dubbed[:, :1]
+        )
+
+
 def _dot_backend(visual: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
     """Logits (0, v·a) per frame: the speaking margin is the dot product."""
     margin = (visual * audio).sum(-1)

@@ -85,6 +85,7 @@ class CrossModalLoss(NamedTuple):
     partners: torch.Tensor  # φ(γ) for each γ in Γ (empty when |Γ| < 2)
     misalign: torch.Tensor | None = None  # BCE(f_b(V_γ, shift(A_γ, k_γ)), 0); None if off
     shifts: torch.Tensor | None = None  # k_γ (frames) per track of Γ, 0 where T < 2·min_shift
+    dub: torch.Tensor | None = None  # BCE(f_b(V_γ, dub(A_γ)), 0); None if off
 
 
 def misalignment_shifts(
@@ -111,6 +112,8 @@ def cross_modal_contrastive_loss(
     min_shift: int = 4,
     shifts: torch.Tensor | None = None,
     misaligned: torch.Tensor | None = None,
+    dub_beta: float = 0.0,
+    dubbed: torch.Tensor | None = None,
 ) -> CrossModalLoss:
     """Cross-modal contrastive learning of Wuerkaixi et al. (MLSP 2022), §4.1:
 
@@ -139,8 +142,13 @@ def cross_modal_contrastive_loss(
     `misaligned` (B, T, d): the own audio's embeddings already shifted by the caller (in the
     waveform: no seam where a circular roll wraps round); then A_γ of it replaces the roll.
 
-    The original, exchanged and shifted pairs go through the backend in one batch, as in the
-    Sync-TalkNet code (this matters only for a backend with batch statistics).
+    dub_beta > 0 with `dubbed` (B, T, d), the embeddings of each track's audio dubbed (its
+    speech replaced by another voice that starts and stops with it, `samples.dubbed`), adds
+    + dub_beta · BCE(f_b(V_γ, dub(A_γ)), 0): a voice whose timing fits the lips but whose
+    sounds do not is not this face speaking.
+
+    The original, exchanged, shifted and dubbed pairs go through the backend in one batch, as
+    in the Sync-TalkNet code (this matters only for a backend with batch statistics).
     """
     if visual.shape[:2] != audio.shape[:2] or labels.shape != visual.shape[:2]:
         raise ValueError(
@@ -189,6 +197,13 @@ def cross_modal_contrastive_loss(
         if rolled:
             v_parts.append(visual[shifted])
             a_parts.append(torch.stack(rolled))
+    n_misalign = sum(len(v) for v in v_parts) - b - n_swap
+    use_dub = dub_beta > 0 and dubbed is not None
+    if use_dub:
+        if dubbed.shape != audio.shape:
+            raise ValueError(f"dubbed {tuple(dubbed.shape)} must match audio's shape")
+        v_parts.append(visual[positives])
+        a_parts.append(dubbed[positives])
     v_all, a_all = torch.cat(v_parts, dim=0), torch.cat(a_parts, dim=0)
     logits = backend(v_all, a_all)
     targets = torch.cat([labels, labels.new_zeros((v_all.shape[0] - b, labels.shape[1]))], dim=0)
@@ -196,15 +211,20 @@ def cross_modal_contrastive_loss(
     asd = per_frame[:b].mean()
     zero = per_frame.new_zeros(())
     contrast = per_frame[b : b + n_swap].mean() if n_swap else zero
-    misalign = None
+    misalign = dub = None
+    end = b + n_swap + n_misalign
     if shifted is not None:
-        misalign = per_frame[b + n_swap :].mean() if shifted.numel() else zero
+        misalign = per_frame[b + n_swap : end].mean() if n_misalign else zero
+    if use_dub:
+        dub = per_frame[end:].mean() if n_pos else zero
     if pooled:
         total = per_frame.mean()
     else:
-        total = asd + beta * contrast + (misalign_beta * misalign if misalign is not None else 0)
+        total = asd + beta * contrast
+        total = total + (misalign_beta * misalign if misalign is not None else 0)
+        total = total + (dub_beta * dub if dub is not None else 0)
     partner_tracks = positives[partners] if n_pos >= 2 else positives.new_empty(0)
-    return CrossModalLoss(total, asd, contrast, positives, partner_tracks, misalign, shifts)
+    return CrossModalLoss(total, asd, contrast, positives, partner_tracks, misalign, shifts, dub)
 
 
 def offset_ranking_loss(

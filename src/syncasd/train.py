@@ -67,6 +67,7 @@ class DataConfig:
 class LossConfig:
     beta: float = 1.0  # mismatched (swapped audio) pairs, the seed's β
     misalign_beta: float = 1.0  # misaligned (own audio shifted ≥ min_shift frames) pairs
+    dub_beta: float = 0.0  # dubbed pairs (samples.dubbed: another voice timed to the lips)
     min_shift: int = 4
     visual_weight: float = 0.5  # auxiliary heads, by name
     audio_weight: float = 0.0
@@ -474,6 +475,9 @@ def build_task(config: TrainConfig, progress: bool = True):
             misaligned = None
             if "mfcc_misaligned" in batch:  # samples.misaligned_shift: shifted in the waveform
                 misaligned = self.model.audio_embeddings(batch["mfcc_misaligned"])[:, :t]
+            dubbed = None
+            if "mfcc_dubbed" in batch:  # samples.dubbed
+                dubbed = self.model.audio_embeddings(batch["mfcc_dubbed"])[:, :t]
             g = torch.Generator().manual_seed(config.seed * 1_000_003 + self.global_step)
             out = cross_modal_contrastive_loss(
                 self.model.backend_logits,
@@ -485,6 +489,8 @@ def build_task(config: TrainConfig, progress: bool = True):
                 min_shift=config.loss.min_shift,
                 generator=g,
                 misaligned=misaligned,
+                dub_beta=config.loss.dub_beta,
+                dubbed=dubbed,
             )
             total = out.total
             ranking = None
@@ -504,6 +510,7 @@ def build_task(config: TrainConfig, progress: bool = True):
                     "asd": out.asd,
                     "mismatch": out.contrast,
                     "misalign": out.misalign if out.misalign is not None else 0.0,
+                    "dub": out.dub if out.dub is not None else 0.0,
                     "offset": ranking if ranking is not None else 0.0,
                 },
                 prog_bar=True,

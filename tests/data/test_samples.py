@@ -1,10 +1,19 @@
 """Training batches from a real corpus of a few clips (built once per session)."""
 
 import numpy as np
+import pytest
 from conftest import needs_shared
 
 from syncasd.audio import mfcc
-from syncasd.data.samples import BatchMaker, SampleConfig, augment_crops, degrade_photometric
+from syncasd.data.labelled import speech_segments
+from syncasd.data.samples import (
+    FADE,
+    BatchMaker,
+    SampleConfig,
+    augment_crops,
+    degrade_photometric,
+    track_audio,
+)
 from syncasd.timebase import SAMPLES_PER_FRAME
 
 pytestmark = needs_shared
@@ -128,3 +137,57 @@ def test_misaligned_audio_is_the_own_voice_shifted_in_the_waveform(small_corpus)
     assert "mfcc_misaligned" not in BatchMaker(
         small_corpus, small_corpus.split("train"), SampleConfig(**QUIET, batch_frames=300)
     )(0, 1)
+
+
+def test_speech_segments_are_the_runs_of_speaking_frames():
+    assert speech_segments(np.array([0, 1, 1, 0, 0, 1, 0, 1, 1])) == [(1, 3), (5, 6), (7, 9)]
+    assert speech_segments(np.zeros(4, bool)) == []
+
+
+def test_dubbed_audio_replaces_each_run_of_speech_with_another_identitys_voice(small_corpus):
+    """Outside the speech the window keeps its own audio; inside each run, past the 10 ms
+    fades, it is another identity's voice read from one of its speech onsets, at the loudness
+    of the voice it replaces."""
+    config = SampleConfig(**QUIET, batch_frames=300, dubbed=True)
+    maker = BatchMaker(small_corpus, small_corpus.split("train"), config)
+    i = next(k for k in maker.tracks if speech_segments(_labels(small_corpus, k)) != [])
+    t = small_corpus.tracks[i]
+    y = _labels(small_corpus, i)
+    n = min(t.length, 80)
+    dubbed = maker._dubbed(np.random.default_rng(3), i, 0, n, y[:n])
+    own = track_audio(small_corpus, i, 0, len(dubbed))
+    speech = np.zeros(len(dubbed), bool)
+    runs = speech_segments(y[:n])
+    for a, b in runs:
+        speech[a * SAMPLES_PER_FRAME : b * SAMPLES_PER_FRAME] = True
+    np.testing.assert_array_equal(dubbed[~speech], own[~speech])
+    p = SAMPLES_PER_FRAME
+    checked = 0
+    for a, b in runs:
+        need = (b - a) * p
+        if b - a < 5:  # the fades would weigh on the loudness
+            continue
+        checked += 1
+        inner = slice(a * p + FADE, b * p - FADE)
+        piece = dubbed[inner]
+        assert np.sqrt(np.mean(dubbed[a * p : b * p] ** 2)) == pytest.approx(
+            np.sqrt(np.mean(own[a * p : b * p] ** 2)), rel=0.05
+        )
+        matches = []
+        for d, onsets in maker.onsets.items():
+            for o in onsets:
+                voice = track_audio(small_corpus, d, int(o) * p, need)[FADE : need - FADE]
+                if np.dot(voice, voice) == 0:
+                    continue
+                scale = np.dot(piece, voice) / np.dot(voice, voice)
+                if np.allclose(piece, scale * voice, atol=1e-2 * np.abs(piece).max()):
+                    matches.append(d)
+        assert matches and all(small_corpus.tracks[d].identity != t.identity for d in matches)
+    assert checked
+    batch = maker(0, 1)
+    assert batch["mfcc_dubbed"].shape == batch["mfcc"].shape
+
+
+def _labels(corpus, i: int) -> np.ndarray:
+    t = corpus.tracks[i]
+    return np.asarray(corpus.labels[t.offset : t.offset + t.length])

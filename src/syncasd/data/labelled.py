@@ -56,8 +56,13 @@ class LabelledTrack:
 
     def segments(self) -> list[tuple[int, int]]:
         """Speaking segments as [start, end) frame ranges."""
-        edges = np.diff(np.concatenate([[0], self.labels.astype(np.int8), [0]]))
-        return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
+        return speech_segments(self.labels)
+
+
+def speech_segments(labels: np.ndarray) -> list[tuple[int, int]]:
+    """The runs of speaking frames of per-frame labels as [start, end) frame ranges."""
+    edges = np.diff(np.concatenate([[0], (np.asarray(labels) != 0).astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
 
 
 def track_audio(audio: np.ndarray, first: int, n: int) -> np.ndarray:

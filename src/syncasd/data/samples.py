@@ -32,6 +32,7 @@ import numpy as np
 from ..audio import mfcc
 from ..timebase import SAMPLES_PER_FRAME
 from .corpus import Corpus
+from .labelled import speech_segments
 
 # python_speech_features: 25 ms windows every 10 ms; 4 rows per frame need 4·640 − 160 + 400
 # samples, i.e. 240 past the window's last frame.
@@ -55,6 +56,10 @@ class SampleConfig:
     # (lo, hi): also give each window its own audio shifted by ±lo…hi frames in the waveform
     # ("mfcc_misaligned"), for the loss's misaligned term; None: the loss rolls embeddings.
     misaligned_shift: tuple[int, int] | None = None
+    # Also give each window a dubbed copy of its audio ("mfcc_dubbed", for the loss's dubbed
+    # term): every run of its speech replaced by another identity's voice from one of its
+    # onsets on, at the same loudness, so the new voice starts and stops with the lips.
+    dubbed: bool = False
 
 
 def _rms(x: np.ndarray) -> float:
@@ -151,6 +156,15 @@ class BatchMaker:
             raise ValueError("training needs at least two face tracks")
         self.lengths = np.array([corpus.tracks[i].length for i in self.tracks])
         self.weights = self.lengths / self.lengths.sum()
+        # Voice donors for `dubbed`: each track's speech onsets (frames), tracks with any.
+        self.onsets: dict[int, np.ndarray] = {}
+        if config.dubbed:
+            for i in self.tracks:
+                t = corpus.tracks[i]
+                runs = speech_segments(corpus.labels[t.offset : t.offset + t.length])
+                if runs:
+                    self.onsets[i] = np.array([a for a, _ in runs])
+            self.donors = np.array(sorted(self.onsets))
 
     def steps_per_epoch(self) -> int:
         """About one pass over every frame of the tracks."""
@@ -194,7 +208,7 @@ class BatchMaker:
         p = self.weights[fits] / self.weights[fits].sum()
         count = max(2, c.batch_frames // length)
         chosen = [anchor] + [int(fits[k]) for k in rng.choice(len(fits), count - 1, p=p)]
-        visual, mfccs, labels, misaligned = [], [], [], []
+        visual, mfccs, labels, misaligned, mfcc_dubbed = [], [], [], [], []
         for k in chosen:
             i = self.tracks[k]
             t = self.corpus.tracks[i]
@@ -210,6 +224,9 @@ class BatchMaker:
                 # no seam inside the window, unlike a circular roll.
                 shifted, _ = self._audio(rng, i, s + k, length, y, silence=False)
                 misaligned.append(mfcc_rows(shifted, length))
+            if c.dubbed:
+                dubbed = self._dubbed(rng, i, s, length, y)
+                mfcc_dubbed.append(mfcc_rows(gain_and_noise(dubbed, rng, c), length))
             frames = slice(t.offset + s, t.offset + s + length)
             if self.variants is not None:
                 flip = len(self.variants) > 1 and rng.random() < c.flip_prob
@@ -225,7 +242,42 @@ class BatchMaker:
         }
         if misaligned:
             batch["mfcc_misaligned"] = np.stack(misaligned).astype(np.float32)
+        if mfcc_dubbed:
+            batch["mfcc_dubbed"] = np.stack(mfcc_dubbed).astype(np.float32)
         return batch
+
+    def _dubbed(
+        self, rng: np.random.Generator, track: int, start: int, n: int, labels: np.ndarray
+    ) -> np.ndarray:
+        """The window's own audio with each run of labelled speech replaced by a donor's voice.
+
+        The donor (a track of another identity) is read from one of its speech onsets on, so
+        the new voice starts where the lips start, as a dub does, with no cut into a word
+        (a seam would be a cue real dubs lack); 10 ms fades join it to the own audio around.
+        """
+        audio = self._window_audio(track, start * SAMPLES_PER_FRAME, n)
+        identity = self.corpus.tracks[track].identity
+        donors = [d for d in self.donors if self.corpus.tracks[d].identity != identity]
+        for a, b in speech_segments(labels):
+            donor = int(donors[rng.integers(len(donors))])
+            onset = int(rng.choice(self.onsets[donor]))
+            need = (b - a) * SAMPLES_PER_FRAME
+            voice = track_audio(self.corpus, donor, onset * SAMPLES_PER_FRAME, need)
+            own = audio[a * SAMPLES_PER_FRAME : b * SAMPLES_PER_FRAME]
+            if _rms(voice) > 0:
+                voice = voice * (_rms(own) / _rms(voice))
+            fade = min(FADE, need // 2)
+            ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+            voice[:fade] *= ramp
+            voice[need - fade :] *= ramp[::-1]
+            outside = np.zeros(need, np.float32)  # the own audio: only inside the fades
+            outside[:fade] = 1 - ramp
+            outside[need - fade :] = ramp
+            audio[a * SAMPLES_PER_FRAME : b * SAMPLES_PER_FRAME] = own * outside + voice
+        return audio
+
+
+FADE = 160  # samples (10 ms): the cross-fade between a dub's voice and the own audio around it
 
 
 def mfcc_rows(audio: np.ndarray, frames: int) -> np.ndarray:
