@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -216,8 +217,8 @@ def test_decision_shift_moves_the_best_threshold_to_one_half(tmp_path):
 @needs_shared
 def test_a_run_with_waveform_misaligned_negatives_and_offset_ranking(tmp_path, small_corpus):
     raw = _tiny(tmp_path, small_corpus, steps_per_epoch=1)
-    raw["samples"] = {"batch_frames": 200, "misaligned_shift": [4, 8]}
-    raw["loss"] = {"offset_beta": 1.0, "offset_shift": 3}
+    raw["samples"] = {"batch_frames": 200, "misaligned_shift": [4, 8], "dubbed": True}
+    raw["loss"] = {"offset_beta": 1.0, "offset_shift": 3, "dub_beta": 1.0}
     config = TrainConfig.from_dict(raw)
     assert config.sample_config().misaligned_shift == (4, 8)
     weights = train(config, progress=False)
@@ -226,8 +227,12 @@ def test_a_run_with_waveform_misaligned_negatives_and_offset_ranking(tmp_path, s
     assert not torch.equal(trained.state_dict()[key], init.state_dict()[key])
     # The ranking term ran: a cross-entropy over 7 offsets, near ln 7 = 1.95 at the start.
     with open(next((tmp_path / "run").glob("logs/*/metrics.csv"))) as f:
-        logged = [float(r["offset"]) for r in csv.DictReader(f) if r.get("offset")]
+        rows = list(csv.DictReader(f))
+    logged = [float(r["offset"]) for r in rows if r.get("offset")]
     assert logged and all(0.5 < x < 4.0 for x in logged)
+    # The dubbed term ran: BCE of pairs the model has not learnt to refuse, near ln 2 or more.
+    dub = [float(r["dub"]) for r in rows if r.get("dub")]
+    assert dub and all(0.05 < x < 10.0 for x in dub)
 
 
 def test_stage_two_config_starts_from_stage_one():
@@ -245,6 +250,18 @@ def test_stage_three_config_starts_from_stage_two():
     assert three.sample_config() == two.sample_config() and three.loss == two.loss
     assert three.seed != two.seed and three.optim.lr == pytest.approx(two.optim.lr * 0.9, abs=1e-6)
 
+
+
+def test_stage_five_config_is_stage_four_with_dubbed_negatives():
+    four, five = (
+        TrainConfig.load("sync-light-asd-photometric"),
+        TrainConfig.load("sync-light-asd-dubbed"),
+    )
+    # Both start from the registry's sync-light-asd: stage 5 was trained when it was stage 4.
+    assert five.init == four.init == "sync-light-asd" and five.freeze == four.freeze
+    assert five.sample_config() == replace(four.sample_config(), dubbed=True)
+    assert five.loss == replace(four.loss, dub_beta=1.0) and five.seed != four.seed
+    assert TrainConfig.load("light-syncnet-dubbed").sample_config().dubbed
 
 def _tiny_sync(tmp_path, corpus, **extra) -> dict:
     return {
@@ -403,7 +420,7 @@ def test_light_syncnet_fine_tunes_the_encoders_and_exports_a_loadable_sync_model
         "init_partial": True,
         "freeze": [],
         "data": {"clips": [str(c) for c in CORPUS_CLIPS], "corpus": str(small_corpus.root)},
-        "samples": {"batch": 4, "frames": 8, "max_shift": 4},
+        "samples": {"batch": 4, "frames": 8, "max_shift": 4, "dubbed": True},
         "sync": {"easy": 2},
         "epochs": 1,
         "steps_per_epoch": 2,
@@ -419,6 +436,7 @@ def test_light_syncnet_fine_tunes_the_encoders_and_exports_a_loadable_sync_model
         rows = list(csv.DictReader(f))
     scores = [float(r["val_acc5"]) for r in rows if r.get("val_acc5")]
     assert len(scores) == 1 and 0 <= scores[0] <= 100
+    assert any(float(r["dub"]) > 0 for r in rows if r.get("dub"))  # samples.dubbed ran
     with pytest.raises(InputError, match="samples.hard"):
         TrainConfig.from_dict({**raw, "samples": {"hard": 3}})
     assert TrainConfig.load("light-syncnet").sample_config().frames == 16

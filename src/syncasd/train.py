@@ -92,6 +92,9 @@ class SyncConfig:
     # LightSyncNet: weight of the cross-entropy over all offsets (`losses.offset_cross_entropy`)
     # beside BBCE; it alone asks offset ±1 to score below offset 0.
     offset_nce: float = 1.0
+    # LightSyncNet with `samples.dubbed`: weight of BCE(σ(cos(v, a_dub) / τ), 0), the
+    # segment's audio dubbed by a voice timed to it, at offset 0.
+    dub_weight: float = 1.0
 
 
 @dataclass

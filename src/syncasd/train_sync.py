@@ -30,6 +30,7 @@ import logging
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 from .errors import SyncASDError
 from .losses import bbce_loss, offset_cross_entropy
@@ -84,6 +85,12 @@ def segment_loss(model, batch, sync, min_shift: int, seed: int) -> dict[str, tor
         easy = torch.einsum("bsd,besd->bse", visual, heard) / model.temperature
         easy = easy[speaking]  # (N, E)
     loss = bbce_loss(z[:, k], z[:, hard], easy, sync.easy_weight, hard_mask=ok[:, hard])
+    dub = torch.zeros((), device=z.device)
+    if "mfcc_dubbed" in batch:  # samples.dubbed: another voice timed to the lips, offset 0
+        dubbed = model.audio_embeddings(batch["mfcc_dubbed"])[:, margin + k : margin + k + s]
+        z_dub = ((visual * dubbed).sum(-1) / model.temperature)[speaking]  # (N,)
+        dub = F.softplus(z_dub).mean()  # −log(1 − σ(z)): not in sync
+        loss = loss + sync.dub_weight * dub
     nce = offset_cross_entropy(z, ok)
     with torch.no_grad():
         offset_acc = (z.masked_fill(~ok, float("-inf")).argmax(dim=1) == k).float().mean()
@@ -91,6 +98,7 @@ def segment_loss(model, batch, sync, min_shift: int, seed: int) -> dict[str, tor
         "loss": loss + sync.offset_nce * nce if sync.offset_nce else loss,
         "bbce": loss,
         "nce": nce,
+        "dub": dub,
         "offset_acc": offset_acc,
     }
 

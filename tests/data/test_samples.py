@@ -154,8 +154,8 @@ def test_dubbed_audio_replaces_each_run_of_speech_with_another_identitys_voice(s
     t = small_corpus.tracks[i]
     y = _labels(small_corpus, i)
     n = min(t.length, 80)
-    dubbed = maker._dubbed(np.random.default_rng(3), i, 0, n, y[:n])
-    own = track_audio(small_corpus, i, 0, len(dubbed))
+    own = track_audio(small_corpus, i, 0, n * SAMPLES_PER_FRAME + 240)
+    dubbed = maker.donors.dub(np.random.default_rng(3), own, y[:n], t.identity)
     speech = np.zeros(len(dubbed), bool)
     runs = speech_segments(y[:n])
     for a, b in runs:
@@ -174,7 +174,7 @@ def test_dubbed_audio_replaces_each_run_of_speech_with_another_identitys_voice(s
             np.sqrt(np.mean(own[a * p : b * p] ** 2)), rel=0.05
         )
         matches = []
-        for d, onsets in maker.onsets.items():
+        for d, onsets in maker.donors.onsets.items():
             for o in onsets:
                 voice = track_audio(small_corpus, d, int(o) * p, need)[FADE : need - FADE]
                 if np.dot(voice, voice) == 0:

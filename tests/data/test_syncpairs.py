@@ -147,3 +147,28 @@ def test_segment_batches_are_deterministic(corpus):
     assert maker.steps_per_epoch() == 43 // 24
     with pytest.raises(ValueError, match="fewer than one batch"):
         SegmentBatchMaker(corpus, [1], segments(batch=6))
+
+
+def test_segment_dub_replaces_only_the_speech_of_its_span(corpus):
+    """`dubbed`: the span's audio (track frames 13…35 for a segment at 20) with its speech
+    (track frames 13…29) in track 1's voice (corpus frames 60… ) from its onset, frame 10; the
+    frames after the speech keep the track's own audio."""
+    maker = SegmentBatchMaker(corpus, [0, 1], segments(dubbed=True), seed=0)
+    sample = maker.sample(np.random.default_rng(0), 0, 20)
+    own, dubbed = sample["mfcc"], sample["mfcc_dubbed"]
+    assert dubbed.shape == own.shape == (88, 13)
+    # MFCC row r reads samples 160·r … 160·r + 400: rows from 4·17 + 1 on lie past the speech.
+    np.testing.assert_allclose(dubbed[4 * 17 + 1 :], own[4 * 17 + 1 :], atol=1e-4)
+    assert not np.allclose(dubbed[4:60], own[4:60], atol=1e-2)
+    spoken = np.zeros(23, bool)
+    spoken[:17] = True
+    audio = np.asarray(corpus.audio[13 * SPF : 36 * SPF], np.float32)
+    redone = maker.donors.dub(np.random.default_rng(1), audio, spoken, "id0")
+    donor = np.asarray(corpus.audio[(60 + 10) * SPF : (60 + 27) * SPF], np.float64)
+    inner = slice(160, 17 * SPF - 160)
+    scale = np.sqrt(np.mean(audio[: 17 * SPF].astype(np.float64) ** 2) / np.mean(donor**2))
+    np.testing.assert_allclose(redone[inner], scale * donor[inner], rtol=1e-4, atol=1e-2)
+    np.testing.assert_array_equal(redone[17 * SPF :], audio[17 * SPF :])
+    assert "mfcc_dubbed" not in SegmentBatchMaker(corpus, [0, 1], segments(), seed=0).sample(
+        np.random.default_rng(0), 0, 20
+    )

@@ -156,15 +156,7 @@ class BatchMaker:
             raise ValueError("training needs at least two face tracks")
         self.lengths = np.array([corpus.tracks[i].length for i in self.tracks])
         self.weights = self.lengths / self.lengths.sum()
-        # Voice donors for `dubbed`: each track's speech onsets (frames), tracks with any.
-        self.onsets: dict[int, np.ndarray] = {}
-        if config.dubbed:
-            for i in self.tracks:
-                t = corpus.tracks[i]
-                runs = speech_segments(corpus.labels[t.offset : t.offset + t.length])
-                if runs:
-                    self.onsets[i] = np.array([a for a, _ in runs])
-            self.donors = np.array(sorted(self.onsets))
+        self.donors = VoiceDonors(corpus, self.tracks) if config.dubbed else None
 
     def steps_per_epoch(self) -> int:
         """About one pass over every frame of the tracks."""
@@ -225,7 +217,8 @@ class BatchMaker:
                 shifted, _ = self._audio(rng, i, s + k, length, y, silence=False)
                 misaligned.append(mfcc_rows(shifted, length))
             if c.dubbed:
-                dubbed = self._dubbed(rng, i, s, length, y)
+                own = self._window_audio(i, s * SAMPLES_PER_FRAME, length)
+                dubbed = self.donors.dub(rng, own, y, t.identity)
                 mfcc_dubbed.append(mfcc_rows(gain_and_noise(dubbed, rng, c), length))
             frames = slice(t.offset + s, t.offset + s + length)
             if self.variants is not None:
@@ -246,18 +239,34 @@ class BatchMaker:
             batch["mfcc_dubbed"] = np.stack(mfcc_dubbed).astype(np.float32)
         return batch
 
-    def _dubbed(
-        self, rng: np.random.Generator, track: int, start: int, n: int, labels: np.ndarray
-    ) -> np.ndarray:
-        """The window's own audio with each run of labelled speech replaced by a donor's voice.
 
-        The donor (a track of another identity) is read from one of its speech onsets on, so
-        the new voice starts where the lips start, as a dub does, with no cut into a word
-        (a seam would be a cue real dubs lack); 10 ms fades join it to the own audio around.
+class VoiceDonors:
+    """Voices to dub training windows with: the speech of the given tracks, each read from one
+    of its onsets (the first frame of a run of labelled speech)."""
+
+    def __init__(self, corpus: Corpus, tracks: list[int]) -> None:
+        self.corpus = corpus
+        self.onsets: dict[int, np.ndarray] = {}
+        for i in tracks:
+            t = corpus.tracks[i]
+            runs = speech_segments(corpus.labels[t.offset : t.offset + t.length])
+            if runs:
+                self.onsets[i] = np.array([a for a, _ in runs])
+        self.tracks = np.array(sorted(self.onsets))
+
+    def dub(
+        self, rng: np.random.Generator, audio: np.ndarray, labels: np.ndarray, identity: str
+    ) -> np.ndarray:
+        """A copy of a window's float audio (frame j = samples 640·j …) whose every run of
+        labelled speech is another identity's voice.
+
+        The donor is read from one of its speech onsets on, so the new voice starts where the
+        lips start, as a dub does, with no cut into a word (a seam would be a cue real dubs
+        lack), at the loudness of the voice it replaces; 10 ms fades join it to the own audio
+        around.
         """
-        audio = self._window_audio(track, start * SAMPLES_PER_FRAME, n)
-        identity = self.corpus.tracks[track].identity
-        donors = [d for d in self.donors if self.corpus.tracks[d].identity != identity]
+        audio = np.array(audio, np.float32)
+        donors = [d for d in self.tracks if self.corpus.tracks[d].identity != identity]
         for a, b in speech_segments(labels):
             donor = int(donors[rng.integers(len(donors))])
             onset = int(rng.choice(self.onsets[donor]))

@@ -22,7 +22,7 @@ from ..audio import log_mel, mel_window
 from ..models.icsyncnet import HALF, IMAGES, ICSyncNetDims, mouth_crops
 from ..timebase import SAMPLES_PER_FRAME
 from .corpus import Corpus
-from .samples import augment_crops, gain_and_noise, mfcc_rows, track_audio
+from .samples import VoiceDonors, augment_crops, gain_and_noise, mfcc_rows, track_audio
 
 
 @dataclass
@@ -145,6 +145,9 @@ class SegmentSampleConfig:
     gain_db: tuple[float, float] = (-6.0, 6.0)
     white_noise_prob: float = 0.3
     white_snr_db: tuple[float, float] = (10.0, 40.0)
+    # Also the segment's audio dubbed ("mfcc_dubbed", `samples.VoiceDonors`): its speech
+    # replaced by another identity's voice timed to it, one more negative at offset 0.
+    dubbed: bool = False
 
 
 def segment_starts(corpus: Corpus, tracks: list[int], config: SegmentSampleConfig) -> np.ndarray:
@@ -176,6 +179,7 @@ class SegmentBatchMaker:
     ) -> None:
         self.corpus, self.config, self.seed = corpus, config, seed
         self.starts = segment_starts(corpus, tracks, config)
+        self.donors = VoiceDonors(corpus, tracks) if config.dubbed else None
         if len(self.starts) < config.batch:
             raise ValueError(
                 f"{len(self.starts)} speaking segments, fewer than one batch ({config.batch})"
@@ -202,12 +206,22 @@ class SegmentBatchMaker:
         # Audio frame of lip frame j at offset i − K, in track frames.
         heard = start + np.arange(s)[None, :] + np.arange(-k, k + 1)[:, None]
         labels = np.asarray(self.corpus.labels[t.offset + start : t.offset + start + s], bool)
-        return {
+        sample = {
             "crops": crops,
             "mfcc": features.astype(np.float32),
             "valid": (heard >= m) & (heard < t.length - m),
             "speaking": labels,
         }
+        if self.donors is not None:
+            first = start - k - m  # the span's first frame, in track frames
+            frames = np.arange(first, first + span + 1)
+            inside = (frames >= 0) & (frames < t.length)
+            spoken = np.zeros(span + 1, bool)
+            spoken[inside] = self.corpus.labels[t.offset + frames[inside]]
+            dubbed = self.donors.dub(rng, audio, spoken, t.identity)
+            sample["mfcc_dubbed"] = mfcc_rows(gain_and_noise(dubbed, rng, c), span)
+            sample["mfcc_dubbed"] = sample["mfcc_dubbed"].astype(np.float32)
+        return sample
 
     def __call__(self, epoch: int, index: int) -> dict[str, np.ndarray]:
         rng = np.random.default_rng([self.seed, epoch, index])
