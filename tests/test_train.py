@@ -251,17 +251,17 @@ def test_stage_three_config_starts_from_stage_two():
     assert three.seed != two.seed and three.optim.lr == pytest.approx(two.optim.lr * 0.9, abs=1e-6)
 
 
-
 def test_stage_five_config_is_stage_four_with_dubbed_negatives():
     four, five = (
         TrainConfig.load("sync-light-asd-photometric"),
         TrainConfig.load("sync-light-asd-dubbed"),
     )
-    # Both start from the registry's sync-light-asd: stage 5 was trained when it was stage 4.
-    assert five.init == four.init == "sync-light-asd" and five.freeze == four.freeze
+    assert five.init == f"{four.output}/model.pt" and five.freeze == four.freeze
+    assert four.init == f"{TrainConfig.load('sync-light-asd-stage3').output}/model.pt"
     assert five.sample_config() == replace(four.sample_config(), dubbed=True)
     assert five.loss == replace(four.loss, dub_beta=1.0) and five.seed != four.seed
     assert TrainConfig.load("light-syncnet-dubbed").sample_config().dubbed
+
 
 def _tiny_sync(tmp_path, corpus, **extra) -> dict:
     return {

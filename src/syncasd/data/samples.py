@@ -253,6 +253,7 @@ class VoiceDonors:
             if runs:
                 self.onsets[i] = np.array([a for a, _ in runs])
         self.tracks = np.array(sorted(self.onsets))
+        self.identities = np.array([corpus.tracks[i].identity for i in self.tracks])
 
     def dub(
         self, rng: np.random.Generator, audio: np.ndarray, labels: np.ndarray, identity: str
@@ -266,7 +267,7 @@ class VoiceDonors:
         around.
         """
         audio = np.array(audio, np.float32)
-        donors = [d for d in self.tracks if self.corpus.tracks[d].identity != identity]
+        donors = self.tracks[self.identities != identity]
         for a, b in speech_segments(labels):
             donor = int(donors[rng.integers(len(donors))])
             onset = int(rng.choice(self.onsets[donor]))

@@ -219,8 +219,8 @@ class SegmentBatchMaker:
             spoken = np.zeros(span + 1, bool)
             spoken[inside] = self.corpus.labels[t.offset + frames[inside]]
             dubbed = self.donors.dub(rng, audio, spoken, t.identity)
-            sample["mfcc_dubbed"] = mfcc_rows(gain_and_noise(dubbed, rng, c), span)
-            sample["mfcc_dubbed"] = sample["mfcc_dubbed"].astype(np.float32)
+            dubbed = mfcc_rows(gain_and_noise(dubbed, rng, c), span)
+            sample["mfcc_dubbed"] = dubbed.astype(np.float32)
         return sample
 
     def __call__(self, epoch: int, index: int) -> dict[str, np.ndarray]:
