@@ -217,10 +217,17 @@ def test_decision_shift_moves_the_best_threshold_to_one_half(tmp_path):
 @needs_shared
 def test_a_run_with_waveform_misaligned_negatives_and_offset_ranking(tmp_path, small_corpus):
     raw = _tiny(tmp_path, small_corpus, steps_per_epoch=1)
-    raw["samples"] = {"batch_frames": 200, "misaligned_shift": [4, 8], "dubbed": True}
-    raw["loss"] = {"offset_beta": 1.0, "offset_shift": 3, "dub_beta": 1.0}
+    raw["samples"] = {
+        "batch_frames": 200,
+        "misaligned_shift": [4, 8],
+        "dubbed": True,
+        "turn_prob": 0.5,
+        "turn_frames": [4, 8],
+    }
+    raw["loss"] = {"offset_beta": 1.0, "offset_shift": 3, "dub_beta": 1.0, "visual_weight": 0.5}
     config = TrainConfig.from_dict(raw)
     assert config.sample_config().misaligned_shift == (4, 8)
+    assert config.sample_config().turn_frames == (4, 8)
     weights = train(config, progress=False)
     trained, init = load_model("light-asd", weights=weights), load_model("light-asd", weights=AVA)
     key = "model.audioEncoder.block1.m_3.weight"
@@ -261,6 +268,14 @@ def test_stage_five_config_is_stage_four_with_dubbed_negatives():
     assert five.sample_config() == replace(four.sample_config(), dubbed=True)
     assert five.loss == replace(four.loss, dub_beta=1.0) and five.seed != four.seed
     assert TrainConfig.load("light-syncnet-dubbed").sample_config().dubbed
+
+
+def test_stage_six_config_is_stage_five_with_turns():
+    five, six = TrainConfig.load("sync-light-asd-dubbed"), TrainConfig.load("sync-light-asd-turns")
+    assert six.init == f"{five.output}/model.pt" and six.freeze == five.freeze
+    turns = replace(five.sample_config(), turn_prob=0.3, turn_frames=(25, 60))
+    assert six.sample_config() == turns
+    assert six.loss == five.loss and six.seed != five.seed and six.epochs == five.epochs
 
 
 def _tiny_sync(tmp_path, corpus, **extra) -> dict:

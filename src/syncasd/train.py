@@ -188,7 +188,7 @@ class TrainConfig:
 
     def sample_config(self):
         values = dict(self.samples)
-        for key in ("noise_snr_db", "white_snr_db", "gain_db", "misaligned_shift"):
+        for key in ("noise_snr_db", "white_snr_db", "gain_db", "misaligned_shift", "turn_frames"):
             if values.get(key) is not None:
                 values[key] = tuple(values[key])
         return _sample_class(self.model)(**values)
@@ -504,9 +504,12 @@ def build_task(config: TrainConfig, progress: bool = True):
                 if ranking is not None:
                     total = total + config.loss.offset_beta * ranking
             weights = {"V": config.loss.visual_weight, "A": config.loss.audio_weight}
+            # A visual-only head is told what the lips do, not whose voice is heard (turns).
+            head_labels = {"V": batch.get("visual_labels", labels)[:, :t], "A": labels}
             for name, logits in self.model.auxiliary_logits(visual, audio).items():
                 if weights.get(name, 0) > 0 and logits.requires_grad:
-                    total = total + weights[name] * frame_cross_entropy(logits, labels)
+                    loss = frame_cross_entropy(logits, head_labels[name])
+                    total = total + weights[name] * loss
             self.log_dict(
                 {
                     "loss": total,

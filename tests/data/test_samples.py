@@ -173,19 +173,64 @@ def test_dubbed_audio_replaces_each_run_of_speech_with_another_identitys_voice(s
         assert np.sqrt(np.mean(dubbed[a * p : b * p] ** 2)) == pytest.approx(
             np.sqrt(np.mean(own[a * p : b * p] ** 2)), rel=0.05
         )
-        matches = []
-        for d, onsets in maker.donors.onsets.items():
-            for o in onsets:
-                voice = track_audio(small_corpus, d, int(o) * p, need)[FADE : need - FADE]
-                if np.dot(voice, voice) == 0:
-                    continue
-                scale = np.dot(piece, voice) / np.dot(voice, voice)
-                if np.allclose(piece, scale * voice, atol=1e-2 * np.abs(piece).max()):
-                    matches.append(d)
+        matches = [
+            d
+            for d, onsets in maker.donors.onsets.items()
+            for o in onsets
+            if _scaled_copy(piece, track_audio(small_corpus, d, int(o) * p, need)[FADE:-FADE])
+        ]
         assert matches and all(small_corpus.tracks[d].identity != t.identity for d in matches)
     assert checked
     batch = maker(0, 1)
     assert batch["mfcc_dubbed"].shape == batch["mfcc"].shape
+
+
+def test_a_turn_hands_a_stretch_of_the_window_to_another_identitys_voice(small_corpus):
+    """Conversations: inside the turn (past its fades) only another identity's voice, read
+    from one of its onsets, at the loudness of the window's own speech, labelled not
+    speaking; outside it the own audio and labels, untouched."""
+    config = SampleConfig(**QUIET, batch_frames=300, turn_prob=1.0, turn_frames=(20, 30))
+    maker = BatchMaker(small_corpus, small_corpus.split("train"), config)
+    i = next(k for k in maker.tracks if _labels(small_corpus, k)[:80].mean() > 0.5)
+    t = small_corpus.tracks[i]
+    n = min(t.length, 80)
+    y = _labels(small_corpus, i)[:n]
+    own = track_audio(small_corpus, i, 0, n * SAMPLES_PER_FRAME + 240)
+    audio, labels = maker.donors.turn(np.random.default_rng(4), own, y, t.identity, (20, 30))
+    changed = np.flatnonzero(labels != y)
+    p = SAMPLES_PER_FRAME
+    span = np.flatnonzero(np.any(audio[: n * p].reshape(n, p) != own[: n * p].reshape(n, p), 1))
+    a, b = span[0], span[-1] + 1
+    assert 20 <= b - a <= 30 and np.all(labels[a:b] == 0)
+    assert set(changed) <= set(range(a, b)) and np.array_equal(labels[:a], y[:a])
+    np.testing.assert_array_equal(audio[: a * p], own[: a * p])
+    np.testing.assert_array_equal(audio[b * p :], own[b * p :])
+    speech = np.repeat(y.astype(bool), p)
+    reference = np.sqrt(np.mean(own[: n * p][speech] ** 2))
+    piece = audio[a * p + FADE : b * p - FADE]
+    assert np.sqrt(np.mean(audio[a * p : b * p] ** 2)) == pytest.approx(reference, rel=0.05)
+    need = (b - a) * p
+    matches = [
+        d
+        for d, onsets in maker.donors.onsets.items()
+        for o in onsets
+        if _scaled_copy(piece, track_audio(small_corpus, d, int(o) * p, need)[FADE:-FADE])
+    ]
+    assert matches and all(small_corpus.tracks[d].identity != t.identity for d in matches)
+    batch = maker(0, 1)  # every window takes a turn: each has a run of ≥ 20 negative frames
+    for row in batch["labels"]:
+        assert max((b - a for a, b in speech_segments(row == 0)), default=0) >= 20
+    # The visual-only head keeps what the lips do: the corpus labels of each window.
+    assert batch["visual_labels"].shape == batch["labels"].shape
+    assert np.all(batch["visual_labels"] >= batch["labels"])
+    assert np.any(batch["visual_labels"] > batch["labels"])
+
+
+def _scaled_copy(piece: np.ndarray, voice: np.ndarray) -> bool:
+    if np.dot(voice, voice) == 0:
+        return False
+    scale = np.dot(piece, voice) / np.dot(voice, voice)
+    return np.allclose(piece, scale * voice, atol=1e-2 * np.abs(piece).max())
 
 
 def _labels(corpus, i: int) -> np.ndarray:

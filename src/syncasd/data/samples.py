@@ -60,6 +60,12 @@ class SampleConfig:
     # term): every run of its speech replaced by another identity's voice from one of its
     # onsets on, at the same loudness, so the new voice starts and stops with the lips.
     dubbed: bool = False
+    # Conversations: with this probability a window's audio also hands the floor to another
+    # identity for `turn_frames` (lo, hi) frames — that voice, from one of its onsets, in place
+    # of the own audio there, labelled not speaking — so that the model says who speaks now,
+    # not who speaks somewhere in the window (the lips may go on moving, but are not heard).
+    turn_prob: float = 0.0
+    turn_frames: tuple[int, int] = (25, 60)
 
 
 def _rms(x: np.ndarray) -> float:
@@ -156,7 +162,8 @@ class BatchMaker:
             raise ValueError("training needs at least two face tracks")
         self.lengths = np.array([corpus.tracks[i].length for i in self.tracks])
         self.weights = self.lengths / self.lengths.sum()
-        self.donors = VoiceDonors(corpus, self.tracks) if config.dubbed else None
+        needs_donors = config.dubbed or config.turn_prob > 0
+        self.donors = VoiceDonors(corpus, self.tracks) if needs_donors else None
 
     def steps_per_epoch(self) -> int:
         """About one pass over every frame of the tracks."""
@@ -174,13 +181,18 @@ class BatchMaker:
         n: int,
         labels: np.ndarray,
         silence: bool = True,
+        identity: str | None = None,
     ):
+        """A window's audio and labels; `identity` (the track's) allows a turn."""
         c = self.config
         if silence and rng.random() < c.silence_prob:
             level = 10 ** rng.uniform(0, 1.5)  # ±1 … ±30 of 32768: faint room noise
             return rng.normal(0, level, n * SAMPLES_PER_FRAME + MFCC_TAIL), np.zeros_like(labels)
         shift = int(rng.uniform(-c.small_shift, c.small_shift) * SAMPLES_PER_FRAME)
         audio = self._window_audio(track, start * SAMPLES_PER_FRAME + shift, n)
+        # Before noise and gain, so that nothing but the voice changes at the turn.
+        if identity is not None and c.turn_prob > 0 and rng.random() < c.turn_prob:
+            audio, labels = self.donors.turn(rng, audio, labels, identity, c.turn_frames)
         if rng.random() < c.noise_prob:
             other = int(rng.choice(self.tracks, p=self.weights))
             length = self.corpus.tracks[other].length
@@ -200,15 +212,17 @@ class BatchMaker:
         p = self.weights[fits] / self.weights[fits].sum()
         count = max(2, c.batch_frames // length)
         chosen = [anchor] + [int(fits[k]) for k in rng.choice(len(fits), count - 1, p=p)]
-        visual, mfccs, labels, misaligned, mfcc_dubbed = [], [], [], [], []
+        visual, mfccs, labels, misaligned, mfcc_dubbed, lips = [], [], [], [], [], []
         for k in chosen:
             i = self.tracks[k]
             t = self.corpus.tracks[i]
             s = int(rng.integers(0, t.length - length + 1))
             y = np.asarray(self.corpus.labels[t.offset + s : t.offset + s + length])
-            audio, y = self._audio(rng, i, s, length, y)
+            own_labels = y
+            audio, y = self._audio(rng, i, s, length, y, identity=t.identity)
             mfccs.append(mfcc_rows(audio, length))
             labels.append(y)
+            lips.append(own_labels)
             if c.misaligned_shift is not None:
                 lo, hi = c.misaligned_shift
                 k = int(rng.integers(lo, hi + 1)) * (1 if rng.random() < 0.5 else -1)
@@ -218,7 +232,7 @@ class BatchMaker:
                 misaligned.append(mfcc_rows(shifted, length))
             if c.dubbed:
                 own = self._window_audio(i, s * SAMPLES_PER_FRAME, length)
-                dubbed = self.donors.dub(rng, own, y, t.identity)
+                dubbed = self.donors.dub(rng, own, own_labels, t.identity)
                 mfcc_dubbed.append(mfcc_rows(gain_and_noise(dubbed, rng, c), length))
             frames = slice(t.offset + s, t.offset + s + length)
             if self.variants is not None:
@@ -237,6 +251,8 @@ class BatchMaker:
             batch["mfcc_misaligned"] = np.stack(misaligned).astype(np.float32)
         if mfcc_dubbed:
             batch["mfcc_dubbed"] = np.stack(mfcc_dubbed).astype(np.float32)
+        if c.turn_prob > 0:  # for a visual-only head, what the lips do: turns are not seen
+            batch["visual_labels"] = np.stack(lips).astype(np.int64)
         return batch
 
 
@@ -269,22 +285,61 @@ class VoiceDonors:
         audio = np.array(audio, np.float32)
         donors = self.tracks[self.identities != identity]
         for a, b in speech_segments(labels):
-            donor = int(donors[rng.integers(len(donors))])
-            onset = int(rng.choice(self.onsets[donor]))
-            need = (b - a) * SAMPLES_PER_FRAME
-            voice = track_audio(self.corpus, donor, onset * SAMPLES_PER_FRAME, need)
             own = audio[a * SAMPLES_PER_FRAME : b * SAMPLES_PER_FRAME]
-            if _rms(voice) > 0:
-                voice = voice * (_rms(own) / _rms(voice))
-            fade = min(FADE, need // 2)
-            ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
-            voice[:fade] *= ramp
-            voice[need - fade :] *= ramp[::-1]
-            outside = np.zeros(need, np.float32)  # the own audio: only inside the fades
-            outside[:fade] = 1 - ramp
-            outside[need - fade :] = ramp
-            audio[a * SAMPLES_PER_FRAME : b * SAMPLES_PER_FRAME] = own * outside + voice
+            self._splice(rng, audio, a, b, donors, _rms(own))
         return audio
+
+    def turn(
+        self,
+        rng: np.random.Generator,
+        audio: np.ndarray,
+        labels: np.ndarray,
+        identity: str,
+        frames: tuple[int, int],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A copy of a window's float audio and labels where another identity takes the floor
+        for `frames` (lo, hi) frames, at most half the window: its voice from one of its onsets
+        in place of the own audio there, at the loudness of the window's own speech (its own
+        level in a window without speech), labelled not speaking."""
+        audio, labels = np.array(audio, np.float32), np.array(labels)
+        n = len(labels)
+        lo, hi = frames
+        length = int(rng.integers(min(lo, n // 2), min(hi, n // 2) + 1))
+        if length == 0:
+            return audio, labels
+        a = int(rng.integers(0, n - length + 1))
+        speech = np.repeat(labels.astype(bool), SAMPLES_PER_FRAME)
+        loudness = _rms(audio[: len(speech)][speech]) if speech.any() else None
+        self._splice(rng, audio, a, a + length, self.tracks[self.identities != identity], loudness)
+        labels[a : a + length] = 0
+        return audio, labels
+
+    def _splice(
+        self,
+        rng: np.random.Generator,
+        audio: np.ndarray,
+        a: int,
+        b: int,
+        donors: np.ndarray,
+        loudness: float | None,
+    ) -> None:
+        """Frames [a, b) of `audio`, in place: a donor's voice from one of its onsets at
+        `loudness` (RMS; None keeps its own), joined to the audio around by 10 ms fades."""
+        donor = int(donors[rng.integers(len(donors))])
+        onset = int(rng.choice(self.onsets[donor]))
+        need = (b - a) * SAMPLES_PER_FRAME
+        voice = track_audio(self.corpus, donor, onset * SAMPLES_PER_FRAME, need)
+        if loudness is not None and _rms(voice) > 0:
+            voice = voice * (loudness / _rms(voice))
+        fade = min(FADE, need // 2)
+        ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+        voice[:fade] *= ramp
+        voice[need - fade :] *= ramp[::-1]
+        outside = np.zeros(need, np.float32)  # the own audio: only inside the fades
+        outside[:fade] = 1 - ramp
+        outside[need - fade :] = ramp
+        own = audio[a * SAMPLES_PER_FRAME : b * SAMPLES_PER_FRAME]
+        audio[a * SAMPLES_PER_FRAME : b * SAMPLES_PER_FRAME] = own * outside + voice
 
 
 FADE = 160  # samples (10 ms): the cross-fade between a dub's voice and the own audio around it
