@@ -215,7 +215,7 @@ def test_decision_shift_moves_the_best_threshold_to_one_half(tmp_path):
 
 
 @needs_shared
-def test_a_run_with_waveform_misaligned_negatives_and_offset_ranking(tmp_path, small_corpus):
+def test_a_run_with_waveform_misaligned_negatives_dubs_turns_and_ranking(tmp_path, small_corpus):
     raw = _tiny(tmp_path, small_corpus, steps_per_epoch=1)
     raw["samples"] = {
         "batch_frames": 200,

@@ -12,7 +12,11 @@ import pytest
 from conftest import DATA, needs_shared
 
 from syncasd.evaluate.whospeaks import (
+    Scene,
+    SceneScore,
     WhoSpeaksTest,
+    frames_from_change,
+    heard_first_by_distance,
     heard_first_mask,
     heard_first_share,
     heard_tiles,
@@ -73,6 +77,26 @@ def test_the_heard_tile_follows_the_turns_at_frame_centres():
     turns = [(0.0, 1), (0.1, 2), (0.2, 0)]
     assert heard_tiles(turns, 7).tolist() == [1, 1, 2, 2, 2, 0, 0]
     assert heard_tiles([(0.0, 1)], 3).tolist() == [1, 1, 1]
+
+
+def test_frames_from_the_nearest_change_of_voice():
+    # Changes at frames 2 and 5 (as above).
+    turns = [(0.0, 1), (0.1, 2), (0.2, 0)]
+    assert frames_from_change(turns, 7).tolist() == [2, 1, 0, 1, 1, 0, 1]
+    assert (frames_from_change([(0.0, 1)], 3) > 10**9).all()
+
+
+def test_heard_first_by_distance_pools_the_bins_over_scenes():
+    # Two faces, the voice passes at frame 4 (0.16 s); face 0 heard on 0-3, face 1 on 4-7,
+    # frame 7 silent. Face 0 leads on frames 0-4: right on 0-3, wrong on 4.
+    labels = (np.array([1, 1, 1, 1, 0, 0, 0, 0], bool), np.array([0, 0, 0, 0, 1, 1, 1, 0], bool))
+    scene = Scene((), ((0.0, 0), (0.16, 1)), None, (), labels)
+    probs = [np.array([0.9] * 5 + [0.1] * 3), np.array([0.2] * 5 + [0.8] * 3)]
+    score = SceneScore(scene, probs, [1, 1], 0)
+    # Distances: 4 3 2 1 0 1 2 3; voiced: all but frame 7.
+    rows = heard_first_by_distance([score, score], edges=(0, 2, 4))
+    assert [(lo, hi, n) for lo, hi, _, n in rows] == [(0, 2, 6), (2, 4, 6), (4, None, 2)]
+    assert [share for *_, share, _ in rows] == [pytest.approx(4 / 6), 1.0, 1.0]
 
 
 def test_tile_of_takes_the_median_centre():

@@ -83,6 +83,15 @@ def heard_tiles(turns: Sequence[tuple[float, int]], n_frames: int) -> np.ndarray
     return tiles[np.searchsorted(starts, centres, side="right") - 1]
 
 
+def frames_from_change(turns: Sequence[tuple[float, int]], n_frames: int) -> np.ndarray:
+    """(n_frames,) distance in frames to the nearest change of the heard tile (the first frame
+    of a new turn is 0 away, the last of the old one 1); a large number without a change."""
+    changes = np.flatnonzero(np.diff(heard_tiles(turns, n_frames))) + 1
+    if not len(changes):
+        return np.full(n_frames, np.iinfo(np.int64).max)
+    return np.abs(np.arange(n_frames)[:, None] - changes[None, :]).min(axis=1)
+
+
 def heard_first_mask(
     heard_probs: np.ndarray, other_probs: Sequence[np.ndarray], voiced: np.ndarray
 ) -> np.ndarray:
@@ -196,6 +205,30 @@ def _summary(scores: Sequence[SceneScore]) -> tuple[float, float]:
             probs.append(p[tracked])
     share = first / voiced if voiced else float("nan")
     return share, pooled_map(labels, probs) if labels else float("nan")
+
+
+DISTANCE_EDGES = (0, 5, 10, 19, 30)  # frames from a change of voice: the conversation report's bins
+
+
+def heard_first_by_distance(
+    scores: Sequence[SceneScore], edges: Sequence[int] = DISTANCE_EDGES
+) -> list[tuple[int, int | None, float, int]]:
+    """(from, to (exclusive; None: no end), heard-first share, voiced frames) for each bin of
+    distance to the nearest change of voice, pooled over the scenes."""
+    hits, totals = np.zeros(len(edges)), np.zeros(len(edges), np.int64)
+    for s in scores:
+        voiced = np.any(np.stack(s.scene.labels), axis=0)
+        bins = np.searchsorted(edges, frames_from_change(s.scene.turns, s.scene.n_frames), "right")
+        first = s.heard_first()
+        for k in range(len(edges)):
+            inside = voiced & (bins - 1 == k)
+            hits[k] += first[inside].sum()
+            totals[k] += inside.sum()
+    ends = [*edges[1:], None]
+    return [
+        (lo, hi, float(hits[k] / totals[k]) if totals[k] else float("nan"), int(totals[k]))
+        for k, (lo, hi) in enumerate(zip(edges, ends, strict=True))
+    ]
 
 
 class WhoSpeaksTest:
@@ -394,6 +427,16 @@ def report(test: WhoSpeaksTest, results: Sequence[WhoSpeaksResult]) -> Report:
             rows.append([res.model, n, 100 * res.share[n], res.maps[n]])
         rows.append([res.model, "all", 100 * res.share_all, res.map_all])
     r.table(["model", "faces", "heard first (%)", "mAP (%)"], rows)
+    if test.turn is not None and results:
+        r.text("Heard first by distance to the nearest change of voice (frames):")
+        r.table(
+            ["model", "frames from a change", "heard first (%)", "voiced frames"],
+            [
+                [res.model, f"{lo}–{hi - 1}" if hi is not None else f"≥ {lo}", 100 * share, n]
+                for res in results
+                for lo, hi, share, n in heard_first_by_distance(res.scenes)
+            ],
+        )
     if results:
         scene_rows = []
         for i, s in enumerate(results[0].scenes):
