@@ -58,6 +58,33 @@ def faceless_video(path: Path, voice: Path, seconds: float = 2.0) -> None:
     replace_audio(plain, path, audio=read_audio(voice)[: int(seconds * 16000)])
 
 
+def phone_video(path: Path, source: Path, rotation: int, seconds: float = 4.0) -> None:
+    """`source` as a phone stores portrait video: its pixels turned by −`rotation` degrees
+    (counter-clockwise) and a display matrix of `rotation` that turns them upright again; the
+    audio kept."""
+    import av
+
+    from syncasd.data.compose import replace_audio
+    from syncasd.media import read_audio
+
+    stored = path.with_name(f"stored-{path.name}")
+    with av.open(str(source)) as src, av.open(str(stored), "w") as dst:
+        vin = src.streams.video[0]
+        out = dst.add_stream("libx264", rate=vin.average_rate)
+        w, h = vin.codec_context.width, vin.codec_context.height
+        out.width, out.height = (h, w) if rotation % 180 else (w, h)
+        out.pix_fmt = "yuv420p"
+        out.codec_context.options = {"crf": "12"}
+        out.set_display_rotation(rotation)
+        for frame in src.decode(vin):
+            if frame.time >= seconds:
+                break
+            rgb = np.rot90(frame.to_ndarray(format="rgb24"), -rotation // 90)
+            dst.mux(out.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), "rgb24")))
+        dst.mux(out.encode())
+    replace_audio(stored, path, audio=read_audio(source)[: int(seconds * 16000)])
+
+
 def run_without(blocked: tuple[str, ...], code: str) -> str:
     """Run `code` in a fresh interpreter in which importing any of `blocked` fails; its stdout.
 

@@ -9,7 +9,7 @@ import av
 import cv2
 import numpy as np
 import pytest
-from conftest import DATA, FIXTURES, needs_shared
+from conftest import DATA, FIXTURES, needs_shared, phone_video
 
 from syncasd.errors import MediaError
 from syncasd.media import iter_frames, probe, read_audio
@@ -17,6 +17,7 @@ from syncasd.media import iter_frames, probe, read_audio
 CLIP014 = DATA / "clips" / "vasp" / "ID1" / "014.mp4"  # 224×224, 25 fps, 251 frames, AAC 16 kHz
 CLIP30 = DATA / "clips" / "liveportrait" / "d10.mp4"  # 512×512, 30 fps, 448 frames, AAC 44.1 kHz
 NO_AUDIO = DATA / "clips" / "liveportrait" / "d0.mp4"
+GRID = DATA / "clips" / "grid" / "bbaf2n.mpg"  # 360×288, 25 fps
 CLIP30_FRAMES = 448
 
 
@@ -43,6 +44,7 @@ def test_probe_25fps_clip_with_audio():
     assert info.has_audio
     assert info.video_codec == "h264"
     assert info.audio_codec == "aac"
+    assert info.rotation == 0
 
 
 @needs_shared
@@ -201,3 +203,27 @@ def test_iter_frames_any_rate_maps_each_tick_to_the_nearest_frame(tmp_path, name
         # The image is that source frame's (gray level 4k, within codec noise).
         k = times.index(expected)
         assert abs(float(f.image.mean()) - 4 * k) < 3
+
+
+# --- display rotation (phone video) -------------------------------------------------------------
+
+
+@needs_shared
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_phone_video_is_probed_and_read_upright(tmp_path, rotation):
+    video = tmp_path / "phone.mp4"
+    phone_video(video, GRID, rotation, seconds=1.0)
+    with av.open(str(video)) as c:
+        stored = next(c.decode(video=0)).to_ndarray(format="bgr24")
+    assert stored.shape[:2] == ((360, 288) if rotation % 180 else (288, 360))
+
+    info = probe(video)
+    assert info.rotation == rotation % 360
+    assert (info.width, info.height) == (360, 288)
+    first = next(iter_frames(video, origin=info.origin)).image
+    assert first.shape == (288, 360, 3)
+    np.testing.assert_array_equal(first, np.rot90(stored, rotation // 90))
+    # Upright is the source as it was (up to re-encoding), not the stored pixels turned wrong.
+    source = next(iter_frames(GRID)).image.astype(float)
+    assert np.abs(first - source).mean() < 4
+    assert np.abs(np.rot90(first, 2) - source).mean() > 20

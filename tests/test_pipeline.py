@@ -5,9 +5,10 @@ from __future__ import annotations
 import av
 import numpy as np
 import pytest
-from conftest import DATA, needs_shared
+from conftest import DATA, needs_shared, phone_video
 
 import syncasd
+import syncasd.models
 from syncasd import media
 
 pytestmark = needs_shared
@@ -45,6 +46,22 @@ def test_single_speaker_clip_speaks_on_speech_frames(detector):
     # The face box lies where the face is in this 224×224 crop.
     x1, y1, x2, y2 = np.median(track.boxes, axis=0)
     assert 40 < x1 < 80 and 150 < x2 < 190 and y1 < 30 and 130 < y2 < 180
+
+
+def test_phone_video_is_analysed_upright(detector, tmp_path):
+    # A portrait phone video: pixels stored on their side, a display matrix that turns them.
+    # Read as stored, the face lies on its side and the model calls it silent (p ≈ 0.03).
+    phone = tmp_path / "phone.mp4"
+    phone_video(phone, CLIP, 90, seconds=4.0)
+    result, reference = detector(phone), detector(CLIP)
+    assert (result.width, result.height) == (224, 224)
+    assert len(result.tracks) == len(reference.tracks) == 1
+    track, ref = result.tracks[0], reference.tracks[0]
+    assert len(track.probs) == 100
+    ref_boxes, ref_probs = ref.boxes[:100], ref.probs[:100]  # the same 4 s of the clip
+    np.testing.assert_allclose(np.median(track.boxes, axis=0), np.median(ref_boxes, axis=0), atol=6)
+    assert ((track.probs >= 0.5) == (ref_probs >= 0.5)).mean() > 0.9
+    assert float(np.median(track.probs)) > 0.8
 
 
 def test_same_clip_with_silence_is_mostly_not_speaking(detector, tmp_path):

@@ -8,6 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from conftest import phone_video
 
 from syncasd.errors import MediaError
 from syncasd.render import render_video
@@ -119,6 +120,31 @@ def test_render_keeps_source_frame_rate(tmp_path: Path) -> None:
     assert abs(len(info["frames"]) - 60) <= 1
     assert info["duration"] == pytest.approx(2.0, abs=0.1)
     assert info["audio"] == "aac"
+
+
+@needs_data
+def test_render_of_a_phone_video_is_upright(tmp_path: Path) -> None:
+    # Stored turned a quarter with a display matrix: boxes are in upright coordinates, so the
+    # rendering is drawn and written upright (no display matrix left to apply).
+    phone = tmp_path / "phone.mp4"
+    phone_video(phone, GRID, -90, seconds=2.0)
+    out = tmp_path / "out.mp4"
+    result = make_result(GRID, n_frames=50)
+    result.path = str(phone)
+    render_video(result, out)
+
+    info = probe(out)
+    assert info["size"] == (360, 288)
+    with av.open(str(out)) as c:
+        assert next(c.decode(video=0)).rotation == 0
+    r, g, _ = left_edge(info["frames"][10])
+    assert g > 200 and r < 60, "speaking box should be green"
+    with av.open(str(GRID)) as c:
+        source = next(c.decode(video=0)).to_ndarray(format="rgb24").astype(float)
+    # Away from the box and its label: the source's own first frame, upright.
+    first = info["frames"][0].astype(float)
+    assert np.abs(first[:, 190:] - source[:, 190:]).mean() < 6
+    assert np.abs(np.rot90(first, 2)[:, 190:] - source[:, 190:]).mean() > 20
 
 
 @needs_data

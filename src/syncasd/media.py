@@ -1,6 +1,8 @@
 """Media I/O with PyAV: probe, 16 kHz mono int16 audio, streaming video on the 25 fps timeline.
 
 Times are seconds from the first video frame of the source (what a player shows as 0:00).
+Images are upright, as a player shows them: phones store portrait video as landscape pixels
+plus a display matrix that turns them, and a face lying on its side is not one our models know.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from .timebase import MODEL_FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 @dataclass(frozen=True)
 class MediaInfo:
     path: str
-    width: int
+    width: int  # as displayed, after `rotation`
     height: int
     fps: float  # average source frame rate
     duration: float  # seconds, from the container
@@ -28,6 +30,30 @@ class MediaInfo:
     has_audio: bool
     video_codec: str
     audio_codec: str | None
+    rotation: int = 0  # degrees counter-clockwise the display matrix turns the stored pixels
+
+
+def quarter_turns(frame: av.VideoFrame) -> int:
+    """Counter-clockwise quarter turns that make `frame` upright (its display matrix, rounded to
+    the nearest quarter; FFmpeg's command line turns video the same way by default)."""
+    return round(frame.rotation / 90) % 4
+
+
+def upright_bgr(frame: av.VideoFrame) -> np.ndarray:
+    """The frame as a player shows it: H×W×3 uint8 BGR, turned by its display matrix."""
+    image = frame.to_ndarray(format="bgr24")
+    k = quarter_turns(frame)
+    return np.ascontiguousarray(np.rot90(image, k)) if k else image
+
+
+def _first_frame_turns(container: av.container.InputContainer, stream: av.VideoStream) -> int:
+    # The stream's display matrix is not exposed by PyAV; every decoded frame carries it.
+    try:
+        for frame in container.decode(stream):
+            return quarter_turns(frame)
+    except av.FFmpegError:
+        pass  # a damaged file: reading its frames will say so
+    return 0
 
 
 def _open(path: str | Path) -> av.container.InputContainer:
@@ -63,16 +89,19 @@ def probe(path: str | Path) -> MediaInfo:
         origin = float(v.start_time * v.time_base) if v.start_time is not None else 0.0
         duration = _stated_duration(c, v) - origin
         a = c.streams.audio[0] if c.streams.audio else None
+        turns = _first_frame_turns(c, v)
+        width, height = (v.height, v.width) if turns % 2 else (v.width, v.height)
         return MediaInfo(
             path=str(path),
-            width=v.width,
-            height=v.height,
+            width=width,
+            height=height,
             fps=fps,
             duration=duration,
             origin=origin,
             has_audio=a is not None,
             video_codec=v.codec_context.name,
             audio_codec=a.codec_context.name if a is not None else None,
+            rotation=90 * turns,
         )
 
 
@@ -137,7 +166,7 @@ def read_audio(
 class TimelineFrame:
     index: int  # model frame (25 fps tick) index
     time: float  # source time (s, from the origin) of the source frame shown at this tick
-    image: np.ndarray  # H×W×3 uint8 BGR, full resolution
+    image: np.ndarray  # H×W×3 uint8 BGR, full resolution, upright
 
 
 def iter_frames(
@@ -186,7 +215,7 @@ def iter_frames(
                         # Before the requested start (after a backward seek): not on our timeline.
                         break
                     if prev_image is None or prev_image[0] != id(chosen):
-                        prev_image = (id(chosen), chosen.to_ndarray(format="bgr24"))
+                        prev_image = (id(chosen), upright_bgr(chosen))
                     yield TimelineFrame(k, chosen_t, prev_image[1])
                     k += 1
                     tick = start + k * step
@@ -211,7 +240,7 @@ def iter_frames(
             stop = min(prev[0] + last_dt, end)
             while tick < stop - 1e-6:
                 if prev_image is None or prev_image[0] != id(prev[1]):
-                    prev_image = (id(prev[1]), prev[1].to_ndarray(format="bgr24"))
+                    prev_image = (id(prev[1]), upright_bgr(prev[1]))
                 yield TimelineFrame(k, prev[0], prev_image[1])
                 k += 1
                 tick = start + k * step
@@ -240,4 +269,6 @@ __all__ = [
     "read_audio",
     "iter_frames",
     "model_frame_count",
+    "quarter_turns",
+    "upright_bgr",
 ]

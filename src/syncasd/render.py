@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from . import media
 from .atomic import atomic_path
 from .errors import MediaError
 from .results import Result, Track
@@ -48,6 +49,8 @@ def render_video(result: Result, out_path: str | Path, *, progress: bool = False
 
 
 def _render(result: Result, tmp: str, progress: bool) -> None:
+    info = media.probe(result.path)
+    size = (info.width, info.height)  # upright, as the boxes are
     with av.open(result.path) as src:
         if not src.streams.video or src.streams.video[0].codec_context is None:
             raise MediaError(f"{result.path} has no decodable video stream")
@@ -66,7 +69,7 @@ def _render(result: Result, tmp: str, progress: bool) -> None:
             src.seek(max(0, int((t0 - SEEK_MARGIN) / vin.time_base)), stream=vin)
 
         with av.open(tmp, "w", format="mp4", options={"movflags": "+faststart"}) as dst:
-            video = _VideoOut(dst, vin, rate, t0, result)
+            video = _VideoOut(dst, vin, rate, t0, result, size)
             audio = _AudioOut(dst, ain, t0, t1) if ain is not None else None
             total = round(result.n_frames / MODEL_FPS * float(rate))
             with tqdm(total=total, unit="frame", desc="render", disable=not progress) as bar:
@@ -137,10 +140,15 @@ class _I420:
     frame never goes through a lossy colour round trip."""
 
     def __init__(self, frame: av.VideoFrame) -> None:
+        turns = media.quarter_turns(frame)
         if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
             data = frame.to_ndarray()
+            if turns:  # upright, as the boxes are: each plane turned
+                h, w = data.shape[0] * 2 // 3, data.shape[1]
+                planes = [np.rot90(p, turns) for p in _split_i420(data, h, w)]
+                data = np.concatenate([p.ravel() for p in planes]).reshape(-1, planes[0].shape[1])
         else:  # other layouts, and odd sides padded by one pixel, which yuv420p needs
-            bgr = frame.to_ndarray(format="bgr24")
+            bgr = media.upright_bgr(frame)
             h, w = bgr.shape[:2]
             bgr = cv2.copyMakeBorder(bgr, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
             data = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
@@ -199,9 +207,10 @@ class _VideoOut:
         rate: Fraction,
         t0: float,
         result: Result,
+        size: tuple[int, int],
     ) -> None:
         codec = "libx264" if "libx264" in av.codec.codecs_available else "mpeg4"
-        width, height = vin.codec_context.width, vin.codec_context.height
+        width, height = size
         self.stream = dst.add_stream(
             codec, rate=rate, width=width + width % 2, height=height + height % 2
         )
