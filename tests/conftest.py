@@ -58,10 +58,10 @@ def faceless_video(path: Path, voice: Path, seconds: float = 2.0) -> None:
     replace_audio(plain, path, audio=read_audio(voice)[: int(seconds * 16000)])
 
 
-def phone_video(path: Path, source: Path, rotation: int, seconds: float = 4.0) -> None:
-    """`source` as a phone stores portrait video: its pixels turned by −`rotation` degrees
-    (counter-clockwise) and a display matrix of `rotation` that turns them upright again; the
-    audio kept."""
+def video_copy(path: Path, source: Path, seconds: float, rotation: int = 0) -> None:
+    """The first `seconds` of `source` re-encoded (H.264, AAC). With `rotation`, stored as a
+    phone stores portrait video: the pixels turned by −`rotation` degrees (counter-clockwise)
+    and a display matrix of `rotation` that turns them upright again."""
     import av
 
     from syncasd.data.compose import replace_audio

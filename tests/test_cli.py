@@ -11,7 +11,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import DATA, faceless_video, needs_shared
+from conftest import DATA, faceless_video, needs_shared, video_copy
 
 from syncasd.media import probe
 from syncasd.results import AVA_COLUMNS, EXTRA_COLUMNS
@@ -181,6 +181,23 @@ def test_no_face_is_a_warning_with_empty_outputs(tmp_path):
     assert len(rows) == 1  # header only
     assert json.load(open(tmp_path / "out" / "noface.json"))["tracks"] == []
     assert (tmp_path / "out" / "noface.rttm").read_text() == ""
+
+
+def test_a_face_seen_too_briefly_is_a_warning_that_says_so(tmp_path):
+    # 0.3 s of a talking face: a track of 8 frames, below --min-track 10; "no face found"
+    # would send the user looking for a detector problem.
+    video = tmp_path / "brief.mp4"
+    video_copy(video, CLIP, 0.3)
+    proc = detect(video, tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    assert "1 face track(s) found, each shorter than --min-track 10 frames" in proc.stderr
+    assert "no face found" not in proc.stderr
+    proc = syncasd("sync", video)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("each shorter than --min-track 10 frames") == 1, proc.stderr
+    proc = detect(video, tmp_path / "out", "--min-track", "5")
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+    assert len(json.load(open(tmp_path / "out" / "brief.json"))["tracks"]) == 1
 
 
 def test_unreadable_weights(tmp_path):

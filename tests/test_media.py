@@ -9,7 +9,7 @@ import av
 import cv2
 import numpy as np
 import pytest
-from conftest import DATA, FIXTURES, needs_shared, phone_video
+from conftest import DATA, FIXTURES, needs_shared, video_copy
 
 from syncasd.errors import MediaError
 from syncasd.media import iter_frames, probe, read_audio
@@ -210,9 +210,9 @@ def test_iter_frames_any_rate_maps_each_tick_to_the_nearest_frame(tmp_path, name
 
 @needs_shared
 @pytest.mark.parametrize("rotation", [90, -90, 180])
-def test_phone_video_is_probed_and_read_upright(tmp_path, rotation):
+def test_video_copy_is_probed_and_read_upright(tmp_path, rotation):
     video = tmp_path / "phone.mp4"
-    phone_video(video, GRID, rotation, seconds=1.0)
+    video_copy(video, GRID, 1.0, rotation=rotation)
     with av.open(str(video)) as c:
         stored = next(c.decode(video=0)).to_ndarray(format="bgr24")
     assert stored.shape[:2] == ((360, 288) if rotation % 180 else (288, 360))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import av
 import numpy as np
 import pytest
-from conftest import DATA, needs_shared, phone_video
+from conftest import DATA, needs_shared, video_copy
 
 import syncasd
 import syncasd.models
@@ -48,11 +48,11 @@ def test_single_speaker_clip_speaks_on_speech_frames(detector):
     assert 40 < x1 < 80 and 150 < x2 < 190 and y1 < 30 and 130 < y2 < 180
 
 
-def test_phone_video_is_analysed_upright(detector, tmp_path):
+def test_video_copy_is_analysed_upright(detector, tmp_path):
     # A portrait phone video: pixels stored on their side, a display matrix that turns them.
     # Read as stored, the face lies on its side and the model calls it silent (p ≈ 0.03).
     phone = tmp_path / "phone.mp4"
-    phone_video(phone, CLIP, 90, seconds=4.0)
+    video_copy(phone, CLIP, 4.0, rotation=90)
     result, reference = detector(phone), detector(CLIP)
     assert (result.width, result.height) == (224, 224)
     assert len(result.tracks) == len(reference.tracks) == 1

@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import phone_video
+from conftest import video_copy
 
 from syncasd.errors import MediaError
 from syncasd.render import render_video
@@ -123,11 +123,11 @@ def test_render_keeps_source_frame_rate(tmp_path: Path) -> None:
 
 
 @needs_data
-def test_render_of_a_phone_video_is_upright(tmp_path: Path) -> None:
+def test_render_of_a_video_copy_is_upright(tmp_path: Path) -> None:
     # Stored turned a quarter with a display matrix: boxes are in upright coordinates, so the
     # rendering is drawn and written upright (no display matrix left to apply).
     phone = tmp_path / "phone.mp4"
-    phone_video(phone, GRID, -90, seconds=2.0)
+    video_copy(phone, GRID, 2.0, rotation=-90)
     out = tmp_path / "out.mp4"
     result = make_result(GRID, n_frames=50)
     result.path = str(phone)

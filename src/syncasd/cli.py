@@ -148,7 +148,7 @@ def detect(
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
     from .models import get_spec
-    from .pipeline import DetectOptions, Detector
+    from .pipeline import DetectOptions, Detector, no_track_reason
     from .render import render_video
     from .results import get_writer
 
@@ -183,7 +183,8 @@ def detect(
             failed += 1
             continue
         if not result.tracks:
-            typer.echo(f"syncasd: warning: {video}: no face found; outputs are empty", err=True)
+            reason = no_track_reason(result)
+            typer.echo(f"syncasd: warning: {video}: {reason}; outputs are empty", err=True)
         elif not result.turns and sync_aware and not allow_silent:
             # A sync-aware model drops every face of a video whose soundtrack is offset:
             # say how to tell that apart from a video where nobody on screen speaks.
@@ -816,8 +817,8 @@ def sync_command(
     failed = 0
     for video in videos:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # no face: said below
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")  # no face: said below, once
                 result = analyzer(video)
             if out is not None:
                 out.mkdir(parents=True, exist_ok=True)
@@ -848,7 +849,8 @@ def sync_command(
             failed += 1
             continue
         if not result.tracks:
-            typer.echo(f"syncasd: warning: {video}: no face found; nothing to measure", err=True)
+            for w in caught:
+                typer.echo(f"syncasd: warning: {w.message}", err=True)
         if json_lines:
             typer.echo(result.to_json_line())
         else:
@@ -865,7 +867,7 @@ def sync_command(
             try:
                 if main is None:
                     raise SyncASDError(
-                        f"{video}: no face found, so no offset to remove; {fix} not written"
+                        f"{video}: no face track, so no offset to remove; {fix} not written"
                     )
                 fix_offset(video, fix, main.offset_frames)
             except SyncASDError as e:

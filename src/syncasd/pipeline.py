@@ -207,6 +207,7 @@ class Detector:
         o = self.options
         timings: dict[str, float] = {}
         clock = time.perf_counter()
+        self._short_tracks = 0  # faces seen for fewer than `min_track` frames: dropped
         info = media.probe(path)
         if not info.has_audio:
             raise MediaError(
@@ -255,7 +256,9 @@ class Detector:
                 "duration": info.duration,
                 "video_codec": info.video_codec,
                 "audio_codec": info.audio_codec,
+                "rotation": info.rotation,
             },
+            "short_tracks_dropped": self._short_tracks,
             "timings_s": {k: round(v, 3) for k, v in timings.items()},
             "real_time_factor": round((n_frames / MODEL_FPS) / timings["total"], 3)
             if timings["total"] > 0
@@ -296,6 +299,7 @@ class Detector:
     ) -> None:
         """Score the rest of a finished face track and keep it if it is long enough."""
         if len(face) < self.options.min_track:
+            self._short_tracks += len(face) > 0
             return
         logits, probs = scorer.finish()
         frames = np.arange(face.first, face.last + 1)
@@ -491,6 +495,19 @@ class Detector:
         for i, t in enumerate(tracks):
             t.id = i
         return tracks, n_frames, timing
+
+
+def no_track_reason(result: Result) -> str:
+    """Why `result` has no face track, in words a user can act on."""
+    short = result.metadata.get("short_tracks_dropped", 0)
+    if not short:
+        return "no face found"
+    min_track = result.metadata["options"]["min_track"]
+    return (
+        f"{short} face track(s) found, each shorter than --min-track {min_track} frames "
+        f"({min_track / MODEL_FPS:.1f} s), so dropped (the video shows "
+        f"{result.n_frames / MODEL_FPS:.1f} s); a lower --min-track keeps them"
+    )
 
 
 def read_face_csv(

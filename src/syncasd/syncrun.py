@@ -32,7 +32,7 @@ from .defaults import DEFAULT_SYNC_MODEL
 from .errors import InputError, MediaError
 from .models import get_spec
 from .offsets import DEFAULT_MAX_OFFSET, offset_backend
-from .pipeline import Detector
+from .pipeline import Detector, no_track_reason
 from .syncmap import DEFAULTS, SyncParams, TrackSync, VideoSync, analyze_track
 from .timebase import MODEL_FPS
 
@@ -151,7 +151,8 @@ class SyncAnalyzer:
         o = self.detector.options
         result = SyncResult(video=str(path), tracks=[], start=o.start)
         if not detection.tracks:
-            warnings.warn(f"{path}: no face found; no track to analyse", stacklevel=2)
+            reason = no_track_reason(detection)
+            warnings.warn(f"{path}: {reason}; no track to analyse", stacklevel=2)
         else:
             audio, lead = self._audio(path)
             features = self.backend.features(audio)
