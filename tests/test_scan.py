@@ -59,10 +59,12 @@ def write_table(path, rows) -> None:
 
 
 def test_list_clips_from_a_folder_a_list_and_a_file(tmp_path):
-    for name in ("b/2.mp4", "a/1.MOV", "a/notes.txt", "c.mkv"):
+    for name in ("b/2.mp4", "a/1.MOV", "a/notes.txt", "c.mkv", "d/cam.MTS", "d/tv.ts"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"x")
-    assert list_clips(tmp_path) == [str(tmp_path / n) for n in ("a/1.MOV", "b/2.mp4", "c.mkv")]
+    (tmp_path / "e.mp4").mkdir()  # a folder named like a video is not a clip
+    clips = ("a/1.MOV", "b/2.mp4", "c.mkv", "d/cam.MTS", "d/tv.ts")
+    assert list_clips(tmp_path) == [str(tmp_path / n) for n in clips]
     listing = tmp_path / "list.txt"
     listing.write_text("# clips\nz.mp4\n\n  a.mp4  \nz.mp4\n")
     assert list_clips(listing) == ["a.mp4", "z.mp4"]

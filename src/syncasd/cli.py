@@ -424,15 +424,16 @@ def eval_dubbing(
         typer.echo(line)
 
 
-VIDEO_SUFFIXES = {".mp4", ".mpg", ".mpeg", ".avi", ".mkv", ".mov", ".webm", ".m4v"}
-
-
 def _videos(paths: list[Path]) -> list[Path]:
     """Files as given; folders expanded to the video files under them, sorted."""
+    from .media import VIDEO_SUFFIXES
+
     out: list[Path] = []
     for path in paths:
         if path.is_dir():
-            out += sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+            out += sorted(
+                p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()
+            )
         else:
             out.append(path)
     return out

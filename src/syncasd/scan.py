@@ -41,6 +41,7 @@ import numpy as np
 from .atomic import atomic_path, atomic_write
 from .defaults import DEFAULT_SCAN_MODEL
 from .errors import InputError, SyncASDError
+from .media import VIDEO_SUFFIXES
 from .syncmap import DEFAULTS, SyncParams
 
 COLUMNS = (
@@ -54,7 +55,6 @@ COLUMNS = (
     "in_sync",
     "error",
 )
-VIDEO_SUFFIXES = {".mp4", ".mpg", ".mpeg", ".avi", ".mkv", ".mov", ".webm", ".m4v"}
 PROB_BINS = 20  # histogram bins over [0, 1] for the probability and the off-screen ratio
 DIED = "the worker process died while analysing this clip (crashed, or killed: out of memory?)"
 

@@ -14,9 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..media import VIDEO_SUFFIXES
+
 SPLITS = ("train", "val", "test")
 SHARED_SPLIT = Path(__file__).with_name("splits") / "shared.json"
-VIDEO_SUFFIXES = {".mp4", ".mpg", ".mov", ".mkv", ".avi", ".webm"}
 # Folders whose clips carry no identity, one person or anchor per folder or unknown.
 _WHOLE_FOLDER = {"lrw_ar", "grid", "lrs2"}
 
