@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -58,11 +59,15 @@ def faceless_video(path: Path, voice: Path, seconds: float = 2.0) -> None:
     replace_audio(plain, path, audio=read_audio(voice)[: int(seconds * 16000)])
 
 
-def video_copy(path: Path, source: Path, seconds: float, rotation: int = 0) -> None:
+def video_copy(
+    path: Path, source: Path, seconds: float, rotation: int = 0, pixel_aspect: Fraction = None
+) -> None:
     """The first `seconds` of `source` re-encoded (H.264, AAC). With `rotation`, stored as a
     phone stores portrait video: the pixels turned by −`rotation` degrees (counter-clockwise)
-    and a display matrix of `rotation` that turns them upright again."""
+    and a display matrix of `rotation` that turns them upright again. With `pixel_aspect` > 1,
+    stored anamorphic: squeezed that much across, pixels flagged that wide."""
     import av
+    import cv2
 
     from syncasd.data.compose import replace_audio
     from syncasd.media import read_audio
@@ -72,6 +77,9 @@ def video_copy(path: Path, source: Path, seconds: float, rotation: int = 0) -> N
         vin = src.streams.video[0]
         out = dst.add_stream("libx264", rate=vin.average_rate)
         w, h = vin.codec_context.width, vin.codec_context.height
+        if pixel_aspect:
+            w = 2 * round(w / pixel_aspect / 2)
+            out.codec_context.sample_aspect_ratio = pixel_aspect
         out.width, out.height = (h, w) if rotation % 180 else (w, h)
         out.pix_fmt = "yuv420p"
         out.codec_context.options = {"crf": "12"}
@@ -79,8 +87,11 @@ def video_copy(path: Path, source: Path, seconds: float, rotation: int = 0) -> N
         for frame in src.decode(vin):
             if frame.time >= seconds:
                 break
-            rgb = np.rot90(frame.to_ndarray(format="rgb24"), -rotation // 90)
-            dst.mux(out.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), "rgb24")))
+            rgb = frame.to_ndarray(format="rgb24")
+            if pixel_aspect:
+                rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+            rgb = np.ascontiguousarray(np.rot90(rgb, -rotation // 90))
+            dst.mux(out.encode(av.VideoFrame.from_ndarray(rgb, "rgb24")))
         dst.mux(out.encode())
     replace_audio(stored, path, audio=read_audio(source)[: int(seconds * 16000)])
 

@@ -210,7 +210,7 @@ def test_iter_frames_any_rate_maps_each_tick_to_the_nearest_frame(tmp_path, name
 
 @needs_shared
 @pytest.mark.parametrize("rotation", [90, -90, 180])
-def test_video_copy_is_probed_and_read_upright(tmp_path, rotation):
+def test_phone_video_is_probed_and_read_upright(tmp_path, rotation):
     video = tmp_path / "phone.mp4"
     video_copy(video, GRID, 1.0, rotation=rotation)
     with av.open(str(video)) as c:
@@ -227,3 +227,18 @@ def test_video_copy_is_probed_and_read_upright(tmp_path, rotation):
     source = next(iter_frames(GRID)).image.astype(float)
     assert np.abs(first - source).mean() < 4
     assert np.abs(np.rot90(first, 2) - source).mean() > 20
+
+
+@needs_shared
+def test_anamorphic_video_is_read_with_square_pixels(tmp_path):
+    # 360×288 squeezed to 270×288, its pixels flagged 4:3 wide (as HDV and DVB store video).
+    video = tmp_path / "anamorphic.mp4"
+    video_copy(video, GRID, 1.0, pixel_aspect=Fraction(4, 3))
+    with av.open(str(video)) as c:
+        assert (c.streams.video[0].width, c.streams.video[0].height) == (270, 288)
+    info = probe(video)
+    assert (info.width, info.height) == (360, 288)
+    first = next(iter_frames(video, origin=info.origin)).image
+    assert first.shape == (288, 360, 3)
+    source = next(iter_frames(GRID)).image.astype(float)
+    assert np.abs(first - source).mean() < 4

@@ -48,7 +48,7 @@ def test_single_speaker_clip_speaks_on_speech_frames(detector):
     assert 40 < x1 < 80 and 150 < x2 < 190 and y1 < 30 and 130 < y2 < 180
 
 
-def test_video_copy_is_analysed_upright(detector, tmp_path):
+def test_phone_video_is_analysed_upright(detector, tmp_path):
     # A portrait phone video: pixels stored on their side, a display matrix that turns them.
     # Read as stored, the face lies on its side and the model calls it silent (p ≈ 0.03).
     phone = tmp_path / "phone.mp4"

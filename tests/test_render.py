@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from itertools import islice
 from pathlib import Path
 
@@ -123,7 +124,7 @@ def test_render_keeps_source_frame_rate(tmp_path: Path) -> None:
 
 
 @needs_data
-def test_render_of_a_video_copy_is_upright(tmp_path: Path) -> None:
+def test_render_of_a_phone_video_is_upright(tmp_path: Path) -> None:
     # Stored turned a quarter with a display matrix: boxes are in upright coordinates, so the
     # rendering is drawn and written upright (no display matrix left to apply).
     phone = tmp_path / "phone.mp4"
@@ -184,3 +185,19 @@ def test_render_failure_raises_media_error_and_leaves_nothing(tmp_path: Path) ->
     with pytest.raises(MediaError, match="missing.mp4"):
         render_video(result, out_dir / "out.mp4")
     assert list(out_dir.iterdir()) == []
+
+
+@needs_data
+def test_render_of_an_anamorphic_video_has_square_pixels(tmp_path: Path) -> None:
+    video = tmp_path / "anamorphic.mp4"
+    video_copy(video, GRID, 1.0, pixel_aspect=Fraction(4, 3))
+    out = tmp_path / "out.mp4"
+    result = make_result(GRID, n_frames=25)
+    result.path = str(video)
+    render_video(result, out)
+
+    info = probe(out)
+    assert info["size"] == (360, 288)
+    with av.open(str(GRID)) as c:
+        source = next(c.decode(video=0)).to_ndarray(format="rgb24").astype(float)
+    assert np.abs(info["frames"][0][:, 190:].astype(float) - source[:, 190:]).mean() < 6

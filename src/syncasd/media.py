@@ -1,8 +1,10 @@
 """Media I/O with PyAV: probe, 16 kHz mono int16 audio, streaming video on the 25 fps timeline.
 
 Times are seconds from the first video frame of the source (what a player shows as 0:00).
-Images are upright, as a player shows them: phones store portrait video as landscape pixels
-plus a display matrix that turns them, and a face lying on its side is not one our models know.
+Images are as a player shows them: upright (phones store portrait video as landscape pixels
+plus a display matrix that turns them, and a face lying on its side is not one our models know)
+and with square pixels (anamorphic video, e.g. 1440×1080 HDV or 720×576 broadcast, is stored
+squeezed; the official crop is square, so a squeezed face would reach the models thin).
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 from .errors import MediaError
@@ -28,7 +32,7 @@ VIDEO_SUFFIXES = frozenset(
 @dataclass(frozen=True)
 class MediaInfo:
     path: str
-    width: int  # as displayed, after `rotation`
+    width: int  # as displayed: pixels made square, then turned by `rotation`
     height: int
     fps: float  # average source frame rate
     duration: float  # seconds, from the container
@@ -45,11 +49,31 @@ def quarter_turns(frame: av.VideoFrame) -> int:
     return round(frame.rotation / 90) % 4
 
 
-def upright_bgr(frame: av.VideoFrame) -> np.ndarray:
-    """The frame as a player shows it: H×W×3 uint8 BGR, turned by its display matrix."""
+def square_size(width: int, height: int, pixel_aspect: Fraction | None) -> tuple[int, int]:
+    """The size of a `width`×`height` picture of pixels `pixel_aspect` (width / height) wide
+    once its pixels are square: the short dimension stretched, so that no detail is lost."""
+    if not pixel_aspect or pixel_aspect == 1:
+        return width, height
+    if pixel_aspect > 1:
+        return round(width * pixel_aspect), height
+    return width, round(height / pixel_aspect)
+
+
+def upright_bgr(frame: av.VideoFrame, pixel_aspect: Fraction | None = None) -> np.ndarray:
+    """The frame as a player shows it: H×W×3 uint8 BGR, its pixels made square (the stream's
+    `pixel_aspect`), then turned by its display matrix."""
     image = frame.to_ndarray(format="bgr24")
+    size = square_size(frame.width, frame.height, pixel_aspect)
+    if size != (frame.width, frame.height):
+        image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
     k = quarter_turns(frame)
     return np.ascontiguousarray(np.rot90(image, k)) if k else image
+
+
+def pixel_aspect(stream: av.VideoStream) -> Fraction | None:
+    """The stream's sample (pixel) aspect ratio; None where it says nothing or 1."""
+    sar = stream.sample_aspect_ratio
+    return Fraction(sar) if sar and sar > 0 and sar != 1 else None
 
 
 def _first_frame_turns(container: av.container.InputContainer, stream: av.VideoStream) -> int:
@@ -96,7 +120,9 @@ def probe(path: str | Path) -> MediaInfo:
         duration = _stated_duration(c, v) - origin
         a = c.streams.audio[0] if c.streams.audio else None
         turns = _first_frame_turns(c, v)
-        width, height = (v.height, v.width) if turns % 2 else (v.width, v.height)
+        width, height = square_size(v.width, v.height, pixel_aspect(v))
+        if turns % 2:
+            width, height = height, width
         return MediaInfo(
             path=str(path),
             width=width,
@@ -194,6 +220,7 @@ def iter_frames(
     with _open(path) as c:
         stream = _video_stream(c, path)
         stream.thread_type = "AUTO"
+        aspect = pixel_aspect(stream)
         if threads:
             stream.codec_context.thread_count = threads
         if start > 0:
@@ -221,7 +248,7 @@ def iter_frames(
                         # Before the requested start (after a backward seek): not on our timeline.
                         break
                     if prev_image is None or prev_image[0] != id(chosen):
-                        prev_image = (id(chosen), upright_bgr(chosen))
+                        prev_image = (id(chosen), upright_bgr(chosen, aspect))
                     yield TimelineFrame(k, chosen_t, prev_image[1])
                     k += 1
                     tick = start + k * step
@@ -246,7 +273,7 @@ def iter_frames(
             stop = min(prev[0] + last_dt, end)
             while tick < stop - 1e-6:
                 if prev_image is None or prev_image[0] != id(prev[1]):
-                    prev_image = (id(prev[1]), upright_bgr(prev[1]))
+                    prev_image = (id(prev[1]), upright_bgr(prev[1], aspect))
                 yield TimelineFrame(k, prev[0], prev_image[1])
                 k += 1
                 tick = start + k * step
@@ -276,6 +303,8 @@ __all__ = [
     "read_audio",
     "iter_frames",
     "model_frame_count",
+    "pixel_aspect",
     "quarter_turns",
+    "square_size",
     "upright_bgr",
 ]

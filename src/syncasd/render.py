@@ -139,16 +139,18 @@ class _I420:
     converted, and only the pixels the drawing changed are written back, so the rest of the
     frame never goes through a lossy colour round trip."""
 
-    def __init__(self, frame: av.VideoFrame) -> None:
+    def __init__(self, frame: av.VideoFrame, pixel_aspect: Fraction | None = None) -> None:
         turns = media.quarter_turns(frame)
-        if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
+        square = pixel_aspect is None
+        even = frame.width % 2 == 0 and frame.height % 2 == 0
+        if frame.format.name == "yuv420p" and even and square:
             data = frame.to_ndarray()
             if turns:  # upright, as the boxes are: each plane turned
                 h, w = data.shape[0] * 2 // 3, data.shape[1]
                 planes = [np.rot90(p, turns) for p in _split_i420(data, h, w)]
                 data = np.concatenate([p.ravel() for p in planes]).reshape(-1, planes[0].shape[1])
-        else:  # other layouts, and odd sides padded by one pixel, which yuv420p needs
-            bgr = media.upright_bgr(frame)
+        else:  # other layouts, non-square pixels, odd sides padded by one pixel for yuv420p
+            bgr = media.upright_bgr(frame, pixel_aspect)
             h, w = bgr.shape[:2]
             bgr = cv2.copyMakeBorder(bgr, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
             data = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
@@ -227,6 +229,7 @@ class _VideoOut:
         self.t0 = t0
         self.threshold = result.threshold
         self.overlay = _Overlay(result.tracks)
+        self.pixel_aspect = media.pixel_aspect(vin)
         side = min(width, height)
         self.thickness = max(2, round(side / 240))
         self.font_scale = max(0.4, side / 800)
@@ -236,7 +239,7 @@ class _VideoOut:
 
     def write(self, t: float, frame: av.VideoFrame) -> None:
         k = round((t - self.t0) * MODEL_FPS)
-        image = _I420(frame)
+        image = _I420(frame, self.pixel_aspect)
         for track_id, box, prob in self.overlay.at(k):
             self._draw(image, track_id, box, prob)
         out = image.frame()
