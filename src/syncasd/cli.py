@@ -426,7 +426,7 @@ def eval_dubbing(
 
 def _videos(paths: list[Path]) -> list[Path]:
     """Files as given; folders expanded to the video files under them, sorted."""
-    from .media import VIDEO_SUFFIXES
+    from .defaults import VIDEO_SUFFIXES
 
     out: list[Path] = []
     for path in paths:

@@ -17,3 +17,9 @@ DEFAULT_SYNC_MODEL = "sync-pair"
 # (`bench/scan_bench.py`), and it places whole test tracks within ±1 frame as often (62 against
 # 61 %; sync-pair is ahead on clips of 5–15 frames and on known shifts, 82.5 against 75 %).
 DEFAULT_SCAN_MODEL = "light-syncnet"
+
+# What a folder of videos is taken to hold (`detect DIR`, `sync DIR`, `scan DIR`, the corpus).
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts"}
+    | {".flv", ".wmv", ".3gp", ".ogv", ".mxf"}
+)

@@ -22,12 +22,6 @@ import numpy as np
 from .errors import MediaError
 from .timebase import MODEL_FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 
-# What a folder of videos is taken to hold (`detect DIR`, `sync DIR`, `scan DIR`, the corpus).
-VIDEO_SUFFIXES = frozenset(
-    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts"}
-    | {".flv", ".wmv", ".3gp", ".ogv", ".mxf"}
-)
-
 
 @dataclass(frozen=True)
 class MediaInfo:
@@ -296,7 +290,6 @@ def model_frame_count(n_samples: int) -> int:
 
 
 __all__ = [
-    "VIDEO_SUFFIXES",
     "MediaInfo",
     "TimelineFrame",
     "probe",

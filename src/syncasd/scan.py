@@ -39,9 +39,8 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_path, atomic_write
-from .defaults import DEFAULT_SCAN_MODEL
+from .defaults import DEFAULT_SCAN_MODEL, VIDEO_SUFFIXES
 from .errors import InputError, SyncASDError
-from .media import VIDEO_SUFFIXES
 from .syncmap import DEFAULTS, SyncParams
 
 COLUMNS = (

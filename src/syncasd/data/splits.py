@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..media import VIDEO_SUFFIXES
+from ..defaults import VIDEO_SUFFIXES
 
 SPLITS = ("train", "val", "test")
 SHARED_SPLIT = Path(__file__).with_name("splits") / "shared.json"
