@@ -242,3 +242,40 @@ def test_anamorphic_video_is_read_with_square_pixels(tmp_path):
     assert first.shape == (288, 360, 3)
     source = next(iter_frames(GRID)).image.astype(float)
     assert np.abs(first - source).mean() < 4
+
+
+def _comb(image: np.ndarray) -> float:
+    """Mean difference between each even row and the odd row below it: combing shows here."""
+    image = image.astype(float)
+    return float(np.abs(image[0:-1:2] - image[1::2]).mean())
+
+
+@needs_shared
+def test_interlaced_video_is_read_progressive(tmp_path):
+    # Broadcast-style interlacing: each coded frame weaves its top field from one source frame
+    # and its bottom field from the next (two fields of a 50-field/s camera).
+    source = [f.image for f in iter_frames(CLIP014, duration=1.6)]
+    video = tmp_path / "interlaced.mp4"
+    with av.open(str(video), "w") as c:
+        stream = c.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 224, 224, "yuv420p"
+        stream.codec_context.options = {"x264-params": "interlaced=1:tff=1", "crf": "12"}
+        for i in range(0, len(source) - 1, 2):
+            woven = source[i].copy()
+            woven[1::2] = source[i + 1][1::2]
+            c.mux(stream.encode(av.VideoFrame.from_ndarray(woven[..., ::-1].copy(), "rgb24")))
+        c.mux(stream.encode())
+    with av.open(str(video)) as c:
+        coded = [f for f in c.decode(video=0)]
+        assert all(f.interlaced_frame for f in coded)
+        stored = [f.to_ndarray(format="bgr24") for f in coded]
+
+    read = [f.image for f in iter_frames(video)]
+    assert len(read) == len(stored) == 20
+    np.testing.assert_array_equal(
+        read[5], cv2.resize(stored[5][::2], (224, 224), interpolation=cv2.INTER_LINEAR)
+    )
+    # The woven frames comb where the face moves; what we read does not, as the source did not.
+    for j in (3, 7, 11, 15):
+        assert _comb(stored[j]) > 1.3 * _comb(source[2 * j])
+        assert _comb(read[j]) < 1.1 * _comb(source[2 * j])

@@ -3,8 +3,9 @@
 Times are seconds from the first video frame of the source (what a player shows as 0:00).
 Images are as a player shows them: upright (phones store portrait video as landscape pixels
 plus a display matrix that turns them, and a face lying on its side is not one our models know)
-and with square pixels (anamorphic video, e.g. 1440×1080 HDV or 720×576 broadcast, is stored
-squeezed; the official crop is square, so a squeezed face would reach the models thin).
+with square pixels (anamorphic video, e.g. 1440×1080 HDV or 720×576 broadcast, is stored
+squeezed; the official crop is square, so a squeezed face would reach the models thin), and
+progressive (an interlaced frame weaves two fields 20 ms apart, which combs a moving mouth).
 """
 
 from __future__ import annotations
@@ -54,11 +55,15 @@ def square_size(width: int, height: int, pixel_aspect: Fraction | None) -> tuple
 
 
 def upright_bgr(frame: av.VideoFrame, pixel_aspect: Fraction | None = None) -> np.ndarray:
-    """The frame as a player shows it: H×W×3 uint8 BGR, its pixels made square (the stream's
-    `pixel_aspect`), then turned by its display matrix."""
+    """The frame as a player shows it: H×W×3 uint8 BGR, deinterlaced, its pixels made square
+    (the stream's `pixel_aspect`), then turned by its display matrix."""
     image = frame.to_ndarray(format="bgr24")
     size = square_size(frame.width, frame.height, pixel_aspect)
-    if size != (frame.width, frame.height):
+    if frame.interlaced_frame:
+        # One field, line-doubled ("bob"): half the vertical detail, which a 112-pixel face
+        # crop does not miss, and no frame of delay, which a temporal deinterlacer would add.
+        image = cv2.resize(image[::2], size, interpolation=cv2.INTER_LINEAR)
+    elif size != (frame.width, frame.height):
         image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
     k = quarter_turns(frame)
     return np.ascontiguousarray(np.rot90(image, k)) if k else image

@@ -141,15 +141,15 @@ class _I420:
 
     def __init__(self, frame: av.VideoFrame, pixel_aspect: Fraction | None = None) -> None:
         turns = media.quarter_turns(frame)
-        square = pixel_aspect is None
+        plain = pixel_aspect is None and not frame.interlaced_frame
         even = frame.width % 2 == 0 and frame.height % 2 == 0
-        if frame.format.name == "yuv420p" and even and square:
+        if frame.format.name == "yuv420p" and even and plain:
             data = frame.to_ndarray()
             if turns:  # upright, as the boxes are: each plane turned
                 h, w = data.shape[0] * 2 // 3, data.shape[1]
                 planes = [np.rot90(p, turns) for p in _split_i420(data, h, w)]
                 data = np.concatenate([p.ravel() for p in planes]).reshape(-1, planes[0].shape[1])
-        else:  # other layouts, non-square pixels, odd sides padded by one pixel for yuv420p
+        else:  # other layouts, non-square pixels, interlaced, odd sides padded for yuv420p
             bgr = media.upright_bgr(frame, pixel_aspect)
             h, w = bgr.shape[:2]
             bgr = cv2.copyMakeBorder(bgr, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
