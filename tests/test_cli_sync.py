@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from conftest import DATA, SYNC_TRACK_KEYS, needs_shared
 
+from syncasd.data.compose import replace_audio
 from syncasd.media import read_audio
 from syncasd.scan import COLUMNS
 from syncasd.syncmap import SyncParams
@@ -263,3 +264,34 @@ def test_detect_notes_an_offset_soundtrack_and_sync_fix_repairs_it(tmp_path):
     assert proc.returncode == 0 and "no face speaks in sync" not in proc.stderr, proc.stderr
     probs = np.array(json.load(open(tmp_path / "after" / "fixed.json"))["tracks"][0]["probs"])
     assert (probs >= 0.5).mean() > 0.4  # measured 0.59; before the fix 0
+
+
+def test_a_drifting_soundtrack_is_measured_and_named(tmp_path):
+    """A 30 s clip whose audio runs 0.6 % slow (6 ms later every second, 360 ms a minute, as a
+    recorder with its own audio clock drifts): the offset of each 10 s stretch climbs, and the
+    drift is said; the clip as it is gets no such note."""
+    clip = DATA / "clips" / "styletalk" / "Obama_clip2.mp4"  # 30 s, one face
+    audio = read_audio(clip).astype(np.float64)
+    t = np.arange(len(audio))
+    slow = np.interp(t / 1.006, t, audio).round().astype(np.int16)  # heard at t: said at t/1.006
+    drifting = tmp_path / "drifting.mp4"
+    replace_audio(clip, drifting, audio=slow)
+    out = tmp_path / "out"
+    proc = syncasd("sync", clip, drifting, "--model", "light-syncnet", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    notes = [line for line in proc.stdout.splitlines() if "drift:" in line]
+    assert len(notes) == 1 and "ms per minute later" in notes[0], proc.stdout
+    assert proc.stdout.index(notes[0]) > proc.stdout.index(str(drifting))
+
+    own, slowed = (
+        json.load(open(out / f"{p.stem}.sync.json"))["tracks"][0] for p in (clip, drifting)
+    )
+    assert [o["first_frame"] for o in slowed["offsets_over_time"]] == [0, 250, 500]
+    # Added lag at the stretches' centres (5, 15, 25 s): 30, 90, 150 ms = 0.75, 2.25, 3.75 frames.
+    added = [
+        b["offset_frames"] - a["offset_frames"]
+        for a, b in zip(own["offsets_over_time"], slowed["offsets_over_time"], strict=True)
+    ]
+    np.testing.assert_allclose(added, [0.75, 2.25, 3.75], atol=0.5)
+    assert abs(own["drift_ms_per_min"]) < 150
+    assert slowed["drift_ms_per_min"] - own["drift_ms_per_min"] == pytest.approx(360, abs=60)

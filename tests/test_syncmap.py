@@ -12,12 +12,14 @@ from scipy.special import expit, logit
 from syncasd.errors import InputError
 from syncasd.syncmap import (
     Chunk,
+    SegmentOffset,
     SyncParams,
     TrackSync,
     VideoSync,
     analyze_track,
     clean_islands_archipelagos,
     connected_chunks,
+    drift_ms_per_min,
     drop_weak_chunks,
     estimate_offset,
     find_archipelagos,
@@ -29,6 +31,8 @@ from syncasd.syncmap import (
     overall_prob,
     plot_offset_map,
     prob_at_offset,
+    refined_offset,
+    segment_offsets,
     smooth_probs,
     speaking_from_sync,
     threshold_frames,
@@ -319,6 +323,60 @@ def test_analyze_track_large_offset_is_not_in_sync():
     assert r.prob_at_offset == pytest.approx(0.95) and r.offscreen_ratio == 0.0
     assert r.in_sync is False
     assert analyze_track(p, fps=30).offset_ms == pytest.approx(100.0)
+
+
+# --- offsets over time, drift ------------------------------------------------------------------
+
+
+def test_refined_offset_is_the_vertex_of_the_parabola_through_the_peak():
+    k = np.arange(-3, 4)
+    assert refined_offset(0.9 - 0.1 * (k - 0.3) ** 2) == pytest.approx(0.3)
+    assert refined_offset(0.9 - 0.1 * (k + 1.45) ** 2) == pytest.approx(-1.45)
+    assert refined_offset([0.1, 0.2, 0.3, 0.4, 0.5]) == 2.0  # peak at the end of the range
+    # A flat top: the first of the equal values and its neighbours, 0.1 and 0.5, put the
+    # vertex half a frame to the right: -1 + 0.5 · (0.1 - 0.5) / (0.1 - 1.0 + 0.5) = -0.5.
+    assert refined_offset([0.1, 0.5, 0.5, 0.5, 0.1]) == pytest.approx(-0.5)
+
+
+def test_segment_offsets_cut_the_track_and_read_speech_only():
+    # 750 frames, offsets -2..2; the peak at offset 1 in the first 250 frames, then 0, then -1,
+    # except that the middle stretch peaks at +2 on the frames that are not speech.
+    k = np.arange(-2, 3)[:, None]
+    peak = np.repeat([1, 0, -1], 250)
+    speech = np.ones(750, bool)
+    speech[250:300] = False
+    peak[250:300] = 2
+    probs = 0.8 - 0.05 * (k - peak[None, :]) ** 2
+    segments = segment_offsets(probs, speech)
+    assert [(s.first, s.last) for s in segments] == [(0, 249), (250, 499), (500, 749)]
+    assert [s.offset for s in segments] == pytest.approx([1.0, 0.0, -1.0])
+    # Without the speech mask the middle stretch's mean curve leans towards +2.
+    assert segment_offsets(probs)[1].offset > 0.1
+    # A stretch with less than `min_speech` frames of speech is left out.
+    speech[500:] = False
+    speech[500:540] = True
+    assert [s.first for s in segment_offsets(probs, speech)] == [0, 250]
+    # 400 frames make two stretches (about 250 each), 100 frames one.
+    assert [(s.first, s.last) for s in segment_offsets(probs[:, :400])] == [(0, 199), (200, 399)]
+    assert len(segment_offsets(probs[:, :100])) == 1
+
+
+def test_drift_is_the_median_pairwise_slope():
+    # Offsets 0, 1, 2 frames (0, 40, 80 ms) at 5, 15, 25 s: 40 ms per 10 s = 240 ms per minute.
+    even = [SegmentOffset(250 * i, 250 * i + 249, float(i)) for i in range(3)]
+    assert drift_ms_per_min(even) == pytest.approx(240.0)
+    # One stretch's wrong peak (+9 frames) moves the median of the three slopes, not far:
+    # slopes 240 (0-1), (9·40 ms)/(20 s) = 1080 (0-2), (8·40)/(10 s) = 1920 (1-2) -> ...
+    wrong = [*even[:2], SegmentOffset(500, 749, 9.0)]
+    assert drift_ms_per_min(wrong) == pytest.approx(1080.0)
+    # ... and with four stretches one wrong peak leaves the median at the true slope.
+    four = [*even, SegmentOffset(750, 999, 3.0)]
+    assert drift_ms_per_min(four) == pytest.approx(240.0)
+    four[1] = SegmentOffset(250, 499, 6.0)
+    assert drift_ms_per_min(four) == pytest.approx(240.0)
+    assert drift_ms_per_min(even[:2]) is None
+    # At 50 fps a frame is 20 ms and a stretch 5 s: the same 4 ms per second.
+    assert drift_ms_per_min(even, fps=50) == pytest.approx(240.0)
 
 
 def test_bad_inputs_raise():

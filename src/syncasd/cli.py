@@ -789,7 +789,7 @@ def sync_command(
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
     from .syncmap import plot_offset_map
-    from .syncrun import SyncAnalyzer, check_output, fix_offset, verdict
+    from .syncrun import SyncAnalyzer, check_output, drift_words, fix_offset, verdict
 
     try:
         if fix is not None:
@@ -863,6 +863,8 @@ def sync_command(
                     f"{t.confidence:.3f}, prob at offset {t.prob_at_offset:.3f}, off-screen "
                     f"{t.offscreen_ratio:.3f}: {verdict(t, analyzer.params)}"
                 )
+                if note := drift_words(t):
+                    typer.echo(f"    {note}")
         if fix is not None:
             main = result.main
             try:

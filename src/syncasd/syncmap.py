@@ -193,6 +193,68 @@ def prob_at_offset(probs: np.ndarray, offset: int) -> np.ndarray:
     return p[_row(p, offset)].copy()
 
 
+def refined_offset(curve: np.ndarray) -> float:
+    """The peak of a (2K+1,) curve over offsets −K…K to a fraction of a frame: the vertex of
+    the parabola through the largest value (the first of equal ones) and its two neighbours,
+    which is within half a frame of it; the integer peak at an end of the range."""
+    curve = np.asarray(curve, dtype=np.float64)
+    k = (len(curve) - 1) // 2
+    i = int(np.argmax(curve))
+    if 0 < i < len(curve) - 1:
+        left, mid, right = curve[i - 1 : i + 2]  # left < mid ≥ right: the parabola is concave
+        return i - k + 0.5 * (left - right) / (left - 2 * mid + right)
+    return float(i - k)
+
+
+@dataclass(frozen=True)
+class SegmentOffset:
+    """The offset of one stretch of a track (track frames `first`…`last`, inclusive)."""
+
+    first: int
+    last: int
+    offset: float  # frames, to a fraction (`refined_offset`); > 0: audio lags video
+
+
+# Each stretch of a track gets its own offset, so that a drifting soundtrack (a recording whose
+# audio clock runs slow or fast, frames dropped on the way) shows: 10 s stretches, each needing
+# 2 s of speech.
+DRIFT_SEGMENT = 250
+DRIFT_MIN_SPEECH = 50
+
+
+def segment_offsets(
+    probs: np.ndarray,
+    speech: np.ndarray | None = None,
+    segment: int = DRIFT_SEGMENT,
+    min_speech: int = DRIFT_MIN_SPEECH,
+) -> list[SegmentOffset]:
+    """The track cut into about `segment`-frame stretches, and the offset of each that holds
+    `min_speech` frames of speech (every frame counts as speech when `speech` is None): the
+    peak of the mean probability over those frames."""
+    p = check_probs(probs)
+    t = p.shape[1]
+    heard = np.ones(t, bool) if speech is None else np.asarray(speech, bool)[:t]
+    bounds = np.linspace(0, t, max(1, round(t / segment)) + 1).astype(int)
+    out = []
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        cols = np.flatnonzero(heard[a:b]) + a
+        if len(cols) >= min_speech:
+            out.append(SegmentOffset(int(a), int(b - 1), refined_offset(p[:, cols].mean(axis=1))))
+    return out
+
+
+def drift_ms_per_min(segments: list[SegmentOffset], fps: float = MODEL_FPS) -> float | None:
+    """How much later the audio gets per minute (negative: earlier), from the stretches'
+    offsets: the Theil–Sen slope (the median of the pairwise slopes, robust to one stretch's
+    wrong peak) against the stretches' centres. None with fewer than three stretches."""
+    if len(segments) < 3:
+        return None
+    minutes = np.array([(s.first + s.last) / 2 / fps / 60 for s in segments])
+    ms = np.array([s.offset * 1000 / fps for s in segments])
+    i, j = np.triu_indices(len(segments), 1)
+    return float(np.median((ms[j] - ms[i]) / (minutes[j] - minutes[i])))
+
+
 # ---------------------------------------------------------------------------------------------
 # Appendix D, one helper per step
 
@@ -408,6 +470,9 @@ class TrackSync:
     p_max: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     speaking: np.ndarray = field(default_factory=lambda: np.zeros(0, bool), repr=False)
     segments: list[tuple[int, int]] = field(default_factory=list)
+    # The offset stretch by stretch, and how fast it moves (None: too short to tell).
+    offsets_over_time: list[SegmentOffset] = field(default_factory=list)
+    drift_ms_per_min: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         tid = self.track_id if isinstance(self.track_id, str) else int(self.track_id)
@@ -446,7 +511,8 @@ def analyze_track(
 
     in_sync = |offset| <= max_abs_offset and prob_at_offset >= min_prob_at_offset and
     offscreen_ratio <= max_offscreen_ratio (see `SyncParams` for the defaults' sources).
-    `speech` only changes the off-screen ratio (see `offscreen_ratio`).
+    `speech` changes the off-screen ratio (see `offscreen_ratio`) and which frames the
+    offsets over time read (`segment_offsets`).
     """
     p = check_probs(probs)
     offset = estimate_offset(p)
@@ -471,6 +537,8 @@ def analyze_track(
         p_max=asd.p_max,
         speaking=asd.mask,
         segments=asd.segments,
+        offsets_over_time=(stretches := segment_offsets(p, speech)),
+        drift_ms_per_min=drift_ms_per_min(stretches, fps),
     )
 
 

@@ -59,7 +59,8 @@ class SyncResult(VideoSync):
 
     def to_dict(self) -> dict:
         """The JSON line's object plus, per track, its frame span, the mean probability of every
-        offset (-K..K) and the speaking-in-sync segments (model frames, [start, stop))."""
+        offset (-K..K), the speaking-in-sync segments (model frames, [start, stop)), the offset
+        of each stretch of about 10 s (frames, to a fraction) and the drift (ms per minute)."""
         tracks = []
         for t, (first, last) in zip(self.tracks, self.spans, strict=True):
             tracks.append(
@@ -69,6 +70,17 @@ class SyncResult(VideoSync):
                     "last_frame": last,
                     "mean_curve": [round(float(v), 4) for v in t.mean_curve],
                     "segments": [[first + a, first + b] for a, b in t.segments],
+                    "offsets_over_time": [
+                        {
+                            "first_frame": first + o.first,
+                            "last_frame": first + o.last,
+                            "offset_frames": round(o.offset, 2),
+                        }
+                        for o in t.offsets_over_time
+                    ],
+                    "drift_ms_per_min": None
+                    if t.drift_ms_per_min is None
+                    else round(t.drift_ms_per_min, 1),
                 }
             )
         return {"video": str(self.video), "start": self.start, "tracks": tracks}
@@ -95,6 +107,28 @@ def verdict(track: TrackSync, params: SyncParams = DEFAULTS) -> str:
     if track.offscreen_ratio > params.max_offscreen_ratio:
         reasons.append("off-screen speech")
     return f"not in sync ({'; '.join(reasons)})"
+
+
+# A drift that moves the offset by a frame or more over the track is worth a word.
+DRIFT_NOTE_MS = 1000.0 / MODEL_FPS
+
+
+def drift_words(track: TrackSync, fps: float = MODEL_FPS) -> str | None:
+    """The drift in words when it moves the offset by `DRIFT_NOTE_MS` or more over the stretches
+    measured (what a constant shift such as `--fix` leaves), else None."""
+    stretches, drift = track.offsets_over_time, track.drift_ms_per_min
+    if drift is None:
+        return None
+    span_min = (stretches[-1].first + stretches[-1].last) - (stretches[0].first + stretches[0].last)
+    span_min /= 2 * fps * 60
+    if abs(drift) * span_min < DRIFT_NOTE_MS:
+        return None
+    side = "later" if drift > 0 else "earlier"
+    path = " → ".join(f"{o.offset:+.1f}" for o in stretches)
+    return (
+        f"drift: the audio gets {abs(drift):.0f} ms per minute {side} (offsets {path} frames, "
+        f"{len(stretches)} stretches); a constant shift such as --fix cannot remove it"
+    )
 
 
 def check_output(src: str | Path, dst: str | Path) -> None:
