@@ -197,7 +197,7 @@ def read_audio(
 class TimelineFrame:
     index: int  # model frame (25 fps tick) index
     time: float  # source time (s, from the origin) of the source frame shown at this tick
-    image: np.ndarray  # H×W×3 uint8 BGR, full resolution, upright
+    image: np.ndarray  # H×W×3 uint8 BGR, full resolution, as displayed (module docstring)
 
 
 def iter_frames(
