@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from conftest import DATA, faceless_video, needs_shared, video_copy
 
+from syncasd.cli import output_names
 from syncasd.media import probe
 from syncasd.results import AVA_COLUMNS, EXTRA_COLUMNS
 
@@ -198,6 +199,44 @@ def test_a_face_seen_too_briefly_is_a_warning_that_says_so(tmp_path):
     proc = detect(video, tmp_path / "out", "--min-track", "5")
     assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
     assert len(json.load(open(tmp_path / "out" / "brief.json"))["tracks"]) == 1
+
+
+def test_output_names_tell_videos_with_one_stem_apart():
+    names = output_names([Path("/d/a/ID1/014.mp4"), Path("/d/a/ID2/014.mp4"), Path("/d/b/015.mp4")])
+    assert names == ["ID1_014", "ID2_014", "015"]
+    # The nearest folders that differ; one folder, two suffixes; a file given twice.
+    assert output_names([Path("/d/a/s/1.mp4"), Path("/d/b/s/1.mp4")]) == ["a_s_1", "b_s_1"]
+    assert output_names([Path("/d/1.mp4"), Path("/d/1.mkv")]) == ["1_mp4", "1_mkv"]
+    assert output_names([Path("/d/1.mp4"), Path("/d/1.mp4")]) == ["1", "1_2"]
+
+
+def test_a_folder_of_videos_sharing_stems_gets_one_output_each(tmp_path):
+    clips = tmp_path / "clips"
+    for folder, identity in (("a", "ID1"), ("b", "ID2")):
+        (clips / folder).mkdir(parents=True)
+        (clips / folder / "014.mp4").symlink_to(DATA / "clips" / "vasp" / identity / "014.mp4")
+    (clips / "notes.txt").write_text("not a video")
+    proc = detect(clips, tmp_path / "out", "--duration", "1")
+    assert proc.returncode == 0, proc.stderr
+    outputs = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert outputs == [f"{n}.{x}" for n in ("a_014", "b_014") for x in ("csv", "json", "rttm")]
+    for name in ("a_014", "b_014"):
+        rows = list(csv.DictReader(open(tmp_path / "out" / f"{name}.csv")))
+        assert rows and {r["video_id"] for r in rows} == {name}
+    # Different faces: the two outputs are not one video written twice.
+    boxes = [
+        json.load(open(tmp_path / "out" / f"{n}.json"))["tracks"][0]["boxes"][0]
+        for n in ("a_014", "b_014")
+    ]
+    assert boxes[0] != boxes[1]
+    proc = syncasd(
+        "sync", clips, "-o", tmp_path / "sync", "--model", "light-syncnet", "--duration", "2"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "sync").iterdir()) == [
+        "a_014.sync.json",
+        "b_014.sync.json",
+    ]
 
 
 def test_unreadable_weights(tmp_path):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from collections import Counter
 from dataclasses import fields
 from pathlib import Path
 from typing import Annotated
@@ -44,7 +46,11 @@ DetectEveryOption = Annotated[
 @app.command()
 def detect(
     videos: Annotated[
-        list[Path], typer.Argument(help="Input video file(s); anything FFmpeg reads.")
+        list[Path],
+        typer.Argument(
+            help="Input video file(s), anything FFmpeg reads, or folders of them (searched "
+            "recursively)."
+        ),
     ],
     out: Annotated[
         Path, typer.Option("-o", "--out", help="Output folder (created if needed).")
@@ -163,12 +169,15 @@ def detect(
         raise typer.Exit(EXIT_ERROR) from None
 
     sync_aware = get_spec(model).sync_aware or require_sync
+    videos = _videos(videos)
+    names = output_names(videos)
     failed = 0
-    for video in videos:
+    for video, name in zip(videos, names, strict=True):
         try:
             result = detector(video)
+            result.video_id = name  # the stem, unless another input shares it
             out.mkdir(parents=True, exist_ok=True)
-            stem = out / result.video_id
+            stem = out / name
             # The slow, failure-prone output first: a failed render leaves no files at all.
             if render:
                 render_video(result, stem.with_suffix(".mp4"), progress=progress)
@@ -422,6 +431,41 @@ def eval_dubbing(
         raise typer.Exit(EXIT_ERROR) from None
     for line in dub.format_ranking(ranked):
         typer.echo(line)
+
+
+def output_names(videos: list[Path]) -> list[str]:
+    """One output name per video: its stem, or, where videos share a stem, the stem prefixed by
+    as many of its folders as tell them apart (`a/ID1/014.mp4`, `a/ID2/014.mp4`: `ID1_014`,
+    `ID2_014`), so that no output overwrites another's. Files of one folder that differ only in
+    their suffix keep it (`014_mp4`, `014_mkv`); a file given twice is numbered."""
+    given = [Path(os.path.abspath(v)) for v in videos]  # the user's folders, links unresolved
+    paths = list(dict.fromkeys(given))  # each file once
+    suffixes: dict[tuple[Path, str], set[str]] = {}
+    for p in paths:
+        suffixes.setdefault((p.parent, p.stem), set()).add(p.suffix)
+    base = [
+        f"{p.stem}_{p.suffix.lstrip('.')}" if len(suffixes[p.parent, p.stem]) > 1 else p.stem
+        for p in paths
+    ]
+    names = list(base)
+    depth = 0
+    while clashes := {n for n, count in Counter(names).items() if count > 1}:
+        depth += 1
+        grown = False
+        for i, p in enumerate(paths):
+            folders = p.parent.parts[1:]  # without the root
+            if names[i] in clashes and depth <= len(folders):
+                names[i] = "_".join([*folders[len(folders) - depth :], base[i]])
+                grown = True
+        if not grown:
+            break
+    name_of = dict(zip(paths, names, strict=True))
+    seen: Counter[Path] = Counter()
+    out = []
+    for p in given:
+        seen[p] += 1
+        out.append(name_of[p] if seen[p] == 1 else f"{name_of[p]}_{seen[p]}")
+    return out
 
 
 def _videos(paths: list[Path]) -> list[Path]:
@@ -742,10 +786,17 @@ def _sync_params(min_prob: float | None, max_offscreen: float | None, max_abs_of
 
 @app.command("sync")
 def sync_command(
-    videos: Annotated[list[Path], typer.Argument(help="Input video file(s).")],
+    videos: Annotated[
+        list[Path], typer.Argument(help="Input video file(s), or folders of them (recursively).")
+    ],
     out: Annotated[
         Path | None,
-        typer.Option("-o", "--out", help="Write <stem>.sync.json (and --plot images) here."),
+        typer.Option(
+            "-o",
+            "--out",
+            help="Write <name>.sync.json (and --plot images) here; <name> is the video's stem, "
+            "prefixed by its folders where two videos share a stem.",
+        ),
     ] = None,
     json_lines: Annotated[
         bool, typer.Option("--json", help="One JSON object per video per line on stdout.")
@@ -815,8 +866,10 @@ def sync_command(
         _fail(str(e))
         raise typer.Exit(EXIT_ERROR) from None
 
+    videos = _videos(videos)
+    names = output_names(videos)
     failed = 0
-    for video in videos:
+    for video, name in zip(videos, names, strict=True):
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")  # no face: said below, once
@@ -825,13 +878,13 @@ def sync_command(
                 out.mkdir(parents=True, exist_ok=True)
                 from .atomic import atomic_write
 
-                with atomic_write(out / f"{video.stem}.sync.json") as f:
+                with atomic_write(out / f"{name}.sync.json") as f:
                     json.dump(result.to_dict(), f, indent=1)
                 for track, probs in zip(result.tracks, result.matrices, strict=True):
                     if plot:
                         plot_offset_map(
                             probs,
-                            out / f"{video.stem}.track{track.track_id}.png",
+                            out / f"{name}.track{track.track_id}.png",
                             f"{video.name} track {track.track_id}: offset "
                             f"{track.offset_frames:+d} frames ({track.offset_ms:+.0f} ms)",
                             offset=track.offset_frames,
