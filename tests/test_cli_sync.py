@@ -269,7 +269,7 @@ def test_detect_notes_an_offset_soundtrack_and_sync_fix_repairs_it(tmp_path):
 def test_a_drifting_soundtrack_is_measured_and_named(tmp_path):
     """A 30 s clip whose audio runs 0.6 % slow (6 ms later every second, 360 ms a minute, as a
     recorder with its own audio clock drifts): the offset of each 10 s stretch climbs, and the
-    drift is said; the clip as it is gets no such note."""
+    drift is said; the clip as it is gets no such note; `--fix --fix-drift` repairs it."""
     clip = DATA / "clips" / "styletalk" / "Obama_clip2.mp4"  # 30 s, one face
     audio = read_audio(clip).astype(np.float64)
     t = np.arange(len(audio))
@@ -295,3 +295,14 @@ def test_a_drifting_soundtrack_is_measured_and_named(tmp_path):
     np.testing.assert_allclose(added, [0.75, 2.25, 3.75], atol=0.5)
     assert abs(own["drift_ms_per_min"]) < 150
     assert slowed["drift_ms_per_min"] - own["drift_ms_per_min"] == pytest.approx(360, abs=60)
+
+    # --fix-drift removes the line: the repaired copy's stretches sit at 0, without drift.
+    fixed = tmp_path / "fixed.mp4"
+    proc = syncasd("sync", drifting, "--model", "light-syncnet", "--fix", fixed, "--fix-drift")
+    assert proc.returncode == 0, proc.stderr
+    assert "ms per minute earlier to remove track 0's offset and drift" in proc.stderr
+    proc = syncasd("sync", fixed, "--model", "light-syncnet", "-o", out)
+    assert proc.returncode == 0 and "drift:" not in proc.stdout, proc.stdout
+    repaired = json.load(open(out / "fixed.sync.json"))["tracks"][0]
+    assert abs(repaired["drift_ms_per_min"]) < 40
+    assert all(abs(o["offset_frames"]) <= 0.5 for o in repaired["offsets_over_time"])

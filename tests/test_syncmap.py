@@ -27,6 +27,7 @@ from syncasd.syncmap import (
     gaussian_smooth,
     mean_curve,
     offscreen_ratio,
+    offset_at_start,
     offset_confidence,
     overall_prob,
     plot_offset_map,
@@ -377,6 +378,17 @@ def test_drift_is_the_median_pairwise_slope():
     assert drift_ms_per_min(even[:2]) is None
     # At 50 fps a frame is 20 ms and a stretch 5 s: the same 4 ms per second.
     assert drift_ms_per_min(even, fps=50) == pytest.approx(240.0)
+
+
+def test_offset_at_start_is_the_line_through_the_stretches_at_frame_0():
+    # 240 ms per minute = 0.004 frames of offset per frame; centres 124.5, 374.5, 624.5.
+    even = [
+        SegmentOffset(250 * i, 250 * i + 249, 0.5 + 0.004 * (250 * i + 124.5)) for i in range(3)
+    ]
+    assert offset_at_start(even, 240.0) == pytest.approx(0.5)
+    # The median of the three intercepts: one stretch's wrong peak does not move it.
+    wrong = [even[0], SegmentOffset(250, 499, 9.0), even[2]]
+    assert offset_at_start(wrong, 240.0) == pytest.approx(0.5)
 
 
 def test_bad_inputs_raise():

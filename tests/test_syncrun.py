@@ -249,6 +249,43 @@ def test_fix_with_aac_puts_the_audio_back_and_copies_the_video(tmp_path):
         assert c.streams.audio[0].codec_context.sample_rate == 16000
 
 
+def envelope_lags_ms(reference: np.ndarray, signal: np.ndarray, at_s: list[float]) -> np.ndarray:
+    """How much later (ms) `signal` is than `reference` around each time: the peak of the
+    correlation of their loudness envelopes (1 ms steps, 0.8 s windows). The envelope, not the
+    waveform: resampled speech changes pitch a little, and waveform peaks jump by periods."""
+
+    def envelope(x: np.ndarray) -> np.ndarray:
+        return np.convolve(np.abs(x.astype(np.float64)), np.ones(80) / 80, "same")[::16]
+
+    ref, sig = envelope(reference), envelope(signal)
+    lags = []
+    for t in at_s:
+        at, half = int(t * 1000), 400
+        w = ref[at - half : at + half] - ref[at - half : at + half].mean()
+        seg = sig[at - half : at + half + 200]
+        corr = [np.dot(seg[j : j + 2 * half] - seg[j : j + 2 * half].mean(), w) for j in range(200)]
+        lags.append(int(np.argmax(corr)))
+    return np.array(lags, float)
+
+
+def test_a_drift_makes_the_audio_later_in_proportion_to_time(tmp_path):
+    # 1.5 % (900 ms a minute): the audio gets 15 ms later every second, the 2-frame (80 ms)
+    # shift on top, and its length grows by 1.5 %.
+    original = read_audio(CLIP)
+    drifting = tmp_path / "drifting.mov"
+    shift_audio(CLIP, drifting, 2, drift_ms_per_min=900.0, codec="pcm_s16le")
+    moved = read_audio(drifting)
+    assert len(moved) == pytest.approx(len(original) * 1.015, abs=SPF)
+    times = [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0]
+    slope, intercept = np.polyfit(times, envelope_lags_ms(original, moved, times), 1)
+    assert slope == pytest.approx(15.0, abs=1.5)  # ms per second
+    assert intercept == pytest.approx(80.0, abs=6.0)
+    # Without the drift the lag is the shift alone, everywhere.
+    shifted = tmp_path / "shifted.mov"
+    shift_audio(CLIP, shifted, 2, codec="pcm_s16le")
+    np.testing.assert_allclose(envelope_lags_ms(original, read_audio(shifted), times), 80, atol=2)
+
+
 def test_shift_refuses_its_input_and_leaves_nothing_half_written(tmp_path):
     copy = tmp_path / "clip.mp4"
     copy.write_bytes(CLIP.read_bytes())

@@ -812,6 +812,14 @@ def sync_command(
             "(video copied, audio re-encoded as AAC); one input video only."
         ),
     ] = None,
+    fix_drift: Annotated[
+        bool,
+        typer.Option(
+            help="With --fix: also remove the main track's drift (the audio resampled so that "
+            "its offset stays 0 from start to end), where the track is long enough to measure "
+            "it (three stretches of about 10 s)."
+        ),
+    ] = False,
     model: SyncModelOption = DEFAULT_SYNC_MODEL,
     weights: WeightsOption = None,
     device: DeviceOption = "cpu",
@@ -840,13 +848,22 @@ def sync_command(
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
     from .syncmap import plot_offset_map
-    from .syncrun import SyncAnalyzer, check_output, drift_words, fix_offset, verdict
+    from .syncrun import (
+        SyncAnalyzer,
+        check_output,
+        drift_fix,
+        drift_words,
+        fix_offset,
+        verdict,
+    )
 
     try:
         if fix is not None:
             if len(videos) != 1:
                 raise SyncASDError("--fix takes exactly one input video")
             check_output(videos[0], fix)
+        if fix_drift and fix is None:
+            raise SyncASDError("--fix-drift goes with --fix OUT")
         if plot and out is None:
             raise SyncASDError("--plot needs -o OUTDIR for the images")
         analyzer = SyncAnalyzer(
@@ -925,7 +942,11 @@ def sync_command(
                     raise SyncASDError(
                         f"{video}: no face track, so no offset to remove; {fix} not written"
                     )
-                fix_offset(video, fix, main.offset_frames)
+                line = drift_fix(result, main) if fix_drift else None
+                if line is None:
+                    fix_offset(video, fix, main.offset_frames)
+                else:
+                    fix_offset(video, fix, *line)
             except SyncASDError as e:
                 _fail(str(e))
                 failed += 1
@@ -936,11 +957,26 @@ def sync_command(
                     f"{main.prob_at_offset:.2f})",
                     err=True,
                 )
-            typer.echo(
-                f"{fix}: audio moved by {-main.offset_frames:+d} frames "
-                f"({-main.offset_ms:+.0f} ms) to remove track {main.track_id}'s offset",
-                err=True,
-            )
+            if line is None:
+                if fix_drift:
+                    typer.echo(
+                        f"syncasd: warning: {video}: track {main.track_id} is too short to "
+                        "measure a drift; only its offset is removed",
+                        err=True,
+                    )
+                typer.echo(
+                    f"{fix}: audio moved by {-main.offset_frames:+d} frames "
+                    f"({-main.offset_ms:+.0f} ms) to remove track {main.track_id}'s offset",
+                    err=True,
+                )
+            else:
+                side = "earlier" if line[1] > 0 else "later"
+                typer.echo(
+                    f"{fix}: audio moved by {-line[0]:+.2f} frames at the start and made "
+                    f"{abs(line[1]):.0f} ms per minute {side} to remove track {main.track_id}'s "
+                    "offset and drift",
+                    err=True,
+                )
     if failed:
         raise typer.Exit(EXIT_ERROR)
 

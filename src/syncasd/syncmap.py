@@ -255,6 +255,14 @@ def drift_ms_per_min(segments: list[SegmentOffset], fps: float = MODEL_FPS) -> f
     return float(np.median((ms[j] - ms[i]) / (minutes[j] - minutes[i])))
 
 
+def offset_at_start(segments: list[SegmentOffset], drift: float) -> float:
+    """The offset (frames) at the track's frame 0 of the line through the stretches' offsets
+    whose slope is `drift` (ms per minute): the median over stretches of their offset less the
+    drift up to their centre (Theil–Sen's intercept)."""
+    per_frame = drift / 60_000.0  # ms per ms: frames of offset per frame of video
+    return float(np.median([s.offset - per_frame * (s.first + s.last) / 2 for s in segments]))
+
+
 # ---------------------------------------------------------------------------------------------
 # Appendix D, one helper per step
 

@@ -33,7 +33,14 @@ from .errors import InputError, MediaError
 from .models import get_spec
 from .offsets import DEFAULT_MAX_OFFSET, offset_backend
 from .pipeline import Detector, no_track_reason
-from .syncmap import DEFAULTS, SyncParams, TrackSync, VideoSync, analyze_track
+from .syncmap import (
+    DEFAULTS,
+    SyncParams,
+    TrackSync,
+    VideoSync,
+    analyze_track,
+    offset_at_start,
+)
 from .timebase import MODEL_FPS
 
 log = logging.getLogger("syncasd")
@@ -127,7 +134,8 @@ def drift_words(track: TrackSync, fps: float = MODEL_FPS) -> str | None:
     path = " → ".join(f"{o.offset:+.1f}" for o in stretches)
     return (
         f"drift: the audio gets {abs(drift):.0f} ms per minute {side} (offsets {path} frames, "
-        f"{len(stretches)} stretches); a constant shift such as --fix cannot remove it"
+        f"{len(stretches)} stretches); --fix alone shifts by a constant, --fix-drift also removes "
+        "this"
     )
 
 
@@ -246,6 +254,7 @@ def shift_audio(
     dst: str | Path,
     frames: float,
     *,
+    drift_ms_per_min: float = 0.0,
     codec: str = "aac",
     bit_rate: int | None = None,
 ) -> Path:
@@ -254,6 +263,9 @@ def shift_audio(
     frames > 0 delays the audio: silence is inserted at its start and as much is cut at its
     end; frames < 0 advances it: its start is cut and silence appended. The duration, sample
     rate and channels stay; the shift is rounded to whole samples at the audio's own rate.
+    `drift_ms_per_min` also makes the audio that much later every minute from its start
+    (earlier where negative): it is played 1 + drift/60000 times slower, resampled, and its
+    length changes by as much; the shift applies after it.
     The first video stream is copied packet for packet (not re-encoded); the first audio stream
     is re-encoded with `codec` (AAC by default; pcm_s16le in .mov/.mkv is lossless); other
     streams are dropped. Written atomically; `dst` must not be `src`. To remove a measured
@@ -268,7 +280,7 @@ def shift_audio(
         raise MediaError(f"{src}: has no audio track to move")
     try:
         with av.open(str(src)) as inp, atomic_path(dst) as tmp:
-            _remux_shifted(inp, tmp, dst, frames, codec, bit_rate)
+            _remux_shifted(inp, tmp, dst, frames, drift_ms_per_min, codec, bit_rate)
     except av.FFmpegError as e:
         raise MediaError(
             f"{src} → {dst}: cannot re-sync ({e.strerror or e}); try another output container, "
@@ -279,9 +291,30 @@ def shift_audio(
     return dst
 
 
-def fix_offset(src: str | Path, dst: str | Path, offset_frames: float, **kwargs: object) -> Path:
-    """Copy `src` to `dst` with a measured offset removed: the audio moved by -offset_frames."""
-    return shift_audio(src, dst, -offset_frames, **kwargs)
+def fix_offset(
+    src: str | Path,
+    dst: str | Path,
+    offset_frames: float,
+    drift_ms_per_min: float = 0.0,
+    **kwargs: object,
+) -> Path:
+    """Copy `src` to `dst` with a measured offset removed: the audio moved by -offset_frames;
+    with a drift, `offset_frames` is the offset at the file's start and the drift is removed
+    too (`shift_audio`)."""
+    return shift_audio(src, dst, -offset_frames, drift_ms_per_min=-drift_ms_per_min, **kwargs)
+
+
+def drift_fix(result: SyncResult, track: TrackSync) -> tuple[float, float] | None:
+    """(offset at the file's start in frames, drift in ms per minute) of `track`'s offset line,
+    for `fix_offset`; None where its drift was not measured (fewer than three stretches)."""
+    if track.drift_ms_per_min is None:
+        return None
+    first = result.spans[result.tracks.index(track)][0]
+    at_track_start = offset_at_start(track.offsets_over_time, track.drift_ms_per_min)
+    frames_before = first + result.start * MODEL_FPS  # file frame of the track's frame 0
+    return at_track_start - track.drift_ms_per_min / 60_000.0 * frames_before, (
+        track.drift_ms_per_min
+    )
 
 
 def _remux_shifted(
@@ -289,6 +322,7 @@ def _remux_shifted(
     tmp: Path,
     dst: Path,
     frames: float,
+    drift_ms_per_min: float,
     codec: str,
     bit_rate: int | None,
 ) -> None:
@@ -310,6 +344,18 @@ def _remux_shifted(
         # Samples pass through as planar float; the encoder converts them to its own format and
         # cuts them into its frame size.
         to_float = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+        # A drift: the decoded samples are declared at another rate, which the resampler
+        # brings back to `rate`, so that they play that much slower (later) or faster.
+        declared = round(rate / (1 + drift_ms_per_min / 60_000.0)) if drift_ms_per_min else rate
+        start: list[float] = []  # the first decoded frame's time: where the output starts
+
+        def declare(frame: av.AudioFrame) -> av.AudioFrame:
+            if not start and frame.time is not None:
+                start.append(frame.time)
+            if declared != rate:  # a timeline of its own: the samples, counted at `declared`
+                frame.sample_rate, frame.pts = declared, None
+            return frame
+
         held = np.zeros((channels, max(delay, 0)), np.float32)  # silence first, if delayed
         drop = max(-delay, 0)  # samples still to cut from the start, if advanced
         pts: int | None = None  # next output sample's pts (1/rate), from the first input frame
@@ -332,7 +378,8 @@ def _remux_shifted(
             nonlocal held, drop, pts
             for frame in decoded:
                 if pts is None:
-                    pts = int(round((frame.time or 0.0) * rate))
+                    t0 = frame.time if frame.time is not None else (start or [0.0])[0]
+                    pts = int(round(t0 * rate))
                 x = frame.to_ndarray().reshape(channels, -1)
                 cut = min(drop, x.shape[1])
                 drop -= cut
@@ -345,7 +392,7 @@ def _remux_shifted(
         streams = [s for s in (v_in, a_in) if s is not None]
         for packet in inp.demux(streams):
             if packet.stream is a_in:  # the last, empty one flushes the decoder
-                take([f for d in packet.decode() for f in to_float.resample(d)])
+                take([f for d in packet.decode() for f in to_float.resample(declare(d))])
             elif packet.size:  # not the demuxer's empty flush packet
                 packet.stream = v_out
                 out.mux(packet)
@@ -360,6 +407,7 @@ __all__ = [
     "SyncAnalyzer",
     "SyncResult",
     "check_output",
+    "drift_fix",
     "fix_offset",
     "main_track",
     "shift_audio",
