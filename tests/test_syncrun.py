@@ -19,11 +19,12 @@ import syncasd
 from syncasd.errors import InputError, MediaError
 from syncasd.media import read_audio
 from syncasd.pipeline import Detector
-from syncasd.syncmap import SyncParams, TrackSync, VideoSync, offscreen_ratio
+from syncasd.syncmap import SegmentOffset, SyncParams, TrackSync, VideoSync, offscreen_ratio
 from syncasd.syncrun import (
     SyncAnalyzer,
     SyncResult,
     check_output,
+    drift_fix,
     fix_offset,
     main_track,
     shift_audio,
@@ -211,6 +212,32 @@ def test_main_track_is_the_longest_and_verdict_says_why():
     assert late == "not in sync (audio 200 ms late)"
     weak = verdict(track(0, 5, offset=-3, prob=0.2, ratio=0.6, in_sync=False), params)
     assert "120 ms early" in weak and "weak sync" in weak and "off-screen" in weak
+
+
+def test_drift_fix_is_the_main_tracks_line_at_the_files_start():
+    # Offset 1.0 + 0.004 frames per frame (240 ms a minute) along the second track, which
+    # starts at model frame 100 of an analysis starting at 2 s: 150 frames into the file.
+    line = [
+        SegmentOffset(250 * i, 250 * i + 249, 1.0 + 0.004 * (250 * i + 124.5)) for i in range(3)
+    ]
+    short = TrackSync(0, 0, 0.0, 0.5, 0.9, 0.0, True, frame_probs=np.zeros(40))
+    long = TrackSync(
+        1,
+        2,
+        80.0,
+        0.5,
+        0.9,
+        0.0,
+        False,
+        frame_probs=np.zeros(750),
+        offsets_over_time=line,
+        drift_ms_per_min=240.0,
+    )
+    result = SyncResult("v.mp4", [short, long], spans=[(0, 39), (100, 849)], start=2.0)
+    at_start, drift = drift_fix(result, long)
+    assert at_start == pytest.approx(1.0 - 0.004 * 150)
+    assert drift == 240.0
+    assert drift_fix(result, short) is None  # no drift measured
 
 
 # ---------------------------------------------------------------------------------------------

@@ -309,7 +309,8 @@ def drift_fix(result: SyncResult, track: TrackSync) -> tuple[float, float] | Non
     for `fix_offset`; None where its drift was not measured (fewer than three stretches)."""
     if track.drift_ms_per_min is None:
         return None
-    first = result.spans[result.tracks.index(track)][0]
+    # By identity: == between TrackSyncs compares their fields, arrays included.
+    first = next(span[0] for t, span in zip(result.tracks, result.spans, strict=True) if t is track)
     at_track_start = offset_at_start(track.offsets_over_time, track.drift_ms_per_min)
     frames_before = first + result.start * MODEL_FPS  # file frame of the track's frame 0
     return at_track_start - track.drift_ms_per_min / 60_000.0 * frames_before, (
