@@ -857,6 +857,7 @@ def sync_command(
         verdict,
     )
 
+    videos = _videos(videos)
     try:
         if fix is not None:
             if len(videos) != 1:
@@ -883,7 +884,6 @@ def sync_command(
         _fail(str(e))
         raise typer.Exit(EXIT_ERROR) from None
 
-    videos = _videos(videos)
     names = output_names(videos)
     failed = 0
     for video, name in zip(videos, names, strict=True):
