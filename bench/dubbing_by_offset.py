@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from eval_suite import SEED, dubbed_set, material, model_spec
+from eval_suite import SEED, dubbed_ranking, dubbed_set, material, model_spec
 from sync_by_source import track_offset
 
 from syncasd.evaluate import dubbing, syncacc
 from syncasd.evaluate.report import markdown_table
-from syncasd.evaluate.tracks import model_scorer, score_tracks
+from syncasd.evaluate.tracks import model_scorer
 from syncasd.offsets import offset_backend
 
 OFF = 3  # |offset| in frames from which an original counts as off at source
@@ -39,10 +39,7 @@ def main() -> int:
     dubbed_tracks, dubbed = dubbed_set(tracks, SEED)
     name, _, path = args.model.partition("=")
     _, scorer = model_scorer(model_spec(name, path or None))
-    scores = np.concatenate(score_tracks(scorer, dubbed_tracks))
-    videos = np.concatenate([[t.video_id] * len(t) for t in dubbed_tracks])
-    labels = np.concatenate([t.labels for t in dubbed_tracks])
-    ranked = dubbing.video_tprs(videos, labels, scores >= 0.5)
+    ranked = dubbed_ranking(scorer, dubbed_tracks)
 
     backend = offset_backend(args.sync_model)
     k = backend.max_offset

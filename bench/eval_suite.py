@@ -99,6 +99,14 @@ def dubbed_set(tracks: list, seed: int) -> tuple[list, set[str]]:
     return out, {tracks[i].video_id for i in chosen}
 
 
+def dubbed_ranking(scorer, dubbed_tracks: list) -> list[dubbing.VideoTPR]:
+    """Each clip's TPR at 0.5 under `scorer`, lowest first (the dubbing test's ranking)."""
+    scores = np.concatenate(score_tracks(scorer, dubbed_tracks))
+    videos = np.concatenate([[t.video_id] * len(t) for t in dubbed_tracks])
+    labels = np.concatenate([t.labels for t in dubbed_tracks])
+    return dubbing.video_tprs(videos, labels, scores >= 0.5)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -167,10 +175,7 @@ def main() -> int:
         original = score_tracks(scorer, tracks)  # shared by both protocols
         u = test.run(scorer, name, original)
         a = ablations.ablate(scorer, tracks, name, original)
-        scores = score_tracks(scorer, dubbed_tracks)
-        videos = np.concatenate([[t.video_id] * len(t) for t in dubbed_tracks])
-        labels = np.concatenate([t.labels for t in dubbed_tracks])
-        ranked = dubbing.video_tprs(videos, labels, np.concatenate(scores) >= 0.5)
+        ranked = dubbed_ranking(scorer, dubbed_tracks)
         sep = dubbing.separation(ranked, dubbed)
         who = scenes.run(specs[name], name) if name in specs else None
         talk = talks.run(specs[name], name) if name in specs else None

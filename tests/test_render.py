@@ -123,25 +123,31 @@ def test_render_keeps_source_frame_rate(tmp_path: Path) -> None:
     assert info["audio"] == "aac"
 
 
+def render_grid_copy(tmp_path: Path, n_frames: int, **stored: object) -> tuple[dict, np.ndarray]:
+    """Render a result over a copy of the GRID clip stored as `stored` says (`video_copy`'s
+    rotation or pixel aspect), its boxes in the clip's own displayed coordinates; the output's
+    `probe` and the GRID clip's first frame (RGB, float) to compare with."""
+    copy = tmp_path / "stored.mp4"
+    video_copy(copy, GRID, n_frames / 25, **stored)
+    result = make_result(GRID, n_frames=n_frames)
+    result.path = str(copy)
+    out = tmp_path / "out.mp4"
+    render_video(result, out)
+    with av.open(str(GRID)) as c:
+        source = next(c.decode(video=0)).to_ndarray(format="rgb24").astype(float)
+    return probe(out), source
+
+
 @needs_data
 def test_render_of_a_phone_video_is_upright(tmp_path: Path) -> None:
     # Stored turned a quarter with a display matrix: boxes are in upright coordinates, so the
     # rendering is drawn and written upright (no display matrix left to apply).
-    phone = tmp_path / "phone.mp4"
-    video_copy(phone, GRID, 2.0, rotation=-90)
-    out = tmp_path / "out.mp4"
-    result = make_result(GRID, n_frames=50)
-    result.path = str(phone)
-    render_video(result, out)
-
-    info = probe(out)
+    info, source = render_grid_copy(tmp_path, 50, rotation=-90)
     assert info["size"] == (360, 288)
-    with av.open(str(out)) as c:
+    with av.open(str(tmp_path / "out.mp4")) as c:
         assert next(c.decode(video=0)).rotation == 0
     r, g, _ = left_edge(info["frames"][10])
     assert g > 200 and r < 60, "speaking box should be green"
-    with av.open(str(GRID)) as c:
-        source = next(c.decode(video=0)).to_ndarray(format="rgb24").astype(float)
     # Away from the box and its label: the source's own first frame, upright.
     first = info["frames"][0].astype(float)
     assert np.abs(first[:, 190:] - source[:, 190:]).mean() < 6
@@ -189,15 +195,6 @@ def test_render_failure_raises_media_error_and_leaves_nothing(tmp_path: Path) ->
 
 @needs_data
 def test_render_of_an_anamorphic_video_has_square_pixels(tmp_path: Path) -> None:
-    video = tmp_path / "anamorphic.mp4"
-    video_copy(video, GRID, 1.0, pixel_aspect=Fraction(4, 3))
-    out = tmp_path / "out.mp4"
-    result = make_result(GRID, n_frames=25)
-    result.path = str(video)
-    render_video(result, out)
-
-    info = probe(out)
+    info, source = render_grid_copy(tmp_path, 25, pixel_aspect=Fraction(4, 3))
     assert info["size"] == (360, 288)
-    with av.open(str(GRID)) as c:
-        source = next(c.decode(video=0)).to_ndarray(format="rgb24").astype(float)
     assert np.abs(info["frames"][0][:, 190:].astype(float) - source[:, 190:]).mean() < 6

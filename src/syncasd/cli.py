@@ -943,10 +943,7 @@ def sync_command(
                         f"{video}: no face track, so no offset to remove; {fix} not written"
                     )
                 line = drift_fix(result, main) if fix_drift else None
-                if line is None:
-                    fix_offset(video, fix, main.offset_frames)
-                else:
-                    fix_offset(video, fix, *line)
+                fix_offset(video, fix, *(line or (main.offset_frames, 0.0)))
             except SyncASDError as e:
                 _fail(str(e))
                 failed += 1

@@ -49,8 +49,6 @@ def render_video(result: Result, out_path: str | Path, *, progress: bool = False
 
 
 def _render(result: Result, tmp: str, progress: bool) -> None:
-    info = media.probe(result.path)
-    size = (info.width, info.height)  # upright, as the boxes are
     with av.open(result.path) as src:
         if not src.streams.video or src.streams.video[0].codec_context is None:
             raise MediaError(f"{result.path} has no decodable video stream")
@@ -69,7 +67,7 @@ def _render(result: Result, tmp: str, progress: bool) -> None:
             src.seek(max(0, int((t0 - SEEK_MARGIN) / vin.time_base)), stream=vin)
 
         with av.open(tmp, "w", format="mp4", options={"movflags": "+faststart"}) as dst:
-            video = _VideoOut(dst, vin, rate, t0, result, size)
+            video = _VideoOut(dst, vin, rate, t0, result)
             audio = _AudioOut(dst, ain, t0, t1) if ain is not None else None
             total = round(result.n_frames / MODEL_FPS * float(rate))
             with tqdm(total=total, unit="frame", desc="render", disable=not progress) as bar:
@@ -209,10 +207,10 @@ class _VideoOut:
         rate: Fraction,
         t0: float,
         result: Result,
-        size: tuple[int, int],
     ) -> None:
         codec = "libx264" if "libx264" in av.codec.codecs_available else "mpeg4"
-        width, height = size
+        # The picture as `media` shows it (upright, square pixels), the boxes' coordinates.
+        width, height = result.width, result.height
         self.stream = dst.add_stream(
             codec, rate=rate, width=width + width % 2, height=height + height % 2
         )

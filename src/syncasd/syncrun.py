@@ -348,18 +348,19 @@ def _remux_shifted(
         # A drift: the decoded samples are declared at another rate, which the resampler
         # brings back to `rate`, so that they play that much slower (later) or faster.
         declared = round(rate / (1 + drift_ms_per_min / 60_000.0)) if drift_ms_per_min else rate
-        start: list[float] = []  # the first decoded frame's time: where the output starts
-
-        def declare(frame: av.AudioFrame) -> av.AudioFrame:
-            if not start and frame.time is not None:
-                start.append(frame.time)
-            if declared != rate:  # a timeline of its own: the samples, counted at `declared`
-                frame.sample_rate, frame.pts = declared, None
-            return frame
 
         held = np.zeros((channels, max(delay, 0)), np.float32)  # silence first, if delayed
         drop = max(-delay, 0)  # samples still to cut from the start, if advanced
         pts: int | None = None  # next output sample's pts (1/rate), from the first input frame
+
+        def declare(frame: av.AudioFrame) -> av.AudioFrame:
+            """The decoded frame as the resampler takes it; the first one sets `pts`."""
+            nonlocal pts
+            if pts is None:
+                pts = int(round((frame.time or 0.0) * rate))
+            if declared != rate:  # a timeline of its own: the samples, counted at `declared`
+                frame.sample_rate, frame.pts = declared, None
+            return frame
 
         def emit(samples: np.ndarray) -> None:
             nonlocal pts
@@ -376,11 +377,8 @@ def _remux_shifted(
                 out.mux(packet)
 
         def take(decoded: list[av.AudioFrame]) -> None:
-            nonlocal held, drop, pts
+            nonlocal held, drop
             for frame in decoded:
-                if pts is None:
-                    t0 = frame.time if frame.time is not None else (start or [0.0])[0]
-                    pts = int(round(t0 * rate))
                 x = frame.to_ndarray().reshape(channels, -1)
                 cut = min(drop, x.shape[1])
                 drop -= cut

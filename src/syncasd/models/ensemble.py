@@ -142,6 +142,16 @@ class LipGatedLightASD(SyncGatedLightASD):
     ) -> torch.Tensor:
         """(B, T) evidence e(t) of the class docstring; `weights` (B, T) ≥ 0 weigh the frames."""
         k = GATE_MAX_OFFSET
+        curve = self.sync_curves(video, mfcc, weights)
+        near = curve[:, k - GATE_NEAR : k + GATE_NEAR + 1]
+        median = curve.sort(1).values[:, k]  # 2K + 1 values: the middle one
+        return near.max(1).values - median
+
+    def sync_curves(
+        self, video: torch.Tensor, mfcc: torch.Tensor, weights: torch.Tensor
+    ) -> torch.Tensor:
+        """(B, 2K + 1, T) the curves c_t(k) of the class docstring, k = −K…K by row."""
+        k = GATE_MAX_OFFSET
         visual = self.lips.visual_embeddings(video)  # (B, T, D)
         # The window's audio only: K zero embeddings on each side stand for what it lacks,
         # and `valid` leaves them out of every average.
@@ -155,10 +165,7 @@ class LipGatedLightASD(SyncGatedLightASD):
         # An offset that no frame near t reaches takes the mean of the others.
         seen = (total > 1e-12).to(curve.dtype)
         filler = (curve * seen).sum(1, keepdim=True) / seen.sum(1, keepdim=True).clamp_min(1)
-        curve = torch.where(total > 1e-12, curve, filler)
-        near = curve[:, k - GATE_NEAR : k + GATE_NEAR + 1]
-        median = curve.sort(1).values[:, k]  # 2K + 1 values: the middle one
-        return near.max(1).values - median
+        return torch.where(total > 1e-12, curve, filler)
 
 
 def _gaussian_sums(x: torch.Tensor, sigma: float) -> torch.Tensor:
