@@ -366,8 +366,8 @@ def test_drift_is_the_median_pairwise_slope():
     # Offsets 0, 1, 2 frames (0, 40, 80 ms) at 5, 15, 25 s: 40 ms per 10 s = 240 ms per minute.
     even = [SegmentOffset(250 * i, 250 * i + 249, float(i)) for i in range(3)]
     assert drift_ms_per_min(even) == pytest.approx(240.0)
-    # One stretch's wrong peak (+9 frames) moves the median of the three slopes, not far:
-    # slopes 240 (0-1), (9·40 ms)/(20 s) = 1080 (0-2), (8·40)/(10 s) = 1920 (1-2) -> ...
+    # With three stretches one wrong peak (+9 frames) does move the median of the slopes:
+    # 240 (0-1), (9·40 ms)/(20 s) = 1080 (0-2), (8·40)/(10 s) = 1920 (1-2) -> 1080 ...
     wrong = [*even[:2], SegmentOffset(500, 749, 9.0)]
     assert drift_ms_per_min(wrong) == pytest.approx(1080.0)
     # ... and with four stretches one wrong peak leaves the median at the true slope.
