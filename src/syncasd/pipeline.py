@@ -152,6 +152,7 @@ class Detector:
 
     def __init__(self, face_detector: FaceDetector | None = None, **options: object) -> None:
         self.options = DetectOptions(**options)  # type: ignore[arg-type]
+        self._short_tracks = 0  # of the video being analysed: faces seen too briefly, dropped
         o = self.options
         if o.detect_every < 1:
             raise InputError("--detect-every must be at least 1")
@@ -207,7 +208,7 @@ class Detector:
         o = self.options
         timings: dict[str, float] = {}
         clock = time.perf_counter()
-        self._short_tracks = 0  # faces seen for fewer than `min_track` frames: dropped
+        self._short_tracks = 0
         info = media.probe(path)
         if not info.has_audio:
             raise MediaError(
