@@ -21,7 +21,7 @@ on its who-speaks scenes; `light-asd.ava` beside them (unless --no-baseline). Pr
 Markdown table and writes it to --out (bench/results/ablations.md). Stage 2 of the shipped
 recipe is not ablated here.
 
-    python bench/train_ablations.py [--epochs N] [--only full,no-contrast]
+    python bench/train_ablations.py [--epochs N] [--only full,no-contrast] [--freeze visual]
 """
 
 from __future__ import annotations
@@ -60,6 +60,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=None, help="override the config's")
     parser.add_argument("--only", default=",".join(VARIANTS), help="comma-separated variants")
+    parser.add_argument(
+        "--freeze",
+        choices=("visual", "visual-stem"),
+        default=None,
+        help="override the configs' frozen part; 'visual' trains on the frozen encoder's "
+        "embeddings, computed once per track (several epochs fit a CPU session)",
+    )
     parser.add_argument("--runs", default="runs", help="folder of the ablation run folders")
     parser.add_argument("--no-baseline", action="store_true", help="do not score light-asd.ava")
     parser.add_argument(
@@ -88,7 +95,10 @@ def main() -> int:
         overrides = {"loss": {**base.loss.__dict__, **loss}}
         # Each variant in its own folder, the full recipe too: the shipped run's folder holds
         # its own epoch count, which an --epochs override could not resume.
-        overrides["output"] = str(Path(args.runs) / f"ablation-{name}")
+        frozen = f"-frozen-{args.freeze}" if args.freeze else ""
+        overrides["output"] = str(Path(args.runs) / f"ablation-{name}{frozen}")
+        if args.freeze:
+            overrides["freeze"] = [args.freeze]
         if args.epochs:
             overrides["epochs"] = args.epochs
         config = TrainConfig.load(config_name, overrides)
