@@ -20,6 +20,7 @@ from syncasd.cli import app
 from syncasd.errors import InputError
 from syncasd.models import load_model
 from syncasd.train import (
+    CONFIG_DIR,
     TrainConfig,
     calibrate_export,
     decision_shift,
@@ -38,6 +39,16 @@ def test_shipped_config_resolves_by_name():
     assert config.optim.lr == 5e-4 and config.optim.lr_decay == 0.95
     assert config.sample_config().batch_frames == 2500
     assert resolve_config("sync-light-asd.yaml").name == "sync-light-asd.yaml"
+
+
+def test_every_shipped_config_loads_and_sync_pairs_half_keeps_only_one_frame():
+    names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+    configs = {name: TrainConfig.load(name) for name in names}  # an unknown option raises
+    for name in ("sync-light-asd-sharp", "sync-light-asd-sharp2"):
+        samples = configs[name].sample_config()
+        assert samples.small_shift == 1 and samples.misaligned_shift == (2, 25)
+    first, second = configs["sync-light-asd-sharp"], configs["sync-light-asd-sharp2"]
+    assert second.init == f"{first.output}/model.pt"
 
 
 @pytest.mark.parametrize(
