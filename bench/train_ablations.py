@@ -13,7 +13,9 @@ Sync-TalkNet variants: TalkNet's attention backend on the same encoders
 
 - sync-talknet:       positional encoding + contrastive loss (β = 1), the seed's model;
 - sync-talknet-no-pe: the contrastive loss without the positional encoding;
-- talknet:            neither, the TalkNet control.
+- talknet:            neither, the TalkNet control;
+- sync-talknet-band:  no PE, each attention within ±1 s of its query (`light-talknet-band`),
+                      the contrastive loss for both mismatched and misaligned voices.
 
 Each run is resumable (its last.ckpt, in runs/ablation-<name>) and scored on the test tracks of
 `bench/eval_suite.py` (original tracks, 50 % mismatched and misaligned, dubbed-video AUROC) and
@@ -52,6 +54,7 @@ VARIANTS = {
     "sync-talknet": ("light-sync-talknet", {"beta": 1.0, "misalign_beta": 0.0}),
     "sync-talknet-no-pe": ("light-talknet", {"beta": 1.0, "misalign_beta": 0.0}),
     "talknet": ("light-talknet", {"beta": 0.0, "misalign_beta": 0.0}),
+    "sync-talknet-band": ("light-talknet-band", {"beta": 1.0, "misalign_beta": 1.0}),
 }
 OUT = Path(__file__).parent / "results"
 

@@ -273,8 +273,8 @@ def train(
     model: Annotated[
         str,
         typer.Argument(
-            help="Architecture to train: light-asd, lr-asd, light-talknet, light-sync-talknet, "
-            "ic-syncnet or light-syncnet."
+            help="Architecture to train: light-asd, lr-asd, light-talknet, light-talknet-band, "
+            "light-sync-talknet, ic-syncnet or light-syncnet."
         ),
     ],
     config: Annotated[

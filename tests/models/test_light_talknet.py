@@ -58,6 +58,43 @@ def test_without_pe_the_backend_cannot_tell_frame_order():
     assert not torch.allclose(permuted_pe, out_pe[:, order], atol=1e-3)
 
 
+def test_band_zero_attends_to_the_own_frame_only():
+    """With band 0 each query sees one key, softmax weight 1, so the attention output is the
+    value projection of the memory's own frame: out_proj(W_v · m_t + b_v)."""
+    from syncasd.models.talknet import AttentionLayer
+
+    torch.manual_seed(0)
+    layer = AttentionLayer(16, 4, band=0).eval()
+    query, memory = torch.randn(2, 7, 16), torch.randn(2, 7, 16)
+    mha = layer.self_attn
+    expected = mha.out_proj(memory @ mha.in_proj_weight[32:].T + mha.in_proj_bias[32:])
+    with torch.no_grad():
+        assert torch.allclose(layer.attend(query, memory), expected.detach(), atol=1e-5)
+
+
+def test_band_limits_reach_and_is_a_no_op_on_short_windows():
+    """±25 frames: a window of 26 frames or fewer is attended to whole, as without a band; on
+    a longer window a frame's output ignores frames more than 25 away (and only those)."""
+    torch.manual_seed(0)
+    plain = get_spec("light-talknet").builder().eval()
+    band = get_spec("light-talknet-band").builder().eval()
+    band.load_state_dict(plain.state_dict())
+    visual, audio = _embeddings(t=26)
+    with torch.no_grad():
+        assert torch.allclose(
+            band.backend_logits(visual, audio), plain.backend_logits(visual, audio), atol=1e-5
+        )
+        visual, audio = _embeddings(t=80)
+        out = band.backend_logits(visual, audio)
+        far = visual.clone()
+        far[:, 60:] = torch.randn_like(far[:, 60:])  # > 25 frames from 0…9 after two layers
+        changed = band.backend_logits(far, audio)
+        assert not torch.allclose(out, plain.backend_logits(visual, audio), atol=1e-3)
+    # Two stacked attentions reach ±50: frames 0–9 cannot see 60 onwards.
+    assert torch.allclose(changed[:, :10], out[:, :10], atol=1e-5)
+    assert not torch.allclose(changed[:, 10:40], out[:, 10:40], atol=1e-3)
+
+
 def test_frame_logits_shapes_and_lengths():
     model = get_spec("light-sync-talknet").builder().eval()
     with torch.no_grad():
@@ -67,7 +104,10 @@ def test_frame_logits_shapes_and_lengths():
 
 
 def test_both_variants_are_trainable_and_have_shipped_configs():
-    assert {"light-talknet", "light-sync-talknet"} <= set(TRAINABLE)
+    assert {"light-talknet", "light-talknet-band", "light-sync-talknet"} <= set(TRAINABLE)
+    banded = TrainConfig.load("light-talknet-band")
+    assert banded.model == "light-talknet-band" and banded.freeze == ["visual"]
+    assert (banded.loss.beta, banded.loss.misalign_beta) == (1.0, 1.0)
     pe = TrainConfig.load("light-sync-talknet")
     control = TrainConfig.load("light-talknet")
     assert (pe.model, control.model) == ("light-sync-talknet", "light-talknet")

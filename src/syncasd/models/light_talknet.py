@@ -9,7 +9,8 @@ model keeps Light-ASD's encoders (128-d per frame, as TalkNet's) and replaces Li
 by TalkNet's backend, layer for layer (`talknet.AttentionLayer`): audio↔visual cross-attention
 (d = 128, 8 heads), concatenation, audio-visual self-attention (d = 256, 8 heads), a linear
 head. `light-sync-talknet` adds the PE to both attention stages as Sync-TalkNet does;
-`light-talknet` is the same without it (the TalkNet control).
+`light-talknet` is the same without it (the TalkNet control). `light-talknet-band` is the
+control with each attention restricted to ±`ATTENTION_BAND` frames of the query.
 
 Key layout: Light-ASD's (`model.visualEncoder.*`, `model.audioEncoder.*`, `lossV.FC`) plus
 TalkNet's backend names (`model.crossA2V.*`, `model.crossV2A.*`, `model.selfAV.*`, `lossAV.FC`
@@ -23,19 +24,21 @@ import torch
 from .light_asd import AudioEncoder, Frontends, LightASD, VisualEncoder
 from .talknet import AttentionLayer, PositionalEncoding
 
+ATTENTION_BAND = 25  # frames each side (±1 s at 25 fps) for `light-talknet-band`
+
 
 class LightTalkNetBackbone(Frontends):
     """Light-ASD's encoders with TalkNet's cross- and self-attention backend."""
 
-    def __init__(self, positional_encoding: bool = False) -> None:
+    def __init__(self, positional_encoding: bool = False, band: int | None = None) -> None:
         super().__init__()
         self.visualEncoder = VisualEncoder()
         self.audioEncoder = AudioEncoder()
         cross_pe = PositionalEncoding(128) if positional_encoding else None
         self_pe = PositionalEncoding(256) if positional_encoding else None
-        self.crossA2V = AttentionLayer(128, 8, positional_encoding=cross_pe)
-        self.crossV2A = AttentionLayer(128, 8, positional_encoding=cross_pe)
-        self.selfAV = AttentionLayer(256, 8, positional_encoding=self_pe)
+        self.crossA2V = AttentionLayer(128, 8, positional_encoding=cross_pe, band=band)
+        self.crossV2A = AttentionLayer(128, 8, positional_encoding=cross_pe, band=band)
+        self.selfAV = AttentionLayer(256, 8, positional_encoding=self_pe, band=band)
 
     def forward_audio_visual_backend(
         self, audio: torch.Tensor, visual: torch.Tensor
@@ -50,12 +53,13 @@ class LightTalkNetBackbone(Frontends):
 
 class LightTalkNet(LightASD):
     """`LightASD`'s API (embeddings, backend logits, auxiliary visual head) with TalkNet's
-    backend; `positional_encoding=True` is the Sync-TalkNet variant."""
+    backend; `positional_encoding=True` is the Sync-TalkNet variant, `band` restricts each
+    attention to ±band frames of the query."""
 
     backend_width = 256  # a‖v after the self-attention
 
-    def __init__(self, positional_encoding: bool = False) -> None:
-        super().__init__(LightTalkNetBackbone(positional_encoding))
+    def __init__(self, positional_encoding: bool = False, band: int | None = None) -> None:
+        super().__init__(LightTalkNetBackbone(positional_encoding, band))
 
 
-__all__ = ["LightTalkNet", "LightTalkNetBackbone"]
+__all__ = ["ATTENTION_BAND", "LightTalkNet", "LightTalkNetBackbone"]

@@ -290,7 +290,10 @@ class AttentionLayer(nn.Module):
         y = norm1(src + MHA(q=tar, k=src, v=src));  out = norm2(y + FFN(y)),  FFN = 4d, ReLU.
 
     With `positional_encoding` (Sync-TalkNet) both inputs first get the sinusoidal PE added, so
-    the residual carries it too, as in the Sync-TalkNet code.
+    the residual carries it too, as in the Sync-TalkNet code. With `band` each query attends
+    only to the frames within ±band of its own (TalkNet attends to the whole window): lips and
+    voice in sync line up within a few frames, and a window-long reach lets another turn's
+    speech vote on this frame.
     """
 
     def __init__(
@@ -299,8 +302,10 @@ class AttentionLayer(nn.Module):
         nhead: int = 8,
         dropout: float = 0.1,
         positional_encoding: PositionalEncoding | None = None,
+        band: int | None = None,
     ) -> None:
         super().__init__()
+        self.band = band
         self.self_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
         self.linear1 = nn.Linear(d_model, d_model * 4)
         self.dropout = nn.Dropout(dropout)
@@ -329,7 +334,12 @@ class AttentionLayer(nn.Module):
         q = heads(F.linear(query, w[:d], b[:d])) * (d // h) ** -0.5
         k = heads(F.linear(memory, w[d : 2 * d], b[d : 2 * d]))
         v = heads(F.linear(memory, w[2 * d :], b[2 * d :]))
-        weights = torch.softmax(q @ k.transpose(-2, -1), dim=-1)
+        logits = q @ k.transpose(-2, -1)  # (B, h, T_query, T_memory)
+        if self.band is not None:
+            i = torch.arange(logits.shape[-2], device=logits.device)[:, None]
+            j = torch.arange(logits.shape[-1], device=logits.device)[None, :]
+            logits = logits.masked_fill((i - j).abs() > self.band, float("-inf"))
+        weights = torch.softmax(logits, dim=-1)
         weights = F.dropout(weights, mha.dropout, self.training)
         out = (weights @ v).transpose(1, 2).reshape(b_size, -1, d)
         return mha.out_proj(out)

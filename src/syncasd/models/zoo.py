@@ -22,7 +22,7 @@ from .ensemble import LipGatedLightASD, SyncGatedLightASD, SyncPair
 from .icsyncnet import ICSyncNet
 from .light_asd import LightASD
 from .light_syncnet import LightSyncNet
-from .light_talknet import LightTalkNet
+from .light_talknet import ATTENTION_BAND, LightTalkNet
 from .lr_asd import LRASD
 from .multitask import MultiTaskASD
 from .rothnet import RothNet, SyncRothNet
@@ -271,6 +271,16 @@ REGISTRY: dict[str, ModelSpec] = {
             "TalkNet's cross- and self-attention backend on Light-ASD's encoders, no positional "
             "encoding: the TalkNet control of our Sync-TalkNet ablation; train it "
             "(2.0 M params)"
+        ),
+        license="MIT (this project)",
+        paper=_TALKNET_PAPER,
+    ),
+    "light-talknet-band": ModelSpec(
+        name="light-talknet-band",
+        builder=lambda: LightTalkNet(band=ATTENTION_BAND),
+        description=(
+            f"light-talknet with each attention restricted to ±{ATTENTION_BAND} frames of the "
+            "query, so another turn's speech cannot vote on a frame; train it (2.0 M params)"
         ),
         license="MIT (this project)",
         paper=_TALKNET_PAPER,
