@@ -40,8 +40,10 @@ from syncasd.data.unsync import mismatch
 from syncasd.evaluate import ablations, dubbing, unsync, whospeaks
 from syncasd.evaluate.baselines import VadLipBaseline
 from syncasd.evaluate.report import Report, markdown_table
-from syncasd.evaluate.tracks import model_scorer, score_tracks
+from syncasd.evaluate.tracks import asd_scorer, model_scorer, score_tracks
 from syncasd.models import load_model
+from syncasd.models.layers import ASDModel
+from syncasd.pipeline import Detector
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 OUT = Path(__file__).resolve().parent / "results" / "eval"
@@ -107,7 +109,16 @@ def dubbed_ranking(scorer, dubbed_tracks: list) -> list[dubbing.VideoTPR]:
     return dubbing.video_tprs(videos, labels, scores >= 0.5)
 
 
-def main() -> int:
+def candidate_detector(model: ASDModel) -> Detector:
+    """A `Detector` (torch) that scores with `model`, a candidate not in the registry."""
+    detector = Detector(model="sync-light-asd-gated", backend="torch")
+    detector.model = model.eval()
+    return detector
+
+
+def main(argv: list[str] | None = None, candidates: dict[str, ASDModel] | None = None) -> int:
+    """The suite; `candidates` (name → model, scored with torch) join the models named in
+    `argv` (bench/screen_talk_term.py hands over models built in Python)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument(
@@ -124,16 +135,17 @@ def main() -> int:
         default="test",
         help="identities: test (published numbers) or val (choosing between candidates)",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    candidates = candidates or {}
     out = OUT if args.split == "test" else OUT.with_name("eval-val")
     if not DATA.exists():
         print(f"needs {DATA}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING)
     models = dict(list(MODELS.items())[:2]) if args.quick else MODELS
-    if args.model:
+    if args.model or candidates:
         models = {}
-        for spec in args.model:  # a candidate keeps its path in its name: two of one model
+        for spec in args.model or []:  # a candidate keeps its path in its name: two of one model
             name, _, path = spec.partition("=")
             models[spec] = Path(path) if path else MODELS.get(name)
     t0 = time.perf_counter()
@@ -160,6 +172,8 @@ def main() -> int:
 
     specs = {name: model_spec(name, path) for name, path in models.items()}
     scorers = [(name, model_scorer(spec)[1]) for name, spec in specs.items()]
+    scorers += [(name, asd_scorer(model.eval())) for name, model in candidates.items()]
+    detectors = specs | {name: candidate_detector(m) for name, m in candidates.items()}
     # The baseline's lip-movement half: Light-ASD's (AVA) visual-only head.
     baseline = VadLipBaseline(load_model("light-asd", weights=MODELS["light-asd.ava"]))
     if not args.no_baseline:
@@ -177,8 +191,8 @@ def main() -> int:
         a = ablations.ablate(scorer, tracks, name, original)
         ranked = dubbed_ranking(scorer, dubbed_tracks)
         sep = dubbing.separation(ranked, dubbed)
-        who = scenes.run(specs[name], name) if name in specs else None
-        talk = talks.run(specs[name], name) if name in specs else None
+        who = scenes.run(detectors[name], name) if name in detectors else None
+        talk = talks.run(detectors[name], name) if name in detectors else None
         if who is not None:
             who_results.append(who)
             talk_results.append(talk)
