@@ -6,6 +6,7 @@ Inputs are composed from VASP clips in ../shared/data (two faces side by side, 1
     python bench/detect_bench.py                 # 60 s two-face 720p video
     python bench/detect_bench.py --long          # ... and a 10-minute one (built once, ~10 min)
     python bench/detect_bench.py --detect-every 2 --scoring demo
+    python bench/detect_bench.py --model sync-light-talknet-gated
 
 Each measurement runs in a fresh child process so its peak RSS is its own; the child samples
 its RSS every second to show whether memory stays flat as the video goes on.
@@ -123,6 +124,7 @@ def main() -> None:
     parser.add_argument("--detect-every", type=int, default=None)
     parser.add_argument("--scoring", default=None, choices=["chunk", "demo"])
     parser.add_argument("--backend", default=None, choices=["auto", "torch", "ort"])
+    parser.add_argument("--model", default=None, help="an ASD model other than the default")
     parser.add_argument(
         "--workdir",
         type=Path,
@@ -141,6 +143,7 @@ def main() -> None:
             "detect_every": args.detect_every,
             "scoring": args.scoring,
             "backend": args.backend,
+            "model": args.model,
         }.items()
         if v is not None
     }

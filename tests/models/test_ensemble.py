@@ -93,7 +93,12 @@ def test_the_composed_models_are_views_of_one_bundled_file():
     gated = load_model("sync-light-asd-gated")
     assert isinstance(gated, LipGatedLightASD)
     whole = torch.load(WEIGHTS_DIR / "sync_light_asd_gated.pt", weights_only=True)
-    assert gated.state_dict().keys() == {k for k in whole if not k.startswith("pair.")}
+    assert gated.state_dict().keys() == {k for k in whole if not k.startswith(("pair.", "talk."))}
+    talk = load_model("sync-light-talknet-gated").state_dict()
+    # Its attention half stores no visual encoder of its own: `asd.`'s is read twice.
+    shared = [k for k in talk if k.startswith("sync.model.visualEncoder.")]
+    assert shared and all(torch.equal(talk[k], whole[f"asd{k[4:]}"]) for k in shared)
+    assert len(talk) == sum(k.startswith(("asd.", "talk.", "lips.")) for k in whole) + len(shared)
     parts = {
         "sync-light-asd": ("sync.",),
         "light-syncnet": ("lips.",),
@@ -198,10 +203,11 @@ def test_the_gate_follows_a_change_of_voice_within_a_window(inputs):
 
 
 @needs_shared
-def test_the_bundled_gated_checkpoint_is_the_four_composed(tmp_path):
-    """Rebuilt from Light-ASD's AVA file and the bundled `sync.`, `lips.` and `pair.` parts:
-    so the `asd.` part is the AVA checkpoint, bit for bit, and the key tree is what compose
-    makes. sync-pair reads its own sync-light-asd (`pair.`), not the default's (`sync.`)."""
+def test_the_bundled_gated_checkpoint_is_the_five_composed(tmp_path):
+    """Rebuilt from Light-ASD's AVA file and the bundled `sync.`, `lips.`, `pair.` and
+    `talk.` parts: so the `asd.` part is the AVA checkpoint, bit for bit, and the key tree is
+    what compose makes. sync-pair reads its own sync-light-asd (`pair.`), not the default's
+    (`sync.`). An attention half whose visual encoder is not the AVA one is refused."""
     from syncasd.models.ensemble import write_gated_checkpoint
 
     parts = {
@@ -209,18 +215,24 @@ def test_the_bundled_gated_checkpoint_is_the_four_composed(tmp_path):
         "lips": load_model("light-syncnet").state_dict(),
         "pair": load_model("sync-pair").asd.state_dict(),
     }
+    talk = load_model("sync-light-talknet-gated").sync.state_dict()
     for name, state in parts.items():
         torch.save(state, tmp_path / f"{name}.pt")
-    out = write_gated_checkpoint(
-        AVA, *(tmp_path / f"{name}.pt" for name in parts), tmp_path / "g.pt"
-    )
+    torch.save(talk, tmp_path / "talk.pt")
+    files = [tmp_path / f"{name}.pt" for name in parts]
+    out = write_gated_checkpoint(AVA, *files, tmp_path / "g.pt", tmp_path / "talk.pt")
     made = torch.load(out, weights_only=True)
     bundled = torch.load(WEIGHTS_DIR / "sync_light_asd_gated.pt", weights_only=True)
     assert made.keys() == bundled.keys()
     assert all(torch.equal(made[k], bundled[k]) for k in made)
-    assert {k.split(".")[0] for k in made} == {"asd", "sync", "lips", "pair"}
+    assert {k.split(".")[0] for k in made} == {"asd", "sync", "lips", "pair", "talk"}
     differ = [k for k in parts["pair"] if not torch.equal(parts["pair"][k], parts["sync"][k])]
     assert differ and all(not k.startswith(LightASD.stem_modules) for k in differ)
+    key = next(k for k in talk if k.startswith("model.visualEncoder.") and "weight" in k)
+    torch.save(talk | {key: talk[key] + 0.01}, tmp_path / "talk.pt")
+    with pytest.raises(WeightsError, match="not light-asd.ava's"):
+        write_gated_checkpoint(AVA, *files, tmp_path / "h.pt", tmp_path / "talk.pt")
+    assert not (tmp_path / "h.pt").exists()
 
 
 def test_a_file_in_the_bundled_layout_loads_as_weights_of_each_part():
@@ -237,13 +249,50 @@ def test_a_file_in_the_bundled_layout_loads_as_weights_of_each_part():
 
 
 @needs_shared
-def test_gated_onnx_runtime_agrees(inputs, tmp_path):
+@pytest.mark.parametrize("name", ["sync-light-asd-gated", "sync-light-talknet-gated"])
+def test_gated_onnx_runtime_agrees(inputs, tmp_path, name):
     from syncasd.models.onnx import to_ort
 
-    gated = load_model("sync-light-asd-gated")
-    ort = to_ort(gated, "sync-light-asd-gated", tmp_path)
-    for n in (75, 20):  # a window shorter than the ±15 frames searched, too
-        video, rows = inputs[0][:, :n], inputs[1][:, : 4 * n]
+    gated = load_model(name)
+    ort = to_ort(gated, name, tmp_path)
+    # A window shorter than the ±15 frames searched, and one longer than the ±25-frame band.
+    video = torch.cat([inputs[0], inputs[0].flip(1)], 1)
+    mfcc_rows = torch.cat([inputs[1], inputs[1].flip(1)], 1)
+    for n in (150, 75, 20):
+        video_n, rows = video[:, :n], mfcc_rows[:, : 4 * n]
         with torch.inference_mode():
-            expected = gated.frame_logits(video, rows).numpy()
-        np.testing.assert_allclose(ort.frame_logits(video, rows), expected, atol=1e-4)
+            expected = gated.frame_logits(video_n, rows).numpy()
+        np.testing.assert_allclose(ort.frame_logits(video_n, rows), expected, atol=1e-4)
+
+
+# --- the conversation model: the default with an attention half -------------------------------
+
+
+@needs_shared
+def test_talk_gated_probability_is_the_asd_and_attention_mean_times_the_lip_gate(inputs):
+    """p = σ(logit(√(p_asd · p_talk) · gate) + shift), each part computed apart: light-asd.ava,
+    a light-talknet-band from the bundled file's `talk.` subtree plus the AVA visual encoder,
+    and the gate's evidence by hand."""
+    from syncasd.models.ensemble import GATE_CENTRE, GATE_SLOPE, TalkLipGatedLightASD
+    from syncasd.models.light_talknet import LightTalkNet
+
+    model = load_model("sync-light-talknet-gated")
+    assert isinstance(model, TalkLipGatedLightASD) and model.sync.model.selfAV.band == 25
+    whole = torch.load(WEIGHTS_DIR / "sync_light_asd_gated.pt", weights_only=True)
+    ava = load_model("light-asd", weights=AVA)
+    talk = LightTalkNet(band=25)
+    talk_state = {k[5:]: v for k, v in whole.items() if k.startswith("talk.")}
+    encoder = {k: v for k, v in ava.state_dict().items() if k.startswith("model.visualEncoder.")}
+    talk.load_state_dict(talk_state | encoder, strict=True)
+    talk.eval()
+    with torch.inference_mode():
+        p = model.predict(*inputs)[0].double().numpy()
+        pa, pt = (m.predict(*inputs)[0].double().numpy() for m in (ava, talk))
+    both = np.sqrt(pa * pt)
+    e = _evidence_by_hand(model.lips, *inputs, both)
+    gate = 1.0 / (1.0 + np.exp(-GATE_SLOPE * (e - GATE_CENTRE)))
+    np.testing.assert_allclose(p, _calibrated(both * gate, model.decision_shift), atol=1e-5)
+    # The attention half is not the default's BiGRU half: the two models differ here.
+    default = load_model("sync-light-asd-gated")
+    with torch.inference_mode():
+        assert np.abs(default.predict(*inputs)[0].double().numpy() - p).max() > 1e-3

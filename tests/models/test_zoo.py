@@ -23,7 +23,13 @@ def no_network(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "name", ["sync-light-asd-gated", "sync-light-asd-ensemble", "sync-light-asd"]
+    "name",
+    [
+        "sync-light-asd-gated",
+        "sync-light-talknet-gated",
+        "sync-light-asd-ensemble",
+        "sync-light-asd",
+    ],
 )
 def test_our_models_are_sync_aware_and_bundled(name):
     spec = get_spec(name)
