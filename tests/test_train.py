@@ -57,7 +57,7 @@ def test_every_shipped_config_loads_and_sync_pairs_half_keeps_only_one_frame():
         ("modle: light-asd\n", "unknown option 'modle'"),
         ("loss: {betta: 1}\n", "unknown option loss.betta"),
         ("samples: {batch: 1}\n", "unknown option samples.batch"),
-        ("model: talknet\n", "trains light-asd, lr-asd, light-talknet, light-sync-talknet, ic-"),
+        ("model: talknet\n", "trains light-asd, lr-asd, light-talknet, light-talknet-band, light-"),
         ("epochs: 0\n", "epochs must be at least 1"),
         ("freeze: [audio]\n", "freeze takes one of 'visual'"),
         ("model: [unclosed\n", "not valid YAML"),
