@@ -70,6 +70,7 @@ def main() -> int:
     args = parser.parse_args()
     model = build(args.model, args.weights)
     tracks = eval_suite.material(10**6, "val")
+    model.decision_shift = 0.0  # calibrate from the uncalibrated product, not the default's bias
     with torch.no_grad():
         scores = np.concatenate(score_tracks(asd_scorer(model), tracks))
     model.decision_shift = decision_shift(np.concatenate([t.labels for t in tracks]), scores)
