@@ -23,43 +23,33 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
 import eval_suite  # noqa: E402
 
 from syncasd.evaluate.tracks import asd_scorer, score_tracks  # noqa: E402
 from syncasd.models import get_spec, load_model  # noqa: E402
-from syncasd.models.ensemble import GATE_CENTRE, GATE_SLOPE, LipGatedLightASD  # noqa: E402
+from syncasd.models.ensemble import (  # noqa: E402
+    TalkLipGatedLightASD,
+    check_shared_visual_encoder,
+)
 from syncasd.models.zoo import load_state_dict  # noqa: E402
 from syncasd.train import decision_shift  # noqa: E402
 
 
-class TalkTermLightASD(LipGatedLightASD):
-    """The default with its sync half replaced by an attention model (`talk`) whose visual
-    encoder is `asd`'s, so the visual embeddings are computed once for both."""
-
-    def __init__(self, talk_model: str) -> None:
-        super().__init__()
-        self.talk = get_spec(talk_model).builder()
-
-    def speaking_log_prob(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
-        visual = self.asd.visual_from_maps(self.asd.visual_maps(video))
-        asd = self.asd.backend_logits(visual, self.asd.audio_embeddings(mfcc))
-        talk = self.talk.backend_logits(visual, self.talk.audio_embeddings(mfcc))
-        log_p = 0.5 * (asd.log_softmax(-1)[..., 1] + talk.log_softmax(-1)[..., 1])
-        evidence = self.sync_evidence(video, mfcc, log_p.exp())
-        return log_p + F.logsigmoid(GATE_SLOPE * (evidence - GATE_CENTRE))
-
-
-def build(talk_model: str, weights: Path) -> TalkTermLightASD:
-    model = TalkTermLightASD(talk_model)
-    model.load_state_dict(load_model("sync-light-asd-gated").state_dict(), strict=False)
-    model.talk.load_state_dict(load_state_dict(weights))
-    asd = model.asd.state_dict()
-    for key, value in model.talk.state_dict().items():
-        if "visualEncoder" in key and not torch.equal(value, asd[key]):
-            raise SystemExit(f"{weights}: its visual encoder is not the default's ({key})")
+def build(talk_model: str, weights: Path) -> TalkLipGatedLightASD:
+    """The default's `asd.` and `lips.` with the attention model `talk_model` from `weights`
+    as the sync half (`sync-light-talknet-gated`'s composition, any attention model)."""
+    default = load_model("sync-light-asd-gated").state_dict()
+    talk_state = load_state_dict(weights)
+    asd = {k[len("asd.") :]: v for k, v in default.items() if k.startswith("asd.")}
+    check_shared_visual_encoder(talk_state, asd, weights)
+    talk = get_spec(talk_model).builder()
+    talk.load_state_dict(talk_state)
+    model = TalkLipGatedLightASD(talk)  # ties talk's visual encoder to asd's
+    kept = {k: v for k, v in default.items() if k.startswith(("asd.", "lips."))}
+    missing, unexpected = model.load_state_dict(kept, strict=False)
+    assert not unexpected and all(k.startswith("sync.") for k in missing)
     return model.eval()
 
 

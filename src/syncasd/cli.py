@@ -12,7 +12,13 @@ from typing import Annotated
 
 import typer
 
-from .defaults import DEFAULT_MODEL, DEFAULT_SCAN_MODEL, DEFAULT_SYNC_MODEL
+from .defaults import (
+    DEFAULT_MODEL,
+    DEFAULT_SCAN_MODEL,
+    DEFAULT_SYNC_MODEL,
+    SYNC_TRAINABLE,
+    TRAINABLE,
+)
 from .errors import SyncASDError
 
 app = typer.Typer(
@@ -272,10 +278,7 @@ def export(
 def train(
     model: Annotated[
         str,
-        typer.Argument(
-            help="Architecture to train: light-asd, lr-asd, light-talknet, light-talknet-band, "
-            "light-sync-talknet, ic-syncnet or light-syncnet."
-        ),
+        typer.Argument(help=f"Architecture to train: {', '.join(TRAINABLE + SYNC_TRAINABLE)}."),
     ],
     config: Annotated[
         Path,

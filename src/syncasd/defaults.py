@@ -18,6 +18,10 @@ DEFAULT_SYNC_MODEL = "sync-pair"
 # 61 %; sync-pair is ahead on clips of 5–15 frames and on known shifts, 82.5 against 75 %).
 DEFAULT_SCAN_MODEL = "light-syncnet"
 
+# What `syncasd train` trains: ASD architectures (`train.py`) and sync-nets (`train_sync.py`).
+TRAINABLE = ("light-asd", "lr-asd", "light-talknet", "light-talknet-band", "light-sync-talknet")
+SYNC_TRAINABLE = ("ic-syncnet", "light-syncnet")
+
 # What a folder of videos is taken to hold (`detect DIR`, `sync DIR`, `scan DIR`, the corpus).
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts"}

@@ -37,15 +37,13 @@ import numpy as np
 import torch
 from scipy.special import expit, logit
 
-from .defaults import DEFAULT_MODEL
+from .defaults import DEFAULT_MODEL, SYNC_TRAINABLE, TRAINABLE
 from .errors import InputError, SyncASDError
 
 log = logging.getLogger("syncasd")
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 # Models with visual/audio embeddings and backend_logits.
-TRAINABLE = ("light-asd", "lr-asd", "light-talknet", "light-talknet-band", "light-sync-talknet")
-SYNC_TRAINABLE = ("ic-syncnet", "light-syncnet")  # sync-nets: `train_sync.py`
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 
 

@@ -278,6 +278,9 @@ def test_talk_gated_probability_is_the_asd_and_attention_mean_times_the_lip_gate
 
     model = load_model("sync-light-talknet-gated")
     assert isinstance(model, TalkLipGatedLightASD) and model.sync.model.selfAV.band == 25
+    # One visual encoder serves both halves: held once, run once.
+    assert model.sync.model.visualEncoder is model.asd.model.visualEncoder
+    assert 3.4e6 < sum(p.numel() for p in model.parameters()) < 3.6e6
     whole = torch.load(WEIGHTS_DIR / "sync_light_asd_gated.pt", weights_only=True)
     ava = load_model("light-asd", weights=AVA)
     talk = LightTalkNet(band=25)

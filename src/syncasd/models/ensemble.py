@@ -37,6 +37,7 @@ from .light_syncnet import LightSyncNet, heard_frames
 from .light_talknet import ATTENTION_BAND, LightTalkNet
 
 WIDTH = 128  # one Light-ASD's embedding width
+_VISUAL_ENCODER = "model.visualEncoder."  # its key prefix in Light-ASD's tree
 
 
 class SyncGatedLightASD(ASDModel):
@@ -177,16 +178,40 @@ class TalkLipGatedLightASD(LipGatedLightASD):
     heard now ranked first on 81.2 % of a conversation's voiced frames against 70.7 %), at a
     small cost elsewhere (README, "As a term of the default").
 
-    Key tree: `asd.`, `sync.` (the attention model; its visual encoder is `asd`'s, equal
-    tensor for tensor, so the bundled file stores it once) and `lips.`."""
+    `talk`: the attention model to use (`light-talknet-band`'s architecture unless given; a
+    screen passes others). Its visual encoder IS `asd`'s module (it was trained frozen on it),
+    so the visual embeddings are computed once for both halves.
+
+    Key tree: `asd.`, `sync.` (the attention model; `sync.model.visualEncoder.` is `asd`'s,
+    so the bundled file stores it once) and `lips.`."""
 
     # Youden's J on the validation frames (bench/screen_talk_term.py): it printed −0.064 on
     # top of the default's 0.783, which that screen then held (fixed since), so 0.719 in all.
     decision_shift = 0.719
 
-    def __init__(self) -> None:
+    def __init__(self, talk: LightTalkNet | None = None) -> None:
         super().__init__()
-        self.sync = LightTalkNet(band=ATTENTION_BAND)
+        self.sync = talk if talk is not None else LightTalkNet(band=ATTENTION_BAND)
+        self.sync.model.visualEncoder = self.asd.model.visualEncoder
+
+    def visual_embeddings(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, T, 112, 112) → (B, T, 256): both halves' visual embeddings, which are one."""
+        visual = self.asd.visual_from_maps(self.asd.visual_maps(video))
+        return torch.cat([visual, visual], -1)
+
+
+def check_shared_visual_encoder(
+    talk: Mapping[str, torch.Tensor], asd: Mapping[str, torch.Tensor], source: object
+) -> None:
+    """WeightsError unless the attention model's state dict `talk` holds `asd`'s visual
+    encoder tensor for tensor (both in Light-ASD's key tree): `TalkLipGatedLightASD` runs
+    `asd`'s for both."""
+    for key, value in talk.items():
+        if key.startswith(_VISUAL_ENCODER) and not torch.equal(value, asd[key]):
+            raise WeightsError(
+                f"{source}: its visual encoder is not light-asd.ava's ({key}): train it with "
+                "`freeze: [visual]` from the AVA checkpoint"
+            )
 
 
 def _gaussian_sums(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -233,37 +258,21 @@ def write_gated_checkpoint(
     `light-talknet-band` trained on the frozen AVA visual encoder, adds `talk.` (without that
     encoder, which is `asd.`'s) for `TalkLipGatedLightASD`."""
     from ..atomic import atomic_path
-    from .zoo import load_state_dict  # zoo imports this module
+    from .zoo import get_spec, load_state_dict  # zoo imports this module
 
-    state = compose(load_state_dict(asd_weights), load_state_dict(sync_weights))
+    asd = load_state_dict(asd_weights)
+    state = compose(asd, load_state_dict(sync_weights))
     state |= {f"lips.{k}": v for k, v in load_state_dict(lips_weights).items()}
-    LipGatedLightASD().load_state_dict(state, strict=True)  # the key tree, checked
-    pair = {f"pair.{k}": v for k, v in load_state_dict(pair_weights).items()}
-    lips = {k: v for k, v in state.items() if k.startswith("lips.")}
-    pair_as_asd = {f"asd.{k[len('pair.') :]}": v for k, v in pair.items()}
-    SyncPair().load_state_dict(pair_as_asd | lips, strict=True)  # sync-pair's view, checked
-    state |= pair
+    state |= {f"pair.{k}": v for k, v in load_state_dict(pair_weights).items()}
+    views = ["sync-light-asd-gated", "sync-pair"]
     if talk_weights is not None:
         talk = load_state_dict(talk_weights)
-        shared = "model.visualEncoder."
-        for key, value in talk.items():
-            if key.startswith(shared) and not torch.equal(value, state[f"asd.{key}"]):
-                raise WeightsError(
-                    f"{talk_weights}: its visual encoder is not light-asd.ava's ({key}): train "
-                    "it with `freeze: [visual]` from the AVA checkpoint"
-                )
-        talk_only = {f"talk.{k}": v for k, v in talk.items() if not k.startswith(shared)}
-        view = {f"sync.{k[len('talk.') :]}": v for k, v in talk_only.items()}
-        view |= {
-            f"sync.{k[len('asd.') :]}": v
-            for k, v in state.items()
-            if k.startswith("asd.model.visualEncoder.")
-        }
-        TalkLipGatedLightASD().load_state_dict(  # its view, checked
-            {k: v for k, v in state.items() if k.startswith(("asd.", "lips."))} | view,
-            strict=True,
-        )
-        state |= talk_only
+        check_shared_visual_encoder(talk, asd, talk_weights)
+        state |= {f"talk.{k}": v for k, v in talk.items() if not k.startswith(_VISUAL_ENCODER)}
+        views.append("sync-light-talknet-gated")
+    for name in views:  # each model's view of the file, as the registry reads it, checked
+        spec = get_spec(name)
+        spec.builder().load_state_dict(spec.checkpoints["shared"].select(state), strict=True)
     out = Path(out)
     with atomic_path(out) as tmp:
         torch.save(state, tmp)

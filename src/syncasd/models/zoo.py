@@ -141,7 +141,7 @@ REGISTRY: dict[str, ModelSpec] = {
         description=(
             "Ours: the default with its sync half replaced by light-talknet-band (attention "
             "within ±1 s): follows a conversation's turns better, a little worse elsewhere "
-            "(4.1 M params)"
+            "(3.5 M params)"
         ),
         license=(
             "MIT code and weights (Light-ASD's MIT AVA checkpoint and our models trained from "
