@@ -64,8 +64,9 @@ def detect(
     model: Annotated[
         str,
         typer.Option(
-            help="Registry model name: sync-light-asd (ours, sync-aware), light-asd, "
-            "light-asd.talkset, lr-asd, …"
+            help="Registry model name (`syncasd models` lists them): ours, sync-aware, "
+            "sync-light-asd-gated (the default) or sync-light-talknet-gated (conversations); "
+            "the peers' light-asd, light-asd.talkset, lr-asd, …"
         ),
     ] = DEFAULT_MODEL,
     weights: WeightsOption = None,
