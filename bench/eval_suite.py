@@ -51,7 +51,8 @@ CLIPS = DATA / "clips"
 WEIGHTS = DATA / "weights"
 # Registry checkpoints whose files are in ../shared/data/weights.
 MODELS = {
-    "sync-light-asd-gated": None,  # ours, the default, bundled in the package
+    "sync-light-asd-talknet-gated": None,  # ours, the default, bundled in the package
+    "sync-light-asd-gated": None,  # ours, bundled: the default without its attention half
     "sync-light-asd-ensemble": None,  # ours, bundled: the default without its lip gate
     "sync-light-asd": None,  # ours, bundled
     "light-asd.ava": WEIGHTS / "light_asd_ava.model",

@@ -8,6 +8,7 @@ import torch
 from conftest import DATA, FIXTURES, needs_shared
 
 from syncasd.audio import mfcc
+from syncasd.defaults import DEFAULT_MODEL
 from syncasd.errors import WeightsError
 from syncasd.models import load_model
 from syncasd.models.ensemble import SyncGatedLightASD, compose
@@ -99,6 +100,10 @@ def test_the_composed_models_are_views_of_one_bundled_file():
     shared = [k for k in talk if k.startswith("sync.model.visualEncoder.")]
     assert shared and all(torch.equal(talk[k], whole[f"asd{k[4:]}"]) for k in shared)
     assert len(talk) == sum(k.startswith(("asd.", "talk.", "lips.")) for k in whole) + len(shared)
+    triple = load_model("sync-light-asd-talknet-gated").state_dict()
+    in_file = sum(k.startswith(("asd.", "sync.", "talk.", "lips.")) for k in whole)
+    assert len(triple) == in_file + len(shared)
+    assert all(torch.equal(triple[f"talk{k[4:]}"], talk[k]) for k in talk if k.startswith("sync."))
     parts = {
         "sync-light-asd": ("sync.",),
         "light-syncnet": ("lips.",),
@@ -239,7 +244,8 @@ def test_a_file_in_the_bundled_layout_loads_as_weights_of_each_part():
     """`write_gated_checkpoint`'s output passed as --weights: each model takes its own part,
     as from the bundled file; a model's own plain state dict still loads as it is."""
     bundled = WEIGHTS_DIR / "sync_light_asd_gated.pt"
-    for name in ("sync-light-asd-gated", "sync-light-asd-ensemble", "sync-light-asd", "sync-pair"):
+    names = ("sync-light-asd-gated", "sync-light-asd-ensemble", "sync-light-asd", "sync-pair")
+    for name in (*names, "sync-light-talknet-gated", "sync-light-asd-talknet-gated"):
         given, shipped = (load_model(name, w).state_dict() for w in (bundled, None))
         assert given.keys() == shipped.keys(), name
         assert all(torch.equal(v, shipped[k]) for k, v in given.items()), name
@@ -249,7 +255,9 @@ def test_a_file_in_the_bundled_layout_loads_as_weights_of_each_part():
 
 
 @needs_shared
-@pytest.mark.parametrize("name", ["sync-light-asd-gated", "sync-light-talknet-gated"])
+@pytest.mark.parametrize(
+    "name", ["sync-light-asd-talknet-gated", "sync-light-asd-gated", "sync-light-talknet-gated"]
+)
 def test_gated_onnx_runtime_agrees(inputs, tmp_path, name):
     from syncasd.models.onnx import to_ort
 
@@ -299,3 +307,32 @@ def test_talk_gated_probability_is_the_asd_and_attention_mean_times_the_lip_gate
     default = load_model("sync-light-asd-gated")
     with torch.inference_mode():
         assert np.abs(default.predict(*inputs)[0].double().numpy() - p).max() > 1e-3
+
+
+# --- the default since stop 29: the three halves × the lip gate -------------------------------
+
+
+@needs_shared
+def test_the_default_is_the_three_halves_geometric_mean_times_the_lip_gate(inputs):
+    """p = σ(logit(∛(p_asd · p_sync · p_talk) · gate) + shift), each part computed apart:
+    light-asd.ava, sync-light-asd, the conversation model's attention half, and the gate's
+    evidence by hand; the attention half's visual encoder is `asd`'s, one module."""
+    from syncasd.models.ensemble import GATE_CENTRE, GATE_SLOPE, TripleGatedLightASD
+
+    model = load_model(DEFAULT_MODEL)
+    assert isinstance(model, TripleGatedLightASD)
+    assert model.talk.model.visualEncoder is model.asd.model.visualEncoder
+    ava = load_model("light-asd", weights=AVA)
+    sync = load_model("sync-light-asd")
+    talk = load_model("sync-light-talknet-gated").sync
+    with torch.inference_mode():
+        p = model.predict(*inputs)[0].double().numpy()
+        parts = [m.predict(*inputs)[0].double().numpy() for m in (ava, sync, talk)]
+    mean = np.cbrt(parts[0] * parts[1] * parts[2])
+    e = _evidence_by_hand(model.lips, *inputs, mean)
+    gate = 1.0 / (1.0 + np.exp(-GATE_SLOPE * (e - GATE_CENTRE)))
+    np.testing.assert_allclose(p, _calibrated(mean * gate, model.decision_shift), atol=1e-5)
+    # Its embeddings are the three halves' side by side, the visual one twice.
+    with torch.inference_mode():
+        visual = model.visual_embeddings(inputs[0])
+    assert visual.shape[-1] == 3 * 128 and torch.equal(visual[..., :128], visual[..., 256:])

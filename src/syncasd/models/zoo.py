@@ -18,7 +18,13 @@ import torch
 from torch import nn
 
 from ..errors import InputError, WeightsError
-from .ensemble import LipGatedLightASD, SyncGatedLightASD, SyncPair, TalkLipGatedLightASD
+from .ensemble import (
+    LipGatedLightASD,
+    SyncGatedLightASD,
+    SyncPair,
+    TalkLipGatedLightASD,
+    TripleGatedLightASD,
+)
 from .icsyncnet import ICSyncNet
 from .light_asd import LightASD
 from .light_syncnet import LightSyncNet
@@ -110,79 +116,81 @@ _TALKNET_PAPER = (
     "Active Speaker Detection, ACM MM 2021"
 )
 
+_OURS_LICENSE = (
+    "MIT code and weights (Light-ASD's MIT AVA checkpoint and our models trained from it); "
+    "trained on research-use footage, see the model card"
+)
+
+
+def _composed(
+    name: str,
+    builder: Callable[[], nn.Module],
+    description: str,
+    parts: str,
+    *subtrees: tuple[str, str],
+    paper: str = _SYNC_LIGHT_ASD_PAPER,
+) -> ModelSpec:
+    """One of our composed models: sync-aware, a view (`subtrees`) of the bundled file."""
+    card = "(model card: syncasd/models/weights/sync_light_asd.md)"
+    return ModelSpec(
+        name=name,
+        builder=builder,
+        description=description,
+        license=_OURS_LICENSE,
+        paper=paper,
+        checkpoints={"shared": _bundled(f"{parts} composed {card}", *subtrees)},
+        default_checkpoint="shared",
+        sync_aware=True,
+    )
+
+
 REGISTRY: dict[str, ModelSpec] = {
-    "sync-light-asd-gated": ModelSpec(
-        name="sync-light-asd-gated",
-        builder=LipGatedLightASD,
-        description=(
-            "Ours: sync-light-asd-ensemble × a lip-sync gate from light-syncnet (a face counts "
-            "only where its lips are in sync with the voice); the default (3.1 M params)"
-        ),
-        license=(
-            "MIT code and weights (Light-ASD's MIT AVA checkpoint and our models trained from "
-            "it); trained on research-use footage, see the model card"
-        ),
-        paper=_SYNC_LIGHT_ASD_PAPER,
-        checkpoints={
-            "shared": _bundled(
-                "light-asd.ava, sync-light-asd and light-syncnet composed "
-                "(model card: syncasd/models/weights/sync_light_asd.md)",
-                ("asd.", "asd."),
-                ("sync.", "sync."),
-                ("lips.", "lips."),
-            ),
-        },
-        default_checkpoint="shared",
-        sync_aware=True,
-    ),
-    "sync-light-talknet-gated": ModelSpec(
-        name="sync-light-talknet-gated",
-        builder=TalkLipGatedLightASD,
-        description=(
-            "Ours: the default with its sync half replaced by light-talknet-band (attention "
-            "within ±1 s): follows a conversation's turns better, a little worse elsewhere "
-            "(3.5 M params)"
-        ),
-        license=(
-            "MIT code and weights (Light-ASD's MIT AVA checkpoint and our models trained from "
-            "it); trained on research-use footage, see the model card"
-        ),
+    "sync-light-asd-talknet-gated": _composed(
+        "sync-light-asd-talknet-gated",
+        TripleGatedLightASD,
+        "Ours: ∛(light-asd.ava × sync-light-asd × light-talknet-band) × the lip-sync gate of "
+        "light-syncnet: speaking, in sync with the voice, and following a conversation's "
+        "turns; the default (4.5 M params)",
+        "light-asd.ava, sync-light-asd, light-talknet-band and light-syncnet",
+        ("asd.", "asd."),
+        ("sync.", "sync."),
+        ("talk.model.visualEncoder.", "asd.model.visualEncoder."),
+        ("talk.", "talk."),
+        ("lips.", "lips."),
         paper=_SYNC_LIGHT_ASD_PAPER + "; " + _TALKNET_PAPER,
-        checkpoints={
-            "shared": _bundled(
-                "light-asd.ava, light-talknet-band and light-syncnet composed "
-                "(model card: syncasd/models/weights/sync_light_asd.md)",
-                ("asd.", "asd."),
-                ("sync.model.visualEncoder.", "asd.model.visualEncoder."),
-                ("sync.", "talk."),
-                ("lips.", "lips."),
-            ),
-        },
-        default_checkpoint="shared",
-        sync_aware=True,
     ),
-    "sync-light-asd-ensemble": ModelSpec(
-        name="sync-light-asd-ensemble",
-        builder=SyncGatedLightASD,
-        description=(
-            "Ours: √(light-asd.ava × sync-light-asd) on one visual stem: speaking, and in sync "
-            "with the voice; the default (2.0 M params)"
-        ),
-        license=(
-            "MIT code and weights (Light-ASD's MIT AVA checkpoint and our fine-tune of it); "
-            "trained on research-use footage, see the model card"
-        ),
-        paper=_SYNC_LIGHT_ASD_PAPER,
-        checkpoints={
-            "shared": _bundled(
-                "light-asd.ava and sync-light-asd composed "
-                "(model card: syncasd/models/weights/sync_light_asd.md)",
-                ("asd.", "asd."),
-                ("sync.", "sync."),
-            ),
-        },
-        default_checkpoint="shared",
-        sync_aware=True,
+    "sync-light-asd-gated": _composed(
+        "sync-light-asd-gated",
+        LipGatedLightASD,
+        "Ours: sync-light-asd-ensemble × a lip-sync gate from light-syncnet (a face counts "
+        "only where its lips are in sync with the voice); the default until 5 Dec 2026 "
+        "(3.1 M params)",
+        "light-asd.ava, sync-light-asd and light-syncnet",
+        ("asd.", "asd."),
+        ("sync.", "sync."),
+        ("lips.", "lips."),
+    ),
+    "sync-light-talknet-gated": _composed(
+        "sync-light-talknet-gated",
+        TalkLipGatedLightASD,
+        "Ours: sync-light-asd-gated with its sync half replaced by light-talknet-band "
+        "(attention within ±1 s): follows a conversation's turns better, a little worse "
+        "elsewhere (3.5 M params)",
+        "light-asd.ava, light-talknet-band and light-syncnet",
+        ("asd.", "asd."),
+        ("sync.model.visualEncoder.", "asd.model.visualEncoder."),
+        ("sync.", "talk."),
+        ("lips.", "lips."),
+        paper=_SYNC_LIGHT_ASD_PAPER + "; " + _TALKNET_PAPER,
+    ),
+    "sync-light-asd-ensemble": _composed(
+        "sync-light-asd-ensemble",
+        SyncGatedLightASD,
+        "Ours: √(light-asd.ava × sync-light-asd) on one visual stem: speaking, and in sync "
+        "with the voice; the default until 4 Dec 2026 (2.0 M params)",
+        "light-asd.ava and sync-light-asd",
+        ("asd.", "asd."),
+        ("sync.", "sync."),
     ),
     "sync-light-asd": ModelSpec(
         name="sync-light-asd",
