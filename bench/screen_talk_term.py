@@ -1,18 +1,21 @@
-"""Screen an attention model as a term of the default, on the VALIDATION identities.
+"""Screen an attention model as a term of our gated model, on the VALIDATION identities.
 
-The default (`sync-light-asd-gated`) scores p = √(p_asd · p_sync) × a lip gate. A candidate
-here swaps its sync half for an attention model trained apart on the default's frozen AVA
-visual encoder (`light-talknet`, `light-talknet-band`; `syncasd train light-talknet-band
---config light-talknet-band`):
+`sync-light-asd-gated` scores p = √(p_asd · p_sync) × a lip gate. A candidate attention model,
+trained apart on its frozen AVA visual encoder (`light-talknet`, `light-talknet-band`;
+`syncasd train light-talknet-band --config light-talknet-band`), joins it in one of two ways:
 
-    log p = ½ (log p_asd + log p_talk) + log gate(p),   then logit p += shift,
+    --as sync:   log p = ½ (log p_asd + log p_talk) + log gate(p)             (TalkLipGatedLightASD)
+    --as third:  log p = ⅓ (log p_asd + log p_sync + log p_talk) + log gate(p) (TripleGatedLightASD,
+                 the default's composition)
 
-the shift calibrated on the validation frames as `syncasd train` calibrates (Youden's J), then
-`bench/eval_suite.py --split val` scores it (original / 50 % mismatched / 50 % misaligned mAP,
-dubbed AUROC, who-speaks, conversations). Judge its row against the default's validation row
-by a rule written before running this (README, "As a term of the default").
+then logit p += shift, the shift calibrated from 0 on the validation frames as `syncasd train`
+calibrates (Youden's J), and `bench/eval_suite.py --split val` scores it (original / 50 %
+mismatched / 50 % misaligned mAP, dubbed AUROC, who-speaks, conversations). Judge its row
+against the default's validation row by a rule written before running this (README, "As a
+term of the default").
 
     python bench/screen_talk_term.py runs/light-talknet-band/model.pt [--model light-talknet-band]
+    python bench/screen_talk_term.py runs/light-talknet-band-lr2/model.pt --as third
 """
 
 from __future__ import annotations
@@ -30,26 +33,33 @@ import eval_suite  # noqa: E402
 from syncasd.evaluate.tracks import asd_scorer, score_tracks  # noqa: E402
 from syncasd.models import get_spec, load_model  # noqa: E402
 from syncasd.models.ensemble import (  # noqa: E402
+    LipGatedLightASD,
     TalkLipGatedLightASD,
+    TripleGatedLightASD,
     check_shared_visual_encoder,
 )
 from syncasd.models.zoo import load_state_dict  # noqa: E402
 from syncasd.train import decision_shift  # noqa: E402
 
+COMPOSITIONS = {"sync": TalkLipGatedLightASD, "third": TripleGatedLightASD}
 
-def build(talk_model: str, weights: Path) -> TalkLipGatedLightASD:
-    """The default's `asd.` and `lips.` with the attention model `talk_model` from `weights`
-    as the sync half (`sync-light-talknet-gated`'s composition, any attention model)."""
-    default = load_model("sync-light-asd-gated").state_dict()
+
+def build(talk_model: str, weights: Path, composition: str = "sync") -> LipGatedLightASD:
+    """`sync-light-asd-gated`'s parts with the attention model `talk_model` from `weights`
+    joined as `composition` ("sync": in place of its sync half; "third": beside it)."""
+    gated = load_model("sync-light-asd-gated").state_dict()
     talk_state = load_state_dict(weights)
-    asd = {k[len("asd.") :]: v for k, v in default.items() if k.startswith("asd.")}
+    asd = {k[len("asd.") :]: v for k, v in gated.items() if k.startswith("asd.")}
     check_shared_visual_encoder(talk_state, asd, weights)
     talk = get_spec(talk_model).builder()
     talk.load_state_dict(talk_state)
-    model = TalkLipGatedLightASD(talk)  # ties talk's visual encoder to asd's
-    kept = {k: v for k, v in default.items() if k.startswith(("asd.", "lips."))}
-    missing, unexpected = model.load_state_dict(kept, strict=False)
-    assert not unexpected and all(k.startswith("sync.") for k in missing)
+    model = COMPOSITIONS[composition](talk)  # ties talk's visual encoder to asd's
+    kept = ("asd.", "lips.") if composition == "sync" else ("asd.", "sync.", "lips.")
+    missing, unexpected = model.load_state_dict(
+        {k: v for k, v in gated.items() if k.startswith(kept)}, strict=False
+    )
+    if unexpected or any(k.startswith(kept) for k in missing):
+        raise SystemExit(f"sync-light-asd-gated does not fit the {composition} composition")
     return model.eval()
 
 
@@ -57,15 +67,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("weights", type=Path, help="the attention model's model.pt")
     parser.add_argument("--model", default="light-talknet-band", help="its registry name")
+    parser.add_argument(
+        "--as",
+        dest="composition",
+        choices=sorted(COMPOSITIONS),
+        default="sync",
+        help="in place of the sync half (sync) or beside it (third, as the default)",
+    )
     args = parser.parse_args()
-    model = build(args.model, args.weights)
+    model = build(args.model, args.weights, args.composition)
     tracks = eval_suite.material(10**6, "val")
-    model.decision_shift = 0.0  # calibrate from the uncalibrated product, not the default's bias
+    model.decision_shift = 0.0  # calibrate from the uncalibrated product, not a class's bias
     with torch.no_grad():
         scores = np.concatenate(score_tracks(asd_scorer(model), tracks))
     model.decision_shift = decision_shift(np.concatenate([t.labels for t in tracks]), scores)
     print(f"calibrated: logit shift {model.decision_shift:.3f}", flush=True)
-    name = f"default, sync half → {args.model}"
+    name = f"{args.model} as the {args.composition} half"
     return eval_suite.main(["--split", "val", "--no-baseline"], candidates={name: model})
 
 

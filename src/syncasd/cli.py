@@ -64,9 +64,10 @@ def detect(
     model: Annotated[
         str,
         typer.Option(
-            help="Registry model name (`syncasd models` lists them): ours, sync-aware, "
-            "sync-light-asd-gated (the default) or sync-light-talknet-gated (conversations); "
-            "the peers' light-asd, light-asd.talkset, lr-asd, …"
+            help=f"Registry model name (`syncasd models` lists them): ours, sync-aware, "
+            f"{DEFAULT_MODEL} (the default), sync-light-asd-gated (without its attention half), "
+            "sync-light-talknet-gated (conversations); the peers' light-asd, light-asd.talkset, "
+            "lr-asd, …"
         ),
     ] = DEFAULT_MODEL,
     weights: WeightsOption = None,

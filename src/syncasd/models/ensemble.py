@@ -219,6 +219,8 @@ class TripleGatedLightASD(LipGatedLightASD):
     unsynchronized voices (mean of mismatched and misaligned) and 4.3 of conversations over
     `LipGatedLightASD` (README, "As a term of the default").
 
+    `talk`: the attention half, as in `TalkLipGatedLightASD`.
+
     Key tree: `asd.`, `sync.`, `talk.` (`talk.model.visualEncoder.` is `asd`'s module, held
     once and run once) and `lips.`."""
 
@@ -226,9 +228,9 @@ class TripleGatedLightASD(LipGatedLightASD):
     # `bench/decision_threshold.py` derives such a shift for any model).
     decision_shift = 0.725
 
-    def __init__(self) -> None:
+    def __init__(self, talk: LightTalkNet | None = None) -> None:
         super().__init__()
-        self.talk = LightTalkNet(band=ATTENTION_BAND)
+        self.talk = talk if talk is not None else LightTalkNet(band=ATTENTION_BAND)
         self.talk.model.visualEncoder = self.asd.model.visualEncoder
 
     def halves(self) -> list[LightASD]:
