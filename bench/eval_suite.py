@@ -53,7 +53,7 @@ WEIGHTS = DATA / "weights"
 MODELS = {
     "sync-light-asd-talknet-gated": None,  # ours, the default, bundled in the package
     "sync-light-asd-gated": None,  # ours, bundled: the default without its attention half
-    "sync-light-asd-ensemble": None,  # ours, bundled: the default without its lip gate
+    "sync-light-asd-ensemble": None,  # ours, bundled: sync-light-asd-gated without its gate
     "sync-light-asd": None,  # ours, bundled
     "light-asd.ava": WEIGHTS / "light_asd_ava.model",
     "light-asd.talkset": WEIGHTS / "light_asd_talkset.model",

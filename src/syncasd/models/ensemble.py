@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..defaults import DEFAULT_MODEL
 from ..errors import WeightsError
 from .layers import ASDModel
 from .light_asd import LightASD
@@ -207,8 +208,7 @@ class TalkLipGatedLightASD(LipGatedLightASD):
 
     def __init__(self, talk: LightTalkNet | None = None) -> None:
         super().__init__()
-        self.sync = talk if talk is not None else LightTalkNet(band=ATTENTION_BAND)
-        self.sync.model.visualEncoder = self.asd.model.visualEncoder
+        self.sync = _on_visual_encoder_of(self.asd, talk)
 
 
 class TripleGatedLightASD(LipGatedLightASD):
@@ -230,19 +230,27 @@ class TripleGatedLightASD(LipGatedLightASD):
 
     def __init__(self, talk: LightTalkNet | None = None) -> None:
         super().__init__()
-        self.talk = talk if talk is not None else LightTalkNet(band=ATTENTION_BAND)
-        self.talk.model.visualEncoder = self.asd.model.visualEncoder
+        self.talk = _on_visual_encoder_of(self.asd, talk)
 
     def halves(self) -> list[LightASD]:
         return [self.asd, self.sync, self.talk]
+
+
+def _on_visual_encoder_of(asd: LightASD, talk: LightTalkNet | None) -> LightTalkNet:
+    """`talk` (a `light-talknet-band` unless given) with `asd`'s visual encoder module in place
+    of its own: it was trained frozen on that encoder, so one module serves both and
+    `SyncGatedLightASD.visual_embeddings` runs it once."""
+    talk = talk if talk is not None else LightTalkNet(band=ATTENTION_BAND)
+    talk.model.visualEncoder = asd.model.visualEncoder
+    return talk
 
 
 def check_shared_visual_encoder(
     talk: Mapping[str, torch.Tensor], asd: Mapping[str, torch.Tensor], source: object
 ) -> None:
     """WeightsError unless the attention model's state dict `talk` holds `asd`'s visual
-    encoder tensor for tensor (both in Light-ASD's key tree): `TalkLipGatedLightASD` runs
-    `asd`'s for both."""
+    encoder tensor for tensor (both in Light-ASD's key tree): the composed models run `asd`'s
+    for both (`_on_visual_encoder_of`)."""
     for key, value in talk.items():
         if key.startswith(_VISUAL_ENCODER) and not torch.equal(value, asd[key]):
             raise WeightsError(
@@ -285,7 +293,7 @@ def write_gated_checkpoint(
     lips_weights: str | Path,
     pair_weights: str | Path,
     out: str | Path,
-    talk_weights: str | Path | None = None,
+    talk_weights: str | Path,
 ) -> Path:
     """The bundled `sync_light_asd_gated.pt`: Light-ASD's AVA checkpoint (`asd.`),
     sync-light-asd (`sync.`), light-syncnet (`lips.`) and the sync-light-asd that `SyncPair`
@@ -293,7 +301,9 @@ def write_gated_checkpoint(
     pair 1.5–2.7 points of sync accuracy) composed into `out` (atomically). The registry serves
     them, the ensemble and `SyncPair` as views of this one file. `talk_weights`, a
     `light-talknet-band` trained on the frozen AVA visual encoder, adds `talk.` (without that
-    encoder, which is `asd.`'s) for `TalkLipGatedLightASD`."""
+    encoder, which is `asd.`'s), the attention half of the default (`TripleGatedLightASD`) and
+    of `TalkLipGatedLightASD`. Each registry model's view of the file is loaded, strictly,
+    before it is written."""
     from ..atomic import atomic_path
     from .zoo import get_spec, load_state_dict  # zoo imports this module
 
@@ -301,13 +311,11 @@ def write_gated_checkpoint(
     state = compose(asd, load_state_dict(sync_weights))
     state |= {f"lips.{k}": v for k, v in load_state_dict(lips_weights).items()}
     state |= {f"pair.{k}": v for k, v in load_state_dict(pair_weights).items()}
-    views = ["sync-light-asd-gated", "sync-pair"]
-    if talk_weights is not None:
-        talk = load_state_dict(talk_weights)
-        check_shared_visual_encoder(talk, asd, talk_weights)
-        state |= {f"talk.{k}": v for k, v in talk.items() if not k.startswith(_VISUAL_ENCODER)}
-        views += ["sync-light-talknet-gated", "sync-light-asd-talknet-gated"]
-    for name in views:  # each model's view of the file, as the registry reads it, checked
+    talk = load_state_dict(talk_weights)
+    check_shared_visual_encoder(talk, asd, talk_weights)
+    state |= {f"talk.{k}": v for k, v in talk.items() if not k.startswith(_VISUAL_ENCODER)}
+    composed = ("sync-light-asd-gated", "sync-pair", "sync-light-talknet-gated", DEFAULT_MODEL)
+    for name in composed:  # each model's view of the file, as the registry reads it, checked
         spec = get_spec(name)
         spec.builder().load_state_dict(spec.checkpoints["shared"].select(state), strict=True)
     out = Path(out)
