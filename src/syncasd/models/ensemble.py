@@ -51,10 +51,11 @@ class SyncGatedLightASD(ASDModel):
     # bias validation asked for (+1.07) made test worse (model card).
     decision_shift = 0.0
 
-    def __init__(self) -> None:
+    def __init__(self, asd: LightASD | None = None, sync: LightASD | None = None) -> None:
+        """`asd`, `sync`: the halves (new Light-ASD models unless given)."""
         super().__init__()
-        self.asd = LightASD()
-        self.sync = LightASD()
+        self.asd = asd if asd is not None else LightASD()
+        self.sync = sync if sync is not None else LightASD()
 
     def frame_logits(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
         """video (B, T, 112, 112) gray 0–255, mfcc (B, 4T, 13) → (B, T, 2) logits whose
@@ -146,8 +147,8 @@ class LipGatedLightASD(SyncGatedLightASD):
     # the photometric stage 4, 0.783 with the dubbed stage 5).
     decision_shift = 0.783
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, asd: LightASD | None = None, sync: LightASD | None = None) -> None:
+        super().__init__(asd, sync)
         self.lips = LightSyncNet()
 
     def speaking_log_prob(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
@@ -207,8 +208,8 @@ class TalkLipGatedLightASD(LipGatedLightASD):
     decision_shift = 0.719
 
     def __init__(self, talk: LightTalkNet | None = None) -> None:
-        super().__init__()
-        self.sync = _on_visual_encoder_of(self.asd, talk)
+        asd = LightASD()
+        super().__init__(asd, _on_visual_encoder_of(asd, talk))
 
 
 class TripleGatedLightASD(LipGatedLightASD):
