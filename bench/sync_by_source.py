@@ -5,6 +5,7 @@ folder a clip came from. A track's offset is the row with the largest mean logit
 valid (speaking) frames; the README's "by source" table is this script's output.
 
     python bench/sync_by_source.py [--model sync-light-asd] [--weights PATH] [--split test]
+    python bench/sync_by_source.py --audio-lag-ms 0   # as before the 40 ms clock correction
 """
 
 from __future__ import annotations
@@ -38,8 +39,14 @@ def main() -> int:
     parser.add_argument("--model", default=DEFAULT_SYNC_MODEL)
     parser.add_argument("--weights")
     parser.add_argument("--split", default="test")
+    parser.add_argument(
+        "--audio-lag-ms",
+        type=float,
+        default=None,
+        help="the weights' clock (offsets.offset_backend); default: the registry's",
+    )
     args = parser.parse_args()
-    backend = offset_backend(args.model, args.weights)
+    backend = offset_backend(args.model, args.weights, audio_lag_ms=args.audio_lag_ms)
     k = backend.max_offset
     window = syncacc.backend_window(backend)  # 5 for IC-SyncNet's five-image columns
     tracks = syncacc.corpus_tracks(syncacc.find_corpus(None), args.split)

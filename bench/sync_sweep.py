@@ -28,6 +28,7 @@ finds speech in; VAD runs once per track and its mask moves with the audio) and 
 labels as the speech mask (shifted with the audio).
 
     python bench/sync_sweep.py [--model sync-pair] [--tracks 40] [--shifts -15:15:1] [--split val]
+    python bench/sync_sweep.py --sources grid,lrs2,voxceleb2 --min-frames 60  # known in sync
 
 Writes bench/results/sync_sweep_<model>.json (`_val` before .json for the validation tracks).
 """
@@ -86,12 +87,23 @@ def fit(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def pick_tracks(corpus, count: int, min_frames: int, split: str = "test") -> list[int]:
-    """The first `count` tracks of `split` that speak and last at least `min_frames` frames."""
+def folder(video_id: str) -> str:
+    """The clip folder of ../shared/data/clips a corpus track came from (VASP's ids are IDk/NNN)."""
+    first = video_id.split("/")[0]
+    return "vasp" if first.startswith("ID") else first
+
+
+def pick_tracks(
+    corpus, count: int, min_frames: int, split: str = "test", sources: set[str] | None = None
+) -> list[int]:
+    """The first `count` tracks of `split` that speak and last at least `min_frames` frames
+    (from the clip folders `sources` only, if given)."""
     chosen = []
     for i in corpus.split(split):
         t = corpus.tracks[i]
         if t.negative or t.length < min_frames or not corpus.labels[t.frames].any():
+            continue
+        if sources is not None and folder(t.video_id) not in sources:
             continue
         chosen.append(i)
         if len(chosen) == count:
@@ -125,6 +137,18 @@ def main() -> None:
     )
     parser.add_argument("--shifts", default="-15:15:1", help='"A:B:STEP" or a comma list')
     parser.add_argument("--min-frames", type=int, default=100)
+    parser.add_argument(
+        "--sources",
+        default=None,
+        help="only tracks of these clip folders, e.g. grid,lrs2,voxceleb2 (footage known to be "
+        "in sync, where a shift's truth is the shift itself)",
+    )
+    parser.add_argument(
+        "--audio-lag-ms",
+        type=float,
+        default=None,
+        help="the weights' clock (offsets.offset_backend); default: the registry's",
+    )
     parser.add_argument("--corpus", type=Path, default=None, help="default: sync-light-asd's")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--method", choices=("rows", "waveform"), default="rows")
@@ -140,12 +164,15 @@ def main() -> None:
     timings = dict.fromkeys(("model", "shift", "matrix", "analyze"), 0.0)
     clock = time.perf_counter()
     corpus = find_corpus(args.corpus)
-    chosen = pick_tracks(corpus, args.tracks, args.min_frames, args.split)
+    sources = set(args.sources.split(",")) if args.sources else None
+    chosen = pick_tracks(corpus, args.tracks, args.min_frames, args.split, sources)
     if len(chosen) < 2:
         raise SystemExit("need at least two tracks for the another-voice test")
     max_offset = max(abs(s) for s in shifts) + MARGIN
     reach = max_offset + (max(abs(s) for s in shifts) if args.method == "rows" else 0)
-    backend = offset_backend(args.model, args.weights, max_offset=reach, device=args.device)
+    backend = offset_backend(
+        args.model, args.weights, reach, args.device, audio_lag_ms=args.audio_lag_ms
+    )
     timings["model"] = time.perf_counter() - clock
 
     def voiced(audio: np.ndarray, n: int) -> np.ndarray:
@@ -256,6 +283,10 @@ def main() -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     suffix = "" if args.split == "test" else f"_{args.split}"
+    if sources:
+        suffix += "_" + "-".join(sorted(sources))
+    if args.audio_lag_ms is not None:
+        suffix += f"_lag{args.audio_lag_ms:g}"
     path = args.out / f"sync_sweep_{args.model}{suffix}.json"
     config = {
         "model": args.model,
@@ -265,6 +296,8 @@ def main() -> None:
         "shifts": shifts,
         "max_offset": max_offset,
         "min_frames": args.min_frames,
+        "sources": sorted(sources) if sources else None,
+        "audio_lag_ms": backend.audio_delay * 1000 / 16000,
         "method": args.method,
     }
     result = {

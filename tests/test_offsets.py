@@ -107,6 +107,51 @@ def test_delaying_the_audio_moves_the_rows(model, crops, audio, d):
     assert np.abs(after - before).max() > 0.05  # it did move
 
 
+def test_delayed_is_the_signal_later_at_the_same_length():
+    from syncasd.offsets import delayed
+
+    x = np.array([5, -3, 7, 2], np.int16)
+    assert delayed(x, 0).tolist() == [5, -3, 7, 2]
+    assert delayed(x, 1).tolist() == [0, 5, -3, 7]
+    assert delayed(x, 3).tolist() == [0, 0, 0, 5]
+    assert delayed(x, 9).tolist() == [0, 0, 0, 0] and delayed(x, 9).dtype == np.int16
+
+
+def test_an_audio_delay_moves_the_rows_by_as_many_frames(model, crops, audio):
+    """A backend told its weights' clips had their audio one frame late reads every row one
+    offset later: row k is the plain backend's row k - 1."""
+    first, n = 40, 60
+    plain, lagged = ASDOffsets(model, K), ASDOffsets(model, K)
+    lagged.audio_delay = SPF
+    before = plain(crops[first : first + n], audio, first)
+    after = lagged(crops[first : first + n], audio, first)
+    for k in range(-K + 1, K + 1):
+        assert np.abs(after[k + K] - before[k - 1 + K]).max() < 1e-5, k
+
+
+def test_the_registry_knows_which_weights_read_in_sync_footage_early(tmp_path):
+    """Ours were trained on clips whose audio lies one frame late (README, "The training
+    clips' clock"); the peers' and unknown files get no delay."""
+    from syncasd.models import audio_lag_ms
+    from syncasd.models.zoo import BUNDLED_FILE, WEIGHTS_DIR
+    from syncasd.offsets import offset_backend
+
+    for ours in ("sync-pair", "light-syncnet", "ic-syncnet", "sync-light-asd-talknet-gated"):
+        assert audio_lag_ms(ours) == 40.0, ours
+    assert audio_lag_ms("sync-pair", WEIGHTS_DIR / BUNDLED_FILE) == 40.0  # the same file
+    other = tmp_path / "own.pt"
+    other.write_bytes(b"not the bundled file")
+    assert audio_lag_ms("sync-pair", other) == 0.0
+    for peer in ("light-asd", "lr-asd.talkset", "syncnet-v2", "talknet"):
+        assert audio_lag_ms(peer) == 0.0, peer
+    assert offset_backend("sync-pair").audio_delay == SPF
+    assert offset_backend("sync-pair", audio_lag_ms=0).audio_delay == 0
+    peer = offset_backend("light-asd", str(DATA / "weights" / "light_asd_ava.model"))
+    assert peer.audio_delay == 0
+    with pytest.raises(InputError, match="≥ 0 ms"):
+        offset_backend("light-syncnet", audio_lag_ms=-40)
+
+
 def test_outside_the_file_is_silence(model, crops, audio):
     # A track at frame 0: shift -k reads k frames before the file. Same as a file that starts
     # with K frames of digital silence and the track K frames later.

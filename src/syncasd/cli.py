@@ -40,6 +40,14 @@ def _fail(message: str) -> None:
 WeightsOption = Annotated[
     Path | None, typer.Option(help="Local checkpoint file; skips the download.")
 ]
+AudioLagOption = Annotated[
+    float | None,
+    typer.Option(
+        help="How late the audio of the weights' training clips was (ms): the audio is delayed "
+        "as much before scoring, so that offset 0 means in sync. Default: the registry's (40 "
+        "for our weights, 0 for the peers' and for other --weights files)."
+    ),
+]
 DeviceOption = Annotated[str, typer.Option(help="Torch device: cpu, cuda, cuda:1, mps.")]
 DetectEveryOption = Annotated[
     int,
@@ -675,6 +683,7 @@ def eval_sync_accuracy(
     ] = DEFAULT_SYNC_MODEL,
     weights: WeightsOption = None,
     max_offset: Annotated[int, typer.Option(help="Search offsets -N..N frames (40 ms each).")] = 15,
+    audio_lag_ms: AudioLagOption = None,
     clip_lengths: Annotated[
         str, typer.Option(help="Clip lengths in frames, comma-separated (the paper's Table 1).")
     ] = "5,7,9,11,13,15",
@@ -703,7 +712,11 @@ def eval_sync_accuracy(
     try:
         # The model first: a wrong name fails before any track is read or detected.
         backend = offset_backend(
-            model, str(weights) if weights else None, max_offset=max_offset, device=device
+            model,
+            str(weights) if weights else None,
+            max_offset=max_offset,
+            device=device,
+            audio_lag_ms=audio_lag_ms,
         )
         if Path(material).is_dir():
             from .data.splits import find_videos
@@ -807,6 +820,7 @@ def sync_command(
         bool, typer.Option("--json", help="One JSON object per video per line on stdout.")
     ] = False,
     max_offset: MaxOffsetOption = 15,
+    audio_lag_ms: AudioLagOption = None,
     plot: Annotated[
         bool, typer.Option(help="Write OUT/<stem>.track<N>.png, the offset × time map.")
     ] = False,
@@ -874,6 +888,7 @@ def sync_command(
             raise SyncASDError("--plot needs -o OUTDIR for the images")
         analyzer = SyncAnalyzer(
             max_offset=max_offset,
+            audio_lag_ms=audio_lag_ms,
             model=model,
             weights=str(weights) if weights else None,
             device=device,
@@ -999,6 +1014,7 @@ def scan_command(
         str, typer.Option(help="I/N: only every N-th clip of the sorted list, from the I-th.")
     ] = "0/1",
     max_offset: MaxOffsetOption = 15,
+    audio_lag_ms: AudioLagOption = None,
     min_prob: MinProbOption = None,
     max_offscreen: MaxOffscreenOption = None,
     max_abs_offset: MaxAbsOffsetOption = None,
@@ -1044,6 +1060,7 @@ def scan_command(
             report=lambda line: typer.echo(line, err=True),
             ray_address=ray,
             max_offset=max_offset,
+            audio_lag_ms=audio_lag_ms,
             params=params,
             model=model,
             weights=str(weights) if weights else None,

@@ -40,7 +40,7 @@ from .audio import mfcc
 from .errors import InputError
 from .faces.crop import CROP_SIZE
 from .syncmap import clipped_logit
-from .timebase import ROWS_PER_FRAME, SAMPLES_PER_FRAME
+from .timebase import ROWS_PER_FRAME, SAMPLE_RATE, SAMPLES_PER_FRAME
 
 DEFAULT_MAX_OFFSET = 15  # frames (±600 ms): syncnet_python's default search range
 MAX_MAX_OFFSET = 100  # frames (±4 s): beyond this the audio has little to do with the lips
@@ -107,14 +107,36 @@ def with_silence(audio: np.ndarray, before: int, after: int) -> np.ndarray:
     )
 
 
+def delayed(audio: np.ndarray, samples: int) -> np.ndarray:
+    """The signal `samples` later: silence before it, its last `samples` left out (same length).
+
+    Weights trained on clips whose audio lies late by a constant call footage in sync that
+    much early; fed the audio as late, they read offset 0 on it (`Checkpoint.audio_lag_ms`)."""
+    audio = np.asarray(audio)
+    if samples <= 0:
+        return audio
+    if samples >= len(audio):
+        return np.zeros_like(audio)
+    return np.concatenate([np.zeros(samples, audio.dtype), audio[: len(audio) - samples]])
+
+
 class _Rows:
     """What every backend shares: its search range K, the offset of each row, and `__call__`
     for one track (`features` once per video and `matrix` per track are the parts)."""
+
+    # Samples by which the audio is delayed before scoring (`delayed`); set per weights by
+    # `offset_backend` from the registry's `Checkpoint.audio_lag_ms`.
+    audio_delay = 0
 
     def __init__(self, max_offset: int) -> None:
         if not 0 <= max_offset <= MAX_MAX_OFFSET:
             raise InputError(f"max offset must be 0..{MAX_MAX_OFFSET} frames, got {max_offset}")
         self.max_offset = int(max_offset)
+
+    def features(self, audio: np.ndarray) -> object:
+        """Audio features of a whole 16 kHz int16 signal (delayed by `audio_delay` samples),
+        computed once per video."""
+        return self._features(delayed(audio, self.audio_delay))
 
     @property
     def shifts(self) -> np.ndarray:
@@ -169,7 +191,7 @@ class ASDOffsets(_Rows):
         self.model = model.eval()
         self.window, self.context, self.batch = window, context, batch
 
-    def features(self, audio: np.ndarray) -> np.ndarray:
+    def _features(self, audio: np.ndarray) -> np.ndarray:
         """MFCC rows of the whole zero-padded audio (`padded_features`), once per video."""
         return padded_features(audio, self.max_offset)
 
@@ -229,7 +251,7 @@ class ICSyncOffsets(_Rows):
         # Digital silence before the audio, a multiple of 5 frames (16 mel columns) long.
         self.pad = 5 * -(-(self.max_offset + 3) // 5)
 
-    def features(self, audio: np.ndarray) -> np.ndarray:
+    def _features(self, audio: np.ndarray) -> np.ndarray:
         """log-mel of the whole audio with `pad` frames of silence on each side."""
         from .audio import log_mel
 
@@ -279,7 +301,7 @@ class LightSyncOffsets(_Rows):
         self.window, self.context = window, context
         self.pad = self.max_offset + self.AUDIO_CONTEXT
 
-    def features(self, audio: np.ndarray) -> np.ndarray:
+    def _features(self, audio: np.ndarray) -> np.ndarray:
         """MFCC rows of the audio with `pad` frames of silence before and `pad` + 1 after:
         frame f starts at row 4·(f + pad)."""
         return mfcc(with_silence(audio, self.pad, self.pad + 1))
@@ -322,8 +344,8 @@ class SumOffsets(_Rows):
         super().__init__(backends[0].max_offset)
         self.backends = backends
 
-    def features(self, audio: np.ndarray) -> tuple:
-        return tuple(b.features(audio) for b in self.backends)
+    def _features(self, audio: np.ndarray) -> tuple:
+        return tuple(b.features(audio) for b in self.backends)  # delayed once, here
 
     def matrix(self, crops: np.ndarray, features: tuple, first: int) -> np.ndarray:
         total = sum(
@@ -363,7 +385,7 @@ class SyncNetOffsets(_Rows):
         # Digital silence around the audio: an audio window reaches 2 frames past its centre.
         self.pad = self.max_offset + 3
 
-    def features(self, audio: np.ndarray) -> np.ndarray:
+    def _features(self, audio: np.ndarray) -> np.ndarray:
         """MFCC (python_speech_features' defaults, as syncnet_python) of the whole audio with
         `pad` frames of silence on each side; its rows inside the audio equal `mfcc(audio)`."""
         return mfcc(with_silence(audio, self.pad, self.pad))
@@ -430,28 +452,41 @@ def offset_backend(
     device: str = "cpu",
     window: int = WINDOW,
     batch: int = 32,
+    audio_lag_ms: float | None = None,
 ) -> OffsetBackend:
     """The sync backend of a registry model: sync-pair, light-syncnet, IC-SyncNet or SyncNet v2
     (kind "sync"), or an ASD model with separable encoders (`ASDOffsets` in `window`-frame
-    scoring windows, `batch` shifts at a time, as `detect` scores with the same window)."""
+    scoring windows, `batch` shifts at a time, as `detect` scores with the same window).
+
+    `audio_lag_ms`: how late the audio of the weights' training clips was; the backend delays
+    the audio by as much, so that offset 0 means in sync. None: the registry's value for these
+    weights (`models.audio_lag_ms`: 40 ms for ours, 0 for the peers' and unknown files)."""
+    from .models import audio_lag_ms as registry_lag
     from .models import get_spec, load_model
     from .models.ensemble import SyncPair
     from .models.light_syncnet import LightSyncNet
     from .models.syncnet import SyncNetV2
 
     loaded = load_model(model, weights=weights, device=device)
+    backend: _Rows
     if isinstance(loaded, SyncPair):
-        return SumOffsets(
+        backend = SumOffsets(
             ASDOffsets(loaded.asd, max_offset, window, window // 6, batch),
             LightSyncOffsets(loaded.lips, max_offset, window, window // 6),
         )
-    if isinstance(loaded, LightSyncNet):
-        return LightSyncOffsets(loaded, max_offset, window, window // 6)
-    if isinstance(loaded, SyncNetV2):
-        return SyncNetOffsets(loaded, max_offset)
-    if get_spec(model).kind == "sync":
-        return ICSyncOffsets(loaded, max_offset)
-    return ASDOffsets(loaded, max_offset, window, window // 6, batch)
+    elif isinstance(loaded, LightSyncNet):
+        backend = LightSyncOffsets(loaded, max_offset, window, window // 6)
+    elif isinstance(loaded, SyncNetV2):
+        backend = SyncNetOffsets(loaded, max_offset)
+    elif get_spec(model).kind == "sync":
+        backend = ICSyncOffsets(loaded, max_offset)
+    else:
+        backend = ASDOffsets(loaded, max_offset, window, window // 6, batch)
+    lag = registry_lag(model, weights) if audio_lag_ms is None else audio_lag_ms
+    if lag < 0:
+        raise InputError(f"the audio lag must be ≥ 0 ms, got {lag}")
+    backend.audio_delay = int(round(lag * SAMPLE_RATE / 1000))
+    return backend
 
 
 __all__ = [
@@ -468,6 +503,7 @@ __all__ = [
     "WINDOW",
     "padded_features",
     "with_silence",
+    "delayed",
     "syncnet_probabilities",
     "windows",
 ]

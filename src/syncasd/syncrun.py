@@ -150,7 +150,8 @@ class SyncAnalyzer:
 
     Loads the face detector and the model once. `SyncAnalyzer(**options)(path) -> SyncResult`.
     `max_offset`: K, the offsets searched are -K..K frames (40 ms each). `params`: the
-    thresholds of `sync.analyze_track`. `model`: a sync model (sync-pair, the default;
+    thresholds of `sync.analyze_track`. `audio_lag_ms`: the weights' clock
+    (`offsets.offset_backend`; None: the registry's). `model`: a sync model (sync-pair, the default;
     light-syncnet, ic-syncnet, syncnet-v2) or an ASD model with separable encoders
     (sync-light-asd, light-asd, lr-asd), run through torch.
     Every other option is a `DetectOptions` field (weights, device, start, duration,
@@ -164,6 +165,7 @@ class SyncAnalyzer:
         params: SyncParams = DEFAULTS,
         shift_batch: int = 32,
         face_detector: object | None = None,
+        audio_lag_ms: float | None = None,
         **options: object,
     ) -> None:
         if options.get("backend", "torch") not in ("torch", "auto"):
@@ -178,7 +180,13 @@ class SyncAnalyzer:
         self.detector = Detector(face_detector, **options)
         o = self.detector.options
         self.backend = offset_backend(
-            o.model, o.weights, max_offset, o.device, self.detector.window, shift_batch
+            o.model,
+            o.weights,
+            max_offset,
+            o.device,
+            self.detector.window,
+            shift_batch,
+            audio_lag_ms,
         )
 
     @property

@@ -49,6 +49,11 @@ class Checkpoint:
     # bundled file serves them all): (prefix in the model, prefix in the file) pairs; the
     # file's other tensors are left out. Empty: the whole file.
     subtrees: tuple[tuple[str, str], ...] = ()
+    # The clock of the clips the weights were trained on: their audio lay this much later
+    # than the lips of footage known to be in sync, so the weights call such footage that much
+    # early. The sync backends feed them the audio as late (`offsets.delayed`), so that
+    # offset 0 means in sync. 0: the trainers' footage was in sync, or we do not know.
+    audio_lag_ms: float = 0.0
 
     @property
     def bundled(self) -> bool:
@@ -98,8 +103,16 @@ BUNDLED_FILE = "sync_light_asd_gated.pt"
 BUNDLED_SHA256 = "dcefe1330769041cc9329a616627c3f67212f3880bce567a5b1f4683bfd20fe7"
 
 
+# ../shared/data's clips: their audio is about one frame late against the footage known to be
+# in sync (GRID, LRS2, VoxCeleb2), by our models and by a model-free measure (README, "The
+# training clips' clock"), so every model we trained on them reads in-sync footage ~1 frame early.
+SHARED_DATA_AUDIO_LAG_MS = 40.0
+
+
 def _bundled(description: str, *subtrees: tuple[str, str]) -> Checkpoint:
-    return Checkpoint(None, BUNDLED_SHA256, BUNDLED_FILE, description, subtrees)
+    return Checkpoint(
+        None, BUNDLED_SHA256, BUNDLED_FILE, description, subtrees, SHARED_DATA_AUDIO_LAG_MS
+    )
 
 
 _SYNC_LIGHT_ASD_PAPER = (
@@ -391,6 +404,7 @@ REGISTRY: dict[str, ModelSpec] = {
                 "ic_syncnet.pt",
                 "trained here from scratch on the train identities of ../shared/data "
                 "(model card: syncasd/models/weights/ic_syncnet.md)",
+                audio_lag_ms=SHARED_DATA_AUDIO_LAG_MS,
             ),
         },
         default_checkpoint="shared",
@@ -509,6 +523,21 @@ def _resolve(name: str) -> tuple[ModelSpec, Checkpoint]:
         known = ", ".join(f"{spec.name}.{t}" for t in spec.checkpoints)
         raise WeightsError(f"no published checkpoint {name!r}; known: {known}")
     return spec, spec.checkpoints[tag]
+
+
+def audio_lag_ms(name: str, weights: str | Path | None = None) -> float:
+    """`Checkpoint.audio_lag_ms` of the weights `load_model(name, weights)` loads: the published
+    checkpoint's, or that of a local file with its sha256; 0 for any other file (its clock is
+    unknown) and for a model without published weights."""
+    try:
+        _, ckpt = _resolve(name)
+    except WeightsError:  # no published checkpoint of that name: `load_model` says so
+        return 0.0
+    if weights is None:
+        return ckpt.audio_lag_ms
+    if ckpt.audio_lag_ms and ckpt.sha256 == sha256_file(Path(weights)):
+        return ckpt.audio_lag_ms
+    return 0.0
 
 
 def download(name: str, progress: bool = True) -> Path:
