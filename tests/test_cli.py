@@ -300,6 +300,11 @@ def test_models_lists_the_registry():
     assert proc.returncode == 0
     for name in ("light-asd.ava", "light-asd.talkset", "lr-asd.ava"):
         assert name in proc.stdout
+    # Our weights say the clock of their training clips; the peers' say nothing of it.
+    lines = proc.stdout.splitlines()
+    ours = next(line for line in lines if line.startswith("  sync-pair.shared"))
+    peer = next(line for line in lines if line.startswith("  light-asd.ava"))
+    assert "trained on audio 40 ms late" in ours and "ms late" not in peer
 
 
 GRID = DATA / "clips" / "grid"

@@ -242,6 +242,8 @@ def list_models() -> None:
                 cached = f"bundled, part of {ckpt.filename}" if ckpt.subtrees else "bundled"
             else:
                 cached = "cached" if (cache_dir() / ckpt.filename).exists() else "not downloaded"
+            if ckpt.audio_lag_ms:  # the clock the sync backends read these weights on
+                cached += f"; trained on audio {ckpt.audio_lag_ms:g} ms late"
             typer.echo(f"  {spec.name}.{tag}{default}: {ckpt.description} [{cached}]")
 
 
