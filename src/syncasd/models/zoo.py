@@ -535,7 +535,8 @@ def audio_lag_ms(name: str, weights: str | Path | None = None) -> float:
         return 0.0
     if weights is None:
         return ckpt.audio_lag_ms
-    if ckpt.audio_lag_ms and ckpt.sha256 == sha256_file(Path(weights)):
+    path = Path(weights)
+    if ckpt.audio_lag_ms and path.is_file() and ckpt.sha256 == sha256_file(path):
         return ckpt.audio_lag_ms
     return 0.0
 
