@@ -41,7 +41,9 @@ def main() -> int:
     _, scorer = model_scorer(model_spec(name, path or None))
     ranked = dubbed_ranking(scorer, dubbed_tracks)
 
-    backend = offset_backend(args.sync_model)
+    # On the training clips' clock (no audio lag), the one on which the ASD models keep ±2
+    # frames in sync: the corrected clock would read these offsets a frame later.
+    backend = offset_backend(args.sync_model, audio_lag_ms=0)
     k = backend.max_offset
     originals = [t for t in tracks if t.labels.any() and t.video_id not in dubbed]
     offset = {
