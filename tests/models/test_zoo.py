@@ -105,9 +105,11 @@ def test_a_view_takes_its_subtrees_under_the_models_names():
 
 def test_models_command_says_bundled():
     out = CliRunner().invoke(app, ["models"]).output
-    assert "sync-light-asd.shared (default)" in out and "[bundled]" in out
-    # The views name the file they are part of.
-    assert "[bundled, part of sync_light_asd_gated.pt]" in out
+    # IC-SyncNet's own file; the views name the file they are part of; both say the clock of
+    # the clips they were trained on.
+    assert "sync-light-asd.shared (default)" in out
+    assert "[bundled; trained on audio 40 ms late]" in out
+    assert "[bundled, part of sync_light_asd_gated.pt; trained on audio 40 ms late]" in out
 
 
 def test_a_sync_model_is_refused_where_an_asd_model_is_needed():
