@@ -41,9 +41,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from sync_by_source import source
 
 from syncasd.defaults import DEFAULT_SYNC_MODEL
-from syncasd.timebase import SAMPLES_PER_FRAME
+from syncasd.offsets import shifted
+from syncasd.timebase import SAMPLE_RATE, SAMPLES_PER_FRAME
 
 ROOT = Path(__file__).resolve().parents[1]
 MARGIN = 5  # frames of search range beyond the largest shift
@@ -56,18 +58,6 @@ def parse_shifts(text: str) -> list[int]:
         start, stop, step = parts if len(parts) == 3 else [*parts, 1]
         return list(range(start, stop + 1, step))
     return [int(v) for v in text.split(",") if v.strip()]
-
-
-def shifted(x: np.ndarray, k: int) -> np.ndarray:
-    """`x` moved k places later (> 0) or earlier (< 0), zero-filled, same length."""
-    out = np.zeros_like(x)
-    n = len(x)
-    if abs(k) < n:
-        if k >= 0:
-            out[k:] = x[: n - k]
-        else:
-            out[: n + k] = x[-k:]
-    return out
 
 
 def shift_audio(audio: np.ndarray, frames: int) -> np.ndarray:
@@ -87,12 +77,6 @@ def fit(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def folder(video_id: str) -> str:
-    """The clip folder of ../shared/data/clips a corpus track came from (VASP's ids are IDk/NNN)."""
-    first = video_id.split("/")[0]
-    return "vasp" if first.startswith("ID") else first
-
-
 def pick_tracks(
     corpus, count: int, min_frames: int, split: str = "test", sources: set[str] | None = None
 ) -> list[int]:
@@ -103,7 +87,7 @@ def pick_tracks(
         t = corpus.tracks[i]
         if t.negative or t.length < min_frames or not corpus.labels[t.frames].any():
             continue
-        if sources is not None and folder(t.video_id) not in sources:
+        if sources is not None and source(t.video_id).lower() not in sources:
             continue
         chosen.append(i)
         if len(chosen) == count:
@@ -164,7 +148,7 @@ def main() -> None:
     timings = dict.fromkeys(("model", "shift", "matrix", "analyze"), 0.0)
     clock = time.perf_counter()
     corpus = find_corpus(args.corpus)
-    sources = set(args.sources.split(",")) if args.sources else None
+    sources = set(args.sources.lower().split(",")) if args.sources else None
     chosen = pick_tracks(corpus, args.tracks, args.min_frames, args.split, sources)
     if len(chosen) < 2:
         raise SystemExit("need at least two tracks for the another-voice test")
@@ -297,7 +281,7 @@ def main() -> None:
         "max_offset": max_offset,
         "min_frames": args.min_frames,
         "sources": sorted(sources) if sources else None,
-        "audio_lag_ms": backend.audio_delay * 1000 / 16000,
+        "audio_lag_ms": backend.audio_delay * 1000 / SAMPLE_RATE,
         "method": args.method,
     }
     result = {

@@ -107,14 +107,15 @@ def test_delaying_the_audio_moves_the_rows(model, crops, audio, d):
     assert np.abs(after - before).max() > 0.05  # it did move
 
 
-def test_delayed_is_the_signal_later_at_the_same_length():
-    from syncasd.offsets import delayed
+def test_shifted_is_the_signal_later_or_earlier_at_the_same_length():
+    from syncasd.offsets import shifted
 
     x = np.array([5, -3, 7, 2], np.int16)
-    assert delayed(x, 0).tolist() == [5, -3, 7, 2]
-    assert delayed(x, 1).tolist() == [0, 5, -3, 7]
-    assert delayed(x, 3).tolist() == [0, 0, 0, 5]
-    assert delayed(x, 9).tolist() == [0, 0, 0, 0] and delayed(x, 9).dtype == np.int16
+    assert shifted(x, 0).tolist() == [5, -3, 7, 2]
+    assert shifted(x, 1).tolist() == [0, 5, -3, 7]
+    assert shifted(x, 3).tolist() == [0, 0, 0, 5]
+    assert shifted(x, 9).tolist() == [0, 0, 0, 0] and shifted(x, 9).dtype == np.int16
+    assert shifted(x, -1).tolist() == [-3, 7, 2, 0]
 
 
 def test_an_audio_delay_moves_the_rows_by_as_many_frames(model, crops, audio):

@@ -107,24 +107,27 @@ def with_silence(audio: np.ndarray, before: int, after: int) -> np.ndarray:
     )
 
 
-def delayed(audio: np.ndarray, samples: int) -> np.ndarray:
-    """The signal `samples` later: silence before it, its last `samples` left out (same length).
+def shifted(x: np.ndarray, k: int) -> np.ndarray:
+    """`x` moved k places later (> 0) or earlier (< 0), zero-filled, same length.
 
     Weights trained on clips whose audio lies late by a constant call footage in sync that
     much early; fed the audio as late, they read offset 0 on it (`Checkpoint.audio_lag_ms`)."""
-    audio = np.asarray(audio)
-    if samples <= 0:
-        return audio
-    if samples >= len(audio):
-        return np.zeros_like(audio)
-    return np.concatenate([np.zeros(samples, audio.dtype), audio[: len(audio) - samples]])
+    x = np.asarray(x)
+    out = np.zeros_like(x)
+    n = len(x)
+    if abs(k) < n:
+        if k >= 0:
+            out[k:] = x[: n - k]
+        else:
+            out[: n + k] = x[-k:]
+    return out
 
 
 class _Rows:
     """What every backend shares: its search range K, the offset of each row, and `__call__`
     for one track (`features` once per video and `matrix` per track are the parts)."""
 
-    # Samples by which the audio is delayed before scoring (`delayed`); set per weights by
+    # Samples by which the audio is delayed before scoring (`shifted`); set per weights by
     # `offset_backend` from the registry's `Checkpoint.audio_lag_ms`.
     audio_delay = 0
 
@@ -136,7 +139,7 @@ class _Rows:
     def features(self, audio: np.ndarray) -> object:
         """Audio features of a whole 16 kHz int16 signal (delayed by `audio_delay` samples),
         computed once per video."""
-        return self._features(delayed(audio, self.audio_delay))
+        return self._features(shifted(audio, self.audio_delay))
 
     @property
     def shifts(self) -> np.ndarray:
@@ -503,7 +506,7 @@ __all__ = [
     "WINDOW",
     "padded_features",
     "with_silence",
-    "delayed",
+    "shifted",
     "syncnet_probabilities",
     "windows",
 ]

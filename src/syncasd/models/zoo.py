@@ -51,7 +51,7 @@ class Checkpoint:
     subtrees: tuple[tuple[str, str], ...] = ()
     # The clock of the clips the weights were trained on: their audio lay this much later
     # than the lips of footage known to be in sync, so the weights call such footage that much
-    # early. The sync backends feed them the audio as late (`offsets.delayed`), so that
+    # early. The sync backends feed them the audio as late (`offsets.shifted`), so that
     # offset 0 means in sync. 0: the trainers' footage was in sync, or we do not know.
     audio_lag_ms: float = 0.0
 
