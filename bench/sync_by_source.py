@@ -34,17 +34,22 @@ def track_offset(matrix: np.ndarray, valid: np.ndarray, max_offset: int) -> int:
     return int(np.argmax(mean)) - max_offset
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_backend_options(parser: argparse.ArgumentParser) -> None:
+    """--model, --weights and --audio-lag-ms: the sync backend a sync bench scores."""
     parser.add_argument("--model", default=DEFAULT_SYNC_MODEL)
-    parser.add_argument("--weights")
-    parser.add_argument("--split", default="test")
+    parser.add_argument("--weights", help="a checkpoint of the model (default: the registry's)")
     parser.add_argument(
         "--audio-lag-ms",
         type=float,
         default=None,
         help="the weights' clock (offsets.offset_backend); default: the registry's",
     )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_backend_options(parser)
+    parser.add_argument("--split", default="test")
     args = parser.parse_args()
     backend = offset_backend(args.model, args.weights, audio_lag_ms=args.audio_lag_ms)
     k = backend.max_offset

@@ -9,7 +9,14 @@ reported on all tracks and on the tracks the referee places within ±1 frame, an
 with the roles swapped. Two independent models agreeing is evidence, not ground truth: the
 restricted numbers are a diagnostic beside the protocol's, never instead of them.
 
+It also asks whether the tracks' own offsets belong to the material or to the model: where the
+scored model puts a track 2 frames or more off, how often the referee finds the same offset
+(±1), against chance (the referee's offsets shuffled among the tracks); and it scores the
+clips against each track's whole-track offset (the referee's, then the model's own) instead
+of 0.
+
     python bench/sync_referee.py [--model sync-pair] [--referee ic-syncnet] [--split test]
+                                 [--weights PATH --audio-lag-ms MS]
 
 Writes bench/results/sync_referee_<model>_<referee>_<split>.json.
 """
@@ -21,9 +28,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-from sync_by_source import track_offset
+from sync_by_source import add_backend_options, track_offset
 
-from syncasd.defaults import DEFAULT_SYNC_MODEL
 from syncasd.evaluate import syncacc
 from syncasd.evaluate.report import markdown_table
 from syncasd.offsets import offset_backend
@@ -32,9 +38,11 @@ ROOT = Path(__file__).resolve().parents[1]
 LENGTHS = (5, 11, 15)
 
 
-def scored(name: str, tracks: list) -> tuple[object, list]:
+def scored(
+    name: str, tracks: list, weights: str | None = None, audio_lag_ms: float | None = None
+) -> tuple[object, list]:
     """A backend and its (video id, matrix, valid frames) per track with a clip."""
-    backend = offset_backend(name)
+    backend = offset_backend(name, weights, audio_lag_ms=audio_lag_ms)
     rows = [
         (track.video_id, matrix, valid)
         for track, matrix, valid in syncacc.track_matrices(backend, tracks, min(LENGTHS), True)
@@ -44,13 +52,16 @@ def scored(name: str, tracks: list) -> tuple[object, list]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=DEFAULT_SYNC_MODEL)
+    add_backend_options(parser)  # the scored model's
     parser.add_argument("--referee", default="ic-syncnet")
     parser.add_argument("--split", choices=("test", "val"), default="test")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     tracks = syncacc.corpus_tracks(syncacc.find_corpus(None), args.split)
-    results = {name: scored(name, tracks) for name in (args.model, args.referee)}
+    results = {
+        args.model: scored(args.model, tracks, args.weights, args.audio_lag_ms),
+        args.referee: scored(args.referee, tracks),
+    }
     ids = {name: [r[0] for r in rows] for name, (_, rows) in results.items()}
     if ids[args.model] != ids[args.referee]:
         raise SystemExit("the two backends scored different tracks")
@@ -74,8 +85,52 @@ def main() -> int:
     print(markdown_table(headers, table))
     agree = (np.abs(offsets(args.model)) <= 1) & (np.abs(offsets(args.referee)) <= 1)
     print(f"both place within ±1: {int(agree.sum())} of {len(agree)} tracks")
+
+    # Are the tracks' own offsets the material's or the model's? Where the scored model puts a
+    # track 2 frames or more from 0, how often does the referee put it within ±1 of the same
+    # offset, against chance (the referee's offsets shuffled among the tracks)?
+    mine, theirs = offsets(args.model), offsets(args.referee)
+    rng = np.random.default_rng(0)
+    shuffled = [rng.permutation(theirs) for _ in range(2000)]
+    rows = []
+    for label, keep in (("≤ 1", np.abs(mine) <= 1), ("≥ 2", np.abs(mine) >= 2)):
+        same = np.abs(mine[keep] - theirs[keep]) <= 1
+        chance = np.mean([np.mean(np.abs(mine[keep] - x[keep]) <= 1) for x in shuffled])
+        rows.append([label, int(keep.sum()), 100 * same.mean(), 100 * chance])
+        report[f"referee agrees where {args.model} |offset| {label}"] = {
+            "tracks": int(keep.sum()),
+            "agree_pct": round(100 * same.mean(), 1),
+            "chance_pct": round(100 * chance, 1),
+        }
+    headers = [
+        f"{args.model}'s track offset",
+        "tracks",
+        "referee within ±1 of it (%)",
+        "chance (%)",
+    ]
+    print(markdown_table(headers, rows))
+
+    # The protocol with each track's own offset as the truth: the scored model's clips against
+    # the referee's whole-track offset, and against its own (how steady its clips are).
+    backend, scored_rows = results[args.model]
+    window = syncacc.backend_window(backend)
+    rows = []
+    for label, truth in ((f"{args.referee}'s", theirs), ("its own", mine)):
+        acc = []
+        for n in LENGTHS:
+            found = [
+                syncacc.clip_offsets(m, v, n, window) - t
+                for (_, m, v), t in zip(scored_rows, truth, strict=True)
+            ]
+            found = np.concatenate(found)
+            acc.append(round(100 * float(np.mean(np.abs(found) <= syncacc.TOLERANCE)), 1))
+        rows.append([label, *acc])
+        report[f"{args.model} against the track offset, {label}"] = {"accuracy": acc}
+    headers = ["each track's truth: its offset by", *(f"acc. {n} (%)" for n in LENGTHS)]
+    print(markdown_table(headers, rows))
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"sync_referee_{args.model}_{args.referee}_{args.split}.json"
+    scored_name = args.model + (f"-{Path(args.weights).parent.name}" if args.weights else "")
+    path = args.out / f"sync_referee_{scored_name}_{args.referee}_{args.split}.json"
     path.write_text(json.dumps(report, indent=1))
     print(f"wrote {path}")
     return 0

@@ -472,12 +472,13 @@ def test_light_syncnet_fine_tunes_the_encoders_and_exports_a_loadable_sync_model
 def test_curation_keeps_the_tracks_near_their_own_audio(tmp_path, small_corpus):
     from syncasd.data.syncpairs import SegmentSampleConfig
     from syncasd.models.light_syncnet import LightSyncNet
+    from syncasd.offsets import LightSyncOffsets
     from syncasd.train_sync import _curated, track_offsets
 
     torch.manual_seed(0)
     model = LightSyncNet().eval()
     ids = small_corpus.split("train")
-    found = track_offsets(model, small_corpus, ids, 4)
+    found = track_offsets(LightSyncOffsets(model, 4), small_corpus, ids)
     speaking = [i for i in ids if small_corpus.labels[small_corpus.tracks[i].frames].any()]
     assert sorted(found) == speaking and all(-4 <= k <= 4 for k in found.values())
     # The offsets are computed once and written beside the run; a second call reads them.

@@ -103,19 +103,17 @@ def segment_loss(model, batch, sync, min_shift: int, seed: int) -> dict[str, tor
     }
 
 
-def track_offsets(
-    model, corpus, ids: list[int], max_shift: int, progress: bool = False
-) -> dict[int, int]:
-    """Each speaking track's own audio-visual offset by a LightSyncNet: the argmax over
-    −K … K of its mean sync logit over the speaking frames whose audio at that offset lies
-    inside the track (the corpus keeps only the track's audio). Offsets with fewer than five
-    such frames are not candidates; tracks without a speaking frame are left out."""
+def track_offsets(backend, corpus, ids: list[int], progress: bool = False) -> dict[int, int]:
+    """Each speaking track's own audio-visual offset by a sync backend (`offsets.py`): the
+    argmax over −K … K (K = `backend.max_offset`) of its mean sync logit over the speaking
+    frames whose audio at that offset lies inside the track (the corpus keeps only the track's
+    audio). Offsets with fewer than five such frames are not candidates; tracks without a
+    speaking frame are left out."""
     from tqdm import tqdm
 
-    from .offsets import LightSyncOffsets
     from .syncmap import clipped_logit
 
-    backend = LightSyncOffsets(model, max_shift)
+    k = int(backend.max_offset)
     found = {}
     for i in tqdm(ids, desc="track offsets", disable=not progress):
         if corpus.tracks[i].negative:
@@ -127,12 +125,12 @@ def track_offsets(
         matrix = backend.matrix(np.array(track.crops), backend.features(np.asarray(track.audio)), 0)
         z = clipped_logit(matrix.astype(np.float64))
         n = len(labels)
-        heard = np.arange(n)[None, :] + np.arange(-max_shift, max_shift + 1)[:, None]
+        heard = np.arange(n)[None, :] + np.arange(-k, k + 1)[:, None]
         inside = (heard >= 0) & (heard < n) & labels[None, :]
         counts = inside.sum(axis=1)
         means = np.where(counts >= 5, (z * inside).sum(axis=1) / np.maximum(counts, 1), -np.inf)
         if np.isfinite(means).any():
-            found[i] = int(means.argmax()) - max_shift
+            found[i] = int(means.argmax()) - k
     return found
 
 
@@ -148,8 +146,11 @@ def _curated(model, corpus, ids: list[int], samples, config, progress: bool) -> 
     if path.is_file():
         found = {int(k): v for k, v in json.loads(path.read_text())["offsets"].items()}
     else:
+        from .offsets import LightSyncOffsets
+
         was = model.training
-        found = track_offsets(model.eval(), corpus, ids, samples.max_shift, progress)
+        backend = LightSyncOffsets(model.eval(), samples.max_shift)
+        found = track_offsets(backend, corpus, ids, progress)
         model.train(was)
         text = json.dumps({"init": config.init, "offsets": found}, indent=0)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -108,6 +108,10 @@ def test_segment_starts_keep_the_margin_and_half_speaking(corpus):
     # s ≤ 26; s ≥ 3 and s ≤ 60 − 8 − 3 keep the margin. Track 1 (frames 10–13): s in 6…10.
     assert starts.tolist() == [[0, s] for s in range(3, 27)] + [[1, s] for s in range(6, 11)]
     assert len(segment_starts(corpus, [1], segments(min_speaking=0.6))) == 0
+    # A track whose audio is read 5 frames earlier (realigned, lag −5) starts 5 frames later,
+    # so that the audio too keeps the margin; read 25 frames later, no segment keeps it.
+    assert segment_starts(corpus, [1], segments(), {1: -5}).tolist() == [[1, 8], [1, 9], [1, 10]]
+    assert len(segment_starts(corpus, [1], segments(), {1: 25})) == 0
 
 
 def test_segment_sample_is_the_track_and_its_audio_around_it(corpus):
@@ -124,6 +128,44 @@ def test_segment_sample_is_the_track_and_its_audio_around_it(corpus):
     heard = 7 + np.arange(s)[None, :] + np.arange(-k, k + 1)[:, None]
     assert np.array_equal(sample["valid"], (heard >= 3) & (heard < 37))
     assert sample["valid"].all()  # a segment in the middle of its track
+
+
+def test_realigned_track_reads_its_audio_later(corpus, tmp_path):
+    # Track 1's voice follows its lips by 2 frames: its audio is read 2 frames later, so lip
+    # frame j at offset i − K hears track frame 7 + 2 + j + i − K; track 0 is not listed.
+    table = tmp_path / "offsets.json"
+    table.write_text(json.dumps({"v1": 2, "other": None}))
+    maker = SegmentBatchMaker(corpus, [0, 1], segments(track_offsets=str(table)), seed=0)
+    k, m, s = 4, 3, 8
+    sample = maker.sample(np.random.default_rng(0), 1, 7)
+    assert np.array_equal(sample["crops"], corpus.crops[67:75])  # the lips stay where they are
+    audio = np.asarray(corpus.audio[62 * SPF : 85 * SPF])
+    assert np.allclose(sample["mfcc"], mfcc(audio)[: 4 * (s + 2 * (k + m))], atol=1e-4)
+    heard = 9 + np.arange(s)[None, :] + np.arange(-k, k + 1)[:, None]
+    assert np.array_equal(sample["valid"], (heard >= 3) & (heard < 37))
+    plain_sample = maker.sample(np.random.default_rng(0), 0, 10)
+    unlisted = SegmentBatchMaker(corpus, [0, 1], segments(), seed=0)
+    assert np.array_equal(
+        plain_sample["mfcc"], unlisted.sample(np.random.default_rng(0), 0, 10)["mfcc"]
+    )
+
+
+def test_a_null_track_offset_drops_the_track(corpus, tmp_path):
+    table = tmp_path / "offsets.json"
+    table.write_text(json.dumps({"v1": None}))
+    maker = SegmentBatchMaker(corpus, [0, 1], segments(track_offsets=str(table)), seed=0)
+    assert set(maker.starts[:, 0].tolist()) == {0}
+
+
+def test_a_bad_track_offsets_file_is_one_clear_error(corpus, tmp_path):
+    from syncasd.errors import SyncASDError
+
+    table = tmp_path / "offsets.json"
+    table.write_text(json.dumps({"v1": 1.5}))
+    with pytest.raises(SyncASDError, match="whole frames"):
+        SegmentBatchMaker(corpus, [0, 1], segments(track_offsets=str(table)))
+    with pytest.raises(SyncASDError, match="cannot read"):
+        SegmentBatchMaker(corpus, [0, 1], segments(track_offsets=str(tmp_path / "missing")))
 
 
 def test_segment_audio_outside_the_track_is_silence(corpus):

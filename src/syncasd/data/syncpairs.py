@@ -14,11 +14,14 @@ and spread over processes without shared state.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from ..audio import log_mel, mel_window
+from ..errors import SyncASDError
 from ..models.icsyncnet import HALF, IMAGES, ICSyncNetDims, mouth_crops
 from ..timebase import SAMPLES_PER_FRAME
 from .corpus import Corpus
@@ -140,6 +143,11 @@ class SegmentSampleConfig:
     # frames; None keeps all. Sources such as YouTube interviews are often a few frames off,
     # and a track trained as in sync at the wrong offset teaches the wrong peak.
     max_track_offset: int | None = None
+    # Realignment: a JSON file {video id: frames} of the training tracks' own offsets (the
+    # voice that many frames after the lips; `bench/track_offsets.py` writes it). A listed
+    # track's audio is read that many frames later, so that its lips and voice meet at offset
+    # 0; a null drops the track; unlisted tracks are read as they are.
+    track_offsets: str | None = None
     flip_prob: float = 0.5  # probability of the augmented crop (flip, rotation, scale, shift)
     photometric: bool = False  # the augmented crop also dim, noisy, low-resolution
     gain_db: tuple[float, float] = (-6.0, 6.0)
@@ -150,18 +158,43 @@ class SegmentSampleConfig:
     dubbed: bool = False
 
 
-def segment_starts(corpus: Corpus, tracks: list[int], config: SegmentSampleConfig) -> np.ndarray:
+def read_track_offsets(
+    path: str | Path, corpus: Corpus, tracks: list[int]
+) -> dict[int, int | None]:
+    """`samples.track_offsets`: the file's offsets of `tracks`, by corpus index (None: drop)."""
+    try:
+        table = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise SyncASDError(f"samples.track_offsets: cannot read {path} ({e})") from None
+    if not isinstance(table, dict) or not all(
+        v is None or isinstance(v, int) for v in table.values()
+    ):
+        raise SyncASDError(f"samples.track_offsets: {path} must map video ids to whole frames")
+    return {
+        i: table[corpus.tracks[i].video_id] for i in tracks if corpus.tracks[i].video_id in table
+    }
+
+
+def segment_starts(
+    corpus: Corpus,
+    tracks: list[int],
+    config: SegmentSampleConfig,
+    lag: dict[int, int] | None = None,
+) -> np.ndarray:
     """(n, 2) int64 rows (track, first frame) of every segment that keeps `margin` frames
-    from both ends of its track and is labelled speaking on `min_speaking` of its frames."""
+    from both ends of its track, lips and audio (read `lag[track]` frames later), and is
+    labelled speaking on `min_speaking` of its frames."""
     s, m = config.frames, config.margin
     rows = []
     for i in tracks:
         t = corpus.tracks[i]
-        if t.negative or t.length < s + 2 * m:
+        shift = (lag or {}).get(i, 0)
+        first, last = m + max(0, -shift), t.length - s - m - max(0, shift)
+        if t.negative or last < first:
             continue
         labels = np.asarray(corpus.labels[t.frames], np.float64)
         share = np.lib.stride_tricks.sliding_window_view(labels, s).mean(axis=1)
-        starts = np.arange(m, t.length - s - m + 1)
+        starts = np.arange(first, last + 1)
         starts = starts[share[starts] >= config.min_speaking]
         rows.append(np.stack([np.full(len(starts), i), starts], axis=1))
     return np.concatenate(rows) if rows else np.zeros((0, 2), np.int64)
@@ -178,7 +211,13 @@ class SegmentBatchMaker:
         self, corpus: Corpus, tracks: list[int], config: SegmentSampleConfig, seed: int = 0
     ) -> None:
         self.corpus, self.config, self.seed = corpus, config, seed
-        self.starts = segment_starts(corpus, tracks, config)
+        # Frames by which each track's voice follows its lips (realignment); 0 when unknown.
+        self.lag: dict[int, int] = {}
+        if config.track_offsets:
+            found = read_track_offsets(config.track_offsets, corpus, tracks)
+            tracks = [i for i in tracks if found.get(i, 0) is not None]
+            self.lag = {i: o for i, o in found.items() if o}
+        self.starts = segment_starts(corpus, tracks, config, self.lag)
         self.donors = VoiceDonors(corpus, tracks) if config.dubbed else None
         if len(self.starts) < config.batch:
             raise ValueError(
@@ -198,13 +237,17 @@ class SegmentBatchMaker:
         if rng.random() < c.flip_prob:
             crops = augment_crops(crops, rng, c.photometric)
         span = s + 2 * (k + m)
+        lag = self.lag.get(track, 0)
         # One frame more than the span: MFCC drops the last, partial window.
         audio = track_audio(
-            self.corpus, track, (start - k - m) * SAMPLES_PER_FRAME, (span + 1) * SAMPLES_PER_FRAME
+            self.corpus,
+            track,
+            (start + lag - k - m) * SAMPLES_PER_FRAME,
+            (span + 1) * SAMPLES_PER_FRAME,
         )
         features = mfcc_rows(gain_and_noise(audio, rng, c), span)
         # Audio frame of lip frame j at offset i − K, in track frames.
-        heard = start + np.arange(s)[None, :] + np.arange(-k, k + 1)[:, None]
+        heard = start + lag + np.arange(s)[None, :] + np.arange(-k, k + 1)[:, None]
         labels = np.asarray(self.corpus.labels[t.offset + start : t.offset + start + s], bool)
         sample = {
             "crops": crops,
@@ -213,7 +256,7 @@ class SegmentBatchMaker:
             "speaking": labels,
         }
         if self.donors is not None:
-            first = start - k - m  # the span's first frame, in track frames
+            first = start + lag - k - m  # the span's first frame, in track frames
             frames = np.arange(first, first + span + 1)
             inside = (frames >= 0) & (frames < t.length)
             spoken = np.zeros(span + 1, bool)
