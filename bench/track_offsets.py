@@ -14,7 +14,7 @@ clock: no audio lag). The rule, fixed before any model was trained with it:
 - they disagree and either is 2 or more frames off: the track is dropped (null);
 - otherwise, or with no estimate (too short, never speaking), the track is left as it is.
 
-    python bench/track_offsets.py [--split train] [-o src/syncasd/configs/track_offsets.json]
+    python bench/track_offsets.py [--split train] [-o runs/track_offsets.json]
 
 Prints the offsets' distribution per source and what the rule does with them.
 """
