@@ -66,15 +66,16 @@ def main() -> int:
     if ids[args.model] != ids[args.referee]:
         raise SystemExit("the two backends scored different tracks")
 
-    def offsets(name: str) -> np.ndarray:
-        backend, rows = results[name]
-        return np.array([track_offset(m, v, backend.max_offset) for _, m, v in rows])
-
+    # Each track's whole-track offset by each model, computed once.
+    offsets = {
+        name: np.array([track_offset(m, v, backend.max_offset) for _, m, v in rows])
+        for name, (backend, rows) in results.items()
+    }
     table, report = [], {}
     for name, judge in ((args.model, args.referee), (args.referee, args.model)):
         backend, rows = results[name]
         window = syncacc.backend_window(backend)
-        near = np.abs(offsets(judge)) <= syncacc.TOLERANCE
+        near = np.abs(offsets[judge]) <= syncacc.TOLERANCE
         for label, keep in (("all tracks", np.ones(len(rows), bool)), (f"{judge} ±1", near)):
             kept = [(m, v) for (_, m, v), k in zip(rows, keep, strict=True) if k]
             result = syncacc.sync_accuracy(*zip(*kept, strict=True), LENGTHS, window=window)
@@ -83,13 +84,13 @@ def main() -> int:
             report[f"{name} on {label}"] = {"tracks": int(keep.sum()), "accuracy": acc}
     headers = ["scored", "tracks kept", "tracks", "clips (5)", *(f"acc. {n} (%)" for n in LENGTHS)]
     print(markdown_table(headers, table))
-    agree = (np.abs(offsets(args.model)) <= 1) & (np.abs(offsets(args.referee)) <= 1)
+    agree = (np.abs(offsets[args.model]) <= 1) & (np.abs(offsets[args.referee]) <= 1)
     print(f"both place within ±1: {int(agree.sum())} of {len(agree)} tracks")
 
     # Are the tracks' own offsets the material's or the model's? Where the scored model puts a
     # track 2 frames or more from 0, how often does the referee put it within ±1 of the same
     # offset, against chance (the referee's offsets shuffled among the tracks)?
-    mine, theirs = offsets(args.model), offsets(args.referee)
+    mine, theirs = offsets[args.model], offsets[args.referee]
     rng = np.random.default_rng(0)
     shuffled = [rng.permutation(theirs) for _ in range(2000)]
     rows = []
@@ -114,16 +115,13 @@ def main() -> int:
     # the referee's whole-track offset, and against its own (how steady its clips are).
     backend, scored_rows = results[args.model]
     window = syncacc.backend_window(backend)
+    matrices = [(m, v) for _, m, v in scored_rows]
     rows = []
-    for label, truth in ((f"{args.referee}'s", theirs), ("its own", mine)):
-        acc = []
-        for n in LENGTHS:
-            found = [
-                syncacc.clip_offsets(m, v, n, window) - t
-                for (_, m, v), t in zip(scored_rows, truth, strict=True)
-            ]
-            found = np.concatenate(found)
-            acc.append(round(100 * float(np.mean(np.abs(found) <= syncacc.TOLERANCE)), 1))
+    for label, truths in ((f"{args.referee}'s", theirs), ("its own", mine)):
+        result = syncacc.sync_accuracy(
+            *zip(*matrices, strict=True), LENGTHS, window=window, truths=truths.tolist()
+        )
+        acc = [round(result.accuracy[n], 1) for n in LENGTHS]
         rows.append([label, *acc])
         report[f"{args.model} against the track offset, {label}"] = {"accuracy": acc}
     headers = ["each track's truth: its offset by", *(f"acc. {n} (%)" for n in LENGTHS)]

@@ -164,6 +164,10 @@ def test_a_bad_track_offsets_file_is_one_clear_error(corpus, tmp_path):
     table.write_text(json.dumps({"v1": 1.5}))
     with pytest.raises(SyncASDError, match="whole frames"):
         SegmentBatchMaker(corpus, [0, 1], segments(track_offsets=str(table)))
+    for bad in ({"v1": True}, [["v1", 2]]):  # a JSON bool is no frame count; a list no map
+        table.write_text(json.dumps(bad))
+        with pytest.raises(SyncASDError, match="whole frames"):
+            SegmentBatchMaker(corpus, [0, 1], segments(track_offsets=str(table)))
     with pytest.raises(SyncASDError, match="cannot read"):
         SegmentBatchMaker(corpus, [0, 1], segments(track_offsets=str(tmp_path / "missing")))
 

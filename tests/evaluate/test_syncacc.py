@@ -130,6 +130,21 @@ def test_accuracy_is_pooled_over_tracks_with_a_tolerance_of_one_frame():
     assert wide.accuracy[5] == 100.0
 
 
+def test_clips_are_scored_against_each_tracks_own_offset_when_given():
+    # Track A's clips (L = 5) find +2, 0, −2 and track B's +1, −1 (previous test). Against
+    # A's own offset +2, only +2 is within ±1; against B's −1, only −1: 2 of 5.
+    a = peaks([1, 1, 4, 2, 0, 3, 3])
+    b = peaks([0, 0, 3, 1, 4, 4])
+    valids = [ALL, np.ones(6, bool)]
+    result = sync_accuracy([a, b], valids, (5,), truths=[2, -1])
+    assert result.accuracy[5] == pytest.approx(40.0)
+    assert sync_accuracy([a, b], valids, (5,), truths=[0, 0]).accuracy[5] == pytest.approx(60.0)
+    with pytest.raises(InputError, match="1 track offsets for more tracks"):
+        sync_accuracy([a, b], valids, (5,), truths=[2])
+    with pytest.raises(InputError, match="3 track offsets for 2 tracks"):
+        sync_accuracy([a, b], valids, (5,), truths=[2, -1, 0])
+
+
 def test_a_clip_length_without_clips_is_nan_and_shown_as_such():
     result = sync_accuracy([peaks([2] * 7)], [ALL], (5, 9), model="m")
     assert result.accuracy[5] == 100.0 and result.clips == {5: 3, 9: 0}

@@ -158,6 +158,10 @@ class SegmentSampleConfig:
     dubbed: bool = False
 
 
+def _whole_frames_or_none(value: object) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool))
+
+
 def read_track_offsets(
     path: str | Path, corpus: Corpus, tracks: list[int]
 ) -> dict[int, int | None]:
@@ -166,9 +170,7 @@ def read_track_offsets(
         table = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
         raise SyncASDError(f"samples.track_offsets: cannot read {path} ({e})") from None
-    if not isinstance(table, dict) or not all(
-        v is None or isinstance(v, int) for v in table.values()
-    ):
+    if not isinstance(table, dict) or not all(map(_whole_frames_or_none, table.values())):
         raise SyncASDError(f"samples.track_offsets: {path} must map video ids to whole frames")
     return {
         i: table[corpus.tracks[i].video_id] for i in tracks if corpus.tracks[i].video_id in table

@@ -166,18 +166,27 @@ def sync_accuracy(
     stride: int = 1,
     average: Average = "logit",
     model: str = "",
+    truths: Sequence[int] | None = None,
 ) -> SyncAccuracy:
-    """Pooled over all tracks: the share (%) of clips with |offset| <= tolerance, per length."""
+    """Pooled over all tracks: the share (%) of clips with |offset| <= tolerance, per length.
+
+    `truths`: each track's own offset (frames) to score its clips against instead of 0, for
+    material whose soundtrack is known, or estimated, to be off."""
     lengths = _lengths(clip_lengths, window)
     correct = dict.fromkeys(lengths, 0)
     clips = dict.fromkeys(lengths, 0)
-    tracks = 0
-    for matrix, valid in zip(matrices, valids, strict=True):
+    tracks = scored = 0
+    for scored, (matrix, valid) in enumerate(zip(matrices, valids, strict=True), 1):
+        if truths is not None and scored > len(truths):
+            raise InputError(f"{len(truths)} track offsets for more tracks")
+        truth = 0 if truths is None else truths[scored - 1]
         found = {n: clip_offsets(matrix, valid, n, window, stride, average) for n in lengths}
         tracks += len(found[lengths[0]]) > 0
         for n in lengths:
             clips[n] += len(found[n])
-            correct[n] += int((np.abs(found[n]) <= tolerance).sum())
+            correct[n] += int((np.abs(found[n] - truth) <= tolerance).sum())
+    if truths is not None and len(truths) != scored:
+        raise InputError(f"{len(truths)} track offsets for {scored} tracks")
     accuracy = {n: 100.0 * correct[n] / clips[n] if clips[n] else math.nan for n in lengths}
     return SyncAccuracy(model, accuracy, clips, tracks, tolerance, window)
 
