@@ -1,5 +1,7 @@
 """Training batches from a real corpus of a few clips (built once per session)."""
 
+import json
+
 import numpy as np
 import pytest
 from conftest import needs_shared
@@ -137,6 +139,50 @@ def test_misaligned_audio_is_the_own_voice_shifted_in_the_waveform(small_corpus)
     assert "mfcc_misaligned" not in BatchMaker(
         small_corpus, small_corpus.split("train"), SampleConfig(**QUIET, batch_frames=300)
     )(0, 1)
+
+
+def test_a_realigned_track_hears_and_is_labelled_from_its_audio_lag_frames_later(
+    small_corpus, tmp_path
+):
+    """samples.track_offsets: a listed track's lips stay where they are, its audio and labels
+    (which come from the audio) are read `lag` frames later, inside the track; a null drops a
+    track; unlisted tracks are drawn exactly as without the file."""
+    train = small_corpus.split("train")
+    lagged, dropped, plain = train[0], train[1], train[2:]
+    video = small_corpus.tracks[lagged].video_id
+    table = tmp_path / "offsets.json"
+    table.write_text(json.dumps({video: 3, small_corpus.tracks[dropped].video_id: None}))
+    config = SampleConfig(**QUIET, batch_frames=400, max_frames=50, track_offsets=str(table))
+    maker = BatchMaker(small_corpus, train, config)
+    assert lagged in maker.tracks and dropped not in maker.tracks
+    t = small_corpus.tracks[lagged]
+    crops = np.asarray(small_corpus.crops[t.offset : t.offset + t.length])
+    checked = 0
+    for index in range(6):
+        batch = maker(0, index)
+        length = batch["labels"].shape[1]
+        windows = zip(batch["visual"], batch["mfcc"], batch["labels"], strict=True)
+        for visual, rows, labels in windows:
+            starts = range(t.length - length + 1)
+            found = [s for s in starts if np.array_equal(crops[s], visual[0])]
+            if not found or not np.array_equal(crops[found[0] : found[0] + length], visual):
+                continue  # another track's window
+            s = found[0]
+            a = s + 3
+            assert a + length <= t.length  # the audio of the last lip frame lies in the track
+            np.testing.assert_array_equal(
+                labels, small_corpus.labels[t.offset + a : t.offset + a + length]
+            )
+            audio = track_audio(small_corpus, lagged, a * SAMPLES_PER_FRAME, length * 640 + 240)
+            np.testing.assert_allclose(rows, mfcc(audio.astype(np.int16))[: 4 * length], atol=1e-4)
+            checked += 1
+    assert checked > 0
+    unlisted = BatchMaker(small_corpus, plain, SampleConfig(**QUIET, batch_frames=400))
+    listed = BatchMaker(
+        small_corpus, plain, SampleConfig(**QUIET, batch_frames=400, track_offsets=str(table))
+    )
+    for key, value in unlisted(0, 2).items():
+        np.testing.assert_array_equal(value, listed(0, 2)[key])
 
 
 def test_speech_segments_are_the_runs_of_speaking_frames():

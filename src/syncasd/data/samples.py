@@ -24,12 +24,15 @@ can build any batch: training resumes and runs data-parallel without shared stat
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..audio import mfcc
+from ..errors import SyncASDError
 from ..timebase import SAMPLES_PER_FRAME
 from .corpus import Corpus
 from .labelled import speech_segments
@@ -66,6 +69,12 @@ class SampleConfig:
     # not who speaks somewhere in the window (the lips may go on moving, but are not heard).
     turn_prob: float = 0.0
     turn_frames: tuple[int, int] = (25, 60)
+    # Realignment (as light-syncnet's `samples.track_offsets`, `bench/track_offsets.py`): a
+    # JSON file {video id: frames} of the training tracks' own offsets, the voice that many
+    # frames after the lips. A listed track's audio, and its labels, which come from the audio
+    # (word timings, VAD), are read that many frames later, so that lips, voice and labels meet
+    # at offset 0; a null drops the track; unlisted tracks are read as they are.
+    track_offsets: str | None = None
 
 
 def _rms(x: np.ndarray) -> float:
@@ -82,6 +91,25 @@ def track_audio(corpus: Corpus, track: int, start: int, samples: int) -> np.ndar
     if b > a:
         out[a - start : b - start] = audio[a:b]
     return out
+
+
+def _whole_frames_or_none(value: object) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def read_track_offsets(
+    path: str | Path, corpus: Corpus, tracks: list[int]
+) -> dict[int, int | None]:
+    """`samples.track_offsets`: the file's offsets of `tracks`, by corpus index (None: drop)."""
+    try:
+        table = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise SyncASDError(f"samples.track_offsets: cannot read {path} ({e})") from None
+    if not isinstance(table, dict) or not all(map(_whole_frames_or_none, table.values())):
+        raise SyncASDError(f"samples.track_offsets: {path} must map video ids to whole frames")
+    return {
+        i: table[corpus.tracks[i].video_id] for i in tracks if corpus.tracks[i].video_id in table
+    }
 
 
 def gain_and_noise(audio: np.ndarray, rng: np.random.Generator, config) -> np.ndarray:
@@ -157,10 +185,18 @@ class BatchMaker:
         self.config = config
         self.seed = seed
         self.variants = visual_variants
-        self.tracks = [i for i in tracks if corpus.tracks[i].length >= config.min_frames]
+        # Frames by which each track's voice (and labels) follow its lips; 0 when unknown.
+        self.lag: dict[int, int] = {}
+        if config.track_offsets:
+            found = read_track_offsets(config.track_offsets, corpus, tracks)
+            tracks = [i for i in tracks if found.get(i, 0) is not None]
+            self.lag = {i: o for i, o in found.items() if o}
+        # A window's lips and its audio must both lie in the track: |lag| frames fewer.
+        usable = {i: corpus.tracks[i].length - abs(self.lag.get(i, 0)) for i in tracks}
+        self.tracks = [i for i in tracks if usable[i] >= config.min_frames]
         if len(self.tracks) < 2:
             raise ValueError("training needs at least two face tracks")
-        self.lengths = np.array([corpus.tracks[i].length for i in self.tracks])
+        self.lengths = np.array([usable[i] for i in self.tracks])
         self.weights = self.lengths / self.lengths.sum()
         needs_donors = config.dubbed or config.turn_prob > 0
         self.donors = VoiceDonors(corpus, self.tracks) if needs_donors else None
@@ -213,13 +249,16 @@ class BatchMaker:
         count = max(2, c.batch_frames // length)
         chosen = [anchor] + [int(fits[k]) for k in rng.choice(len(fits), count - 1, p=p)]
         visual, mfccs, labels, misaligned, mfcc_dubbed, lips = [], [], [], [], [], []
-        for k in chosen:
-            i = self.tracks[k]
+        for row in chosen:
+            i = self.tracks[row]
             t = self.corpus.tracks[i]
-            s = int(rng.integers(0, t.length - length + 1))
-            y = np.asarray(self.corpus.labels[t.offset + s : t.offset + s + length])
+            lag = self.lag.get(i, 0)
+            # Lips from frame s, audio and labels from frame a, both inside the track.
+            s = int(rng.integers(0, self.lengths[row] - length + 1)) + max(0, -lag)
+            a = s + lag
+            y = np.asarray(self.corpus.labels[t.offset + a : t.offset + a + length])
             own_labels = y
-            audio, y = self._audio(rng, i, s, length, y, identity=t.identity)
+            audio, y = self._audio(rng, i, a, length, y, identity=t.identity)
             mfccs.append(mfcc_rows(audio, length))
             labels.append(y)
             lips.append(own_labels)
@@ -228,10 +267,10 @@ class BatchMaker:
                 k = int(rng.integers(lo, hi + 1)) * (1 if rng.random() < 0.5 else -1)
                 # The same voice k frames off, read past the window (zeros past the track):
                 # no seam inside the window, unlike a circular roll.
-                shifted, _ = self._audio(rng, i, s + k, length, y, silence=False)
+                shifted, _ = self._audio(rng, i, a + k, length, y, silence=False)
                 misaligned.append(mfcc_rows(shifted, length))
             if c.dubbed:
-                own = self._window_audio(i, s * SAMPLES_PER_FRAME, length)
+                own = self._window_audio(i, a * SAMPLES_PER_FRAME, length)
                 dubbed = self.donors.dub(rng, own, own_labels, t.identity)
                 mfcc_dubbed.append(mfcc_rows(gain_and_noise(dubbed, rng, c), length))
             frames = slice(t.offset + s, t.offset + s + length)

@@ -14,18 +14,22 @@ and spread over processes without shared state.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from ..audio import log_mel, mel_window
-from ..errors import SyncASDError
 from ..models.icsyncnet import HALF, IMAGES, ICSyncNetDims, mouth_crops
 from ..timebase import SAMPLES_PER_FRAME
 from .corpus import Corpus
-from .samples import VoiceDonors, augment_crops, gain_and_noise, mfcc_rows, track_audio
+from .samples import (
+    VoiceDonors,
+    augment_crops,
+    gain_and_noise,
+    mfcc_rows,
+    read_track_offsets,
+    track_audio,
+)
 
 
 @dataclass
@@ -156,25 +160,6 @@ class SegmentSampleConfig:
     # Also the segment's audio dubbed ("mfcc_dubbed", `samples.VoiceDonors`): its speech
     # replaced by another identity's voice timed to it, one more negative at offset 0.
     dubbed: bool = False
-
-
-def _whole_frames_or_none(value: object) -> bool:
-    return value is None or (isinstance(value, int) and not isinstance(value, bool))
-
-
-def read_track_offsets(
-    path: str | Path, corpus: Corpus, tracks: list[int]
-) -> dict[int, int | None]:
-    """`samples.track_offsets`: the file's offsets of `tracks`, by corpus index (None: drop)."""
-    try:
-        table = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
-        raise SyncASDError(f"samples.track_offsets: cannot read {path} ({e})") from None
-    if not isinstance(table, dict) or not all(map(_whole_frames_or_none, table.values())):
-        raise SyncASDError(f"samples.track_offsets: {path} must map video ids to whole frames")
-    return {
-        i: table[corpus.tracks[i].video_id] for i in tracks if corpus.tracks[i].video_id in table
-    }
 
 
 def segment_starts(
