@@ -19,12 +19,12 @@ import argparse
 
 import numpy as np
 from eval_suite import SEED, dubbed_ranking, dubbed_set, material, model_spec
-from sync_by_source import track_offset
 
 from syncasd.evaluate import dubbing, syncacc
 from syncasd.evaluate.report import markdown_table
 from syncasd.evaluate.tracks import model_scorer
 from syncasd.offsets import offset_backend
+from syncasd.syncmap import masked_offset
 
 OFF = 3  # |offset| in frames from which an original counts as off at source
 
@@ -44,10 +44,9 @@ def main() -> int:
     # On the training clips' clock (no audio lag), the one on which the ASD models keep ±2
     # frames in sync: the corrected clock would read these offsets a frame later.
     backend = offset_backend(args.sync_model, audio_lag_ms=0)
-    k = backend.max_offset
     originals = [t for t in tracks if t.labels.any() and t.video_id not in dubbed]
     offset = {
-        t.video_id: track_offset(m, valid, k)
+        t.video_id: masked_offset(m, valid)
         for t, m, valid in syncacc.track_matrices(backend, originals, 5)
     }
     tpr = {v.video: v.tpr for v in ranked}

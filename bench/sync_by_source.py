@@ -14,12 +14,12 @@ import argparse
 from collections import Counter, defaultdict
 
 import numpy as np
-from scipy.special import logit
 
 from syncasd.defaults import DEFAULT_SYNC_MODEL
 from syncasd.evaluate import syncacc
 from syncasd.evaluate.report import markdown_table
 from syncasd.offsets import offset_backend
+from syncasd.syncmap import masked_offset
 
 LENGTHS = (5, 15)
 
@@ -27,11 +27,6 @@ LENGTHS = (5, 15)
 def source(video_id: str) -> str:
     folder = video_id.split("/")[0]
     return "VASP" if folder.startswith("ID") else folder
-
-
-def track_offset(matrix: np.ndarray, valid: np.ndarray, max_offset: int) -> int:
-    mean = logit(np.clip(matrix[:, valid], syncacc.EPS, 1 - syncacc.EPS)).mean(1)
-    return int(np.argmax(mean)) - max_offset
 
 
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
@@ -52,7 +47,6 @@ def main() -> int:
     parser.add_argument("--split", default="test")
     args = parser.parse_args()
     backend = offset_backend(args.model, args.weights, audio_lag_ms=args.audio_lag_ms)
-    k = backend.max_offset
     window = syncacc.backend_window(backend)  # 5 for IC-SyncNet's five-image columns
     tracks = syncacc.corpus_tracks(syncacc.find_corpus(None), args.split)
     groups = defaultdict(list)
@@ -63,7 +57,7 @@ def main() -> int:
     for name, items in [*sorted(groups.items()), ("all", everything)]:
         matrices, valids = zip(*items, strict=True)
         acc = syncacc.sync_accuracy(matrices, valids, LENGTHS, window=window).accuracy
-        offsets = [track_offset(m, v, k) for m, v in items]
+        offsets = [masked_offset(m, v) for m, v in items]
         common = ", ".join(f"{o:+d} ({c})" for o, c in Counter(offsets).most_common(4))
         within = 100 * np.mean(np.abs(offsets) <= syncacc.TOLERANCE)
         rows.append([name, len(items), acc[5], acc[15], within, common])

@@ -28,11 +28,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-from sync_by_source import add_backend_options, track_offset
+from sync_by_source import add_backend_options
 
 from syncasd.evaluate import syncacc
 from syncasd.evaluate.report import markdown_table
 from syncasd.offsets import offset_backend
+from syncasd.syncmap import masked_offset
 
 ROOT = Path(__file__).resolve().parents[1]
 LENGTHS = (5, 11, 15)
@@ -68,7 +69,7 @@ def main() -> int:
 
     # Each track's whole-track offset by each model, computed once.
     offsets = {
-        name: np.array([track_offset(m, v, backend.max_offset) for _, m, v in rows])
+        name: np.array([masked_offset(m, v) for _, m, v in rows])
         for name, (backend, rows) in results.items()
     }
     table, report = [], {}

@@ -41,9 +41,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sync_by_source import source
+from sync_by_source import add_backend_options, source
 
-from syncasd.defaults import DEFAULT_SYNC_MODEL
 from syncasd.offsets import shifted
 from syncasd.timebase import SAMPLE_RATE, SAMPLES_PER_FRAME
 
@@ -110,8 +109,7 @@ def pct(flags: list[bool]) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=DEFAULT_SYNC_MODEL, help="a sync backend")
-    parser.add_argument("--weights", default=None, help="local checkpoint of --model")
+    add_backend_options(parser)
     parser.add_argument("--tracks", type=int, default=40, help="tracks, corpus order")
     parser.add_argument(
         "--split",
@@ -126,12 +124,6 @@ def main() -> None:
         default=None,
         help="only tracks of these clip folders, e.g. grid,lrs2,voxceleb2 (footage known to be "
         "in sync, where a shift's truth is the shift itself)",
-    )
-    parser.add_argument(
-        "--audio-lag-ms",
-        type=float,
-        default=None,
-        help="the weights' clock (offsets.offset_backend); default: the registry's",
     )
     parser.add_argument("--corpus", type=Path, default=None, help="default: sync-light-asd's")
     parser.add_argument("--device", default="cpu")

@@ -25,6 +25,7 @@ from syncasd.syncmap import (
     find_archipelagos,
     find_islands,
     gaussian_smooth,
+    masked_offset,
     mean_curve,
     offscreen_ratio,
     offset_at_start,
@@ -83,6 +84,20 @@ def test_offset_logit_average_can_differ_from_prob_average():
     p = rows([0.999, 0.0001], [0.3, 0.3], [0.45, 0.45])  # mean logit (6.9 - 9.2)/2 < -0.2
     assert estimate_offset(p, "prob") == -1
     assert estimate_offset(p, "logit") == 1
+
+
+def test_masked_offset_averages_logits_over_the_masked_cells_only():
+    # K = 1, three frames. Mean logits over all frames: k = −1 (2.20 + 2.20 − 4.60) / 3 =
+    # −0.07, k = 0 0.41, k = +1 0.85 → +1; without frame 2, k = −1's 2.20 leads. A (T,) mask
+    # serves every row alike.
+    p = rows([0.9, 0.9, 0.01], [0.6, 0.6, 0.6], [0.7, 0.7, 0.7])
+    assert masked_offset(p, np.ones(3, bool)) == 1
+    assert masked_offset(p, np.array([True, True, False])) == -1
+    # A (2K+1, T) mask: a row needs min_cells cells to be a candidate.
+    cells = np.array([[True, False, False], [True, True, True], [False, False, False]])
+    assert masked_offset(p, cells) == -1  # logit 0.9 on its one cell
+    assert masked_offset(p, cells, min_cells=2) == 0
+    assert masked_offset(p, np.zeros(3, bool)) is None
 
 
 def test_confidence_is_peak_minus_median_of_mean_curve():

@@ -143,6 +143,22 @@ def clipped_logit(p: np.ndarray) -> np.ndarray:
     return logit(np.clip(p, EPS, 1.0 - EPS))
 
 
+def masked_offset(probs: np.ndarray, mask: np.ndarray, min_cells: int = 1) -> int | None:
+    """A whole track's own offset (frames, > 0 = audio lags video): the row whose mean logit
+    over the cells of `mask` is largest. `mask` is (2K+1, T), or (T,) for the same frames at
+    every offset; rows with fewer than `min_cells` cells are not candidates (None if no row
+    is)."""
+    z = clipped_logit(np.asarray(probs, dtype=np.float64))
+    cells = np.broadcast_to(np.asarray(mask, dtype=bool), z.shape)
+    counts = cells.sum(axis=1)
+    means = np.where(
+        counts >= max(min_cells, 1), (z * cells).sum(axis=1) / np.maximum(counts, 1), -np.inf
+    )
+    if not np.isfinite(means).any():
+        return None
+    return int(means.argmax()) - max_shift(probs)
+
+
 def mean_curve(probs: np.ndarray, average: Average = "prob") -> np.ndarray:
     """(2K+1,) mean over time of every offset row.
 

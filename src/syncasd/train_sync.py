@@ -111,7 +111,7 @@ def track_offsets(backend, corpus, ids: list[int], progress: bool = False) -> di
     speaking frame are left out."""
     from tqdm import tqdm
 
-    from .syncmap import clipped_logit
+    from .syncmap import masked_offset
 
     k = int(backend.max_offset)
     found = {}
@@ -123,14 +123,11 @@ def track_offsets(backend, corpus, ids: list[int], progress: bool = False) -> di
         if not labels.any():
             continue
         matrix = backend.matrix(np.array(track.crops), backend.features(np.asarray(track.audio)), 0)
-        z = clipped_logit(matrix.astype(np.float64))
         n = len(labels)
         heard = np.arange(n)[None, :] + np.arange(-k, k + 1)[:, None]
-        inside = (heard >= 0) & (heard < n) & labels[None, :]
-        counts = inside.sum(axis=1)
-        means = np.where(counts >= 5, (z * inside).sum(axis=1) / np.maximum(counts, 1), -np.inf)
-        if np.isfinite(means).any():
-            found[i] = int(means.argmax()) - k
+        offset = masked_offset(matrix, (heard >= 0) & (heard < n) & labels[None, :], 5)
+        if offset is not None:
+            found[i] = offset
     return found
 
 

@@ -34,15 +34,14 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
-from scipy.special import logit
 
 from ..atomic import atomic_write
 from ..errors import InputError, SyncASDError
+from ..syncmap import clipped_logit
 from .report import Report, markdown_table
 
 CLIP_LENGTHS = (5, 7, 9, 11, 13, 15)  # the paper's Table 1
 TOLERANCE = 1  # frames: "within ±1 frame" counts as in sync (the paper, after SyncNet)
-EPS = 1e-6  # probabilities are clipped before the logit so that 0 and 1 stay finite
 TIE_ATOL = 1e-9
 
 Average = Literal["logit", "prob"]
@@ -88,7 +87,7 @@ def clip_offsets(
     if stride < 1:
         raise InputError("the clip stride must be at least 1")
     if average == "logit":
-        m = logit(np.clip(m, EPS, 1.0 - EPS))
+        m = clipped_logit(m)
     elif average != "prob":
         raise InputError(f"average must be 'logit' or 'prob', got {average!r}")
     t, h = m.shape[1], window // 2
