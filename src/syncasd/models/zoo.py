@@ -100,7 +100,7 @@ class ModelSpec:
 # `talk.`: light-talknet-band without its visual encoder, which is `asd.`'s;
 # `ensemble.write_gated_checkpoint`). IC-SyncNet, trained apart from them, has its own file.
 BUNDLED_FILE = "sync_light_asd_gated.pt"
-BUNDLED_SHA256 = "dcefe1330769041cc9329a616627c3f67212f3880bce567a5b1f4683bfd20fe7"
+BUNDLED_SHA256 = "6d3e47d5815086a37bde978932a4c7c5d25e409c7c0786efe155ea9039cd0d82"
 
 
 # ../shared/data's clips: their audio is about one frame late against the footage known to be
