@@ -448,8 +448,9 @@ REGISTRY: dict[str, ModelSpec] = {
         paper=_SYNC_LIGHT_ASD_PAPER,
         checkpoints={
             "shared": _bundled(
-                "sync-light-asd (stage 3) and light-syncnet composed "
-                "(model card: syncasd/models/weights/light_syncnet.md)",
+                "sync-light-asd's sync branch (stage 3 + 3 sync epochs) and light-syncnet "
+                "composed (model cards: syncasd/models/weights/light_syncnet.md, "
+                "sync_light_asd.md)",
                 ("asd.", "pair."),
                 ("lips.", "lips."),
             ),
