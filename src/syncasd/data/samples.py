@@ -97,19 +97,22 @@ def _whole_frames_or_none(value: object) -> bool:
     return value is None or (isinstance(value, int) and not isinstance(value, bool))
 
 
-def read_track_offsets(
-    path: str | Path, corpus: Corpus, tracks: list[int]
-) -> dict[int, int | None]:
-    """`samples.track_offsets`: the file's offsets of `tracks`, by corpus index (None: drop)."""
+def realigned_tracks(
+    path: str | Path | None, corpus: Corpus, tracks: list[int]
+) -> tuple[list[int], dict[int, int]]:
+    """`samples.track_offsets`: `tracks` without those the file drops (null), and the frames by
+    which each listed track's voice follows its lips (its non-zero offsets, by corpus index).
+    No file: every track, no lag."""
+    if not path:
+        return tracks, {}
     try:
         table = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
         raise SyncASDError(f"samples.track_offsets: cannot read {path} ({e})") from None
     if not isinstance(table, dict) or not all(map(_whole_frames_or_none, table.values())):
         raise SyncASDError(f"samples.track_offsets: {path} must map video ids to whole frames")
-    return {
-        i: table[corpus.tracks[i].video_id] for i in tracks if corpus.tracks[i].video_id in table
-    }
+    found = {i: table.get(corpus.tracks[i].video_id, 0) for i in tracks}
+    return [i for i in tracks if found[i] is not None], {i: o for i, o in found.items() if o}
 
 
 def gain_and_noise(audio: np.ndarray, rng: np.random.Generator, config) -> np.ndarray:
@@ -186,11 +189,7 @@ class BatchMaker:
         self.seed = seed
         self.variants = visual_variants
         # Frames by which each track's voice (and labels) follow its lips; 0 when unknown.
-        self.lag: dict[int, int] = {}
-        if config.track_offsets:
-            found = read_track_offsets(config.track_offsets, corpus, tracks)
-            tracks = [i for i in tracks if found.get(i, 0) is not None]
-            self.lag = {i: o for i, o in found.items() if o}
+        tracks, self.lag = realigned_tracks(config.track_offsets, corpus, tracks)
         # A window's lips and its audio must both lie in the track: |lag| frames fewer.
         usable = {i: corpus.tracks[i].length - abs(self.lag.get(i, 0)) for i in tracks}
         self.tracks = [i for i in tracks if usable[i] >= config.min_frames]

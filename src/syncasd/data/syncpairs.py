@@ -27,7 +27,7 @@ from .samples import (
     augment_crops,
     gain_and_noise,
     mfcc_rows,
-    read_track_offsets,
+    realigned_tracks,
     track_audio,
 )
 
@@ -199,11 +199,7 @@ class SegmentBatchMaker:
     ) -> None:
         self.corpus, self.config, self.seed = corpus, config, seed
         # Frames by which each track's voice follows its lips (realignment); 0 when unknown.
-        self.lag: dict[int, int] = {}
-        if config.track_offsets:
-            found = read_track_offsets(config.track_offsets, corpus, tracks)
-            tracks = [i for i in tracks if found.get(i, 0) is not None]
-            self.lag = {i: o for i, o in found.items() if o}
+        tracks, self.lag = realigned_tracks(config.track_offsets, corpus, tracks)
         self.starts = segment_starts(corpus, tracks, config, self.lag)
         self.donors = VoiceDonors(corpus, tracks) if config.dubbed else None
         if len(self.starts) < config.batch:
