@@ -1,4 +1,4 @@
-"""Screen an attention model as a term of our gated model, on the VALIDATION identities.
+"""Screen a candidate half of our gated models on the VALIDATION identities.
 
 `sync-light-asd-gated` scores p = √(p_asd · p_sync) × a lip gate. A candidate attention model,
 trained apart on its frozen AVA visual encoder (`light-talknet`, `light-talknet-band`;
@@ -8,6 +8,11 @@ trained apart on its frozen AVA visual encoder (`light-talknet`, `light-talknet-
     --as third:  log p = ⅓ (log p_asd + log p_sync + log p_talk) + log gate(p) (TripleGatedLightASD,
                  the default's composition)
 
+or, a Light-ASD model in place of the default's own sync half (`sync.`, sync-light-asd's
+stage 5; e.g. one more epoch on realigned tracks):
+
+    --as default-sync: log p = ⅓ (log p_asd + log p_candidate + log p_talk) + log gate(p)
+
 then logit p += shift, the shift calibrated from 0 on the validation frames as `syncasd train`
 calibrates (Youden's J), and `bench/eval_suite.py --split val` scores it (original / 50 %
 mismatched / 50 % misaligned mAP, dubbed AUROC, who-speaks, conversations). Judge its row
@@ -16,6 +21,9 @@ term of the default").
 
     python bench/screen_talk_term.py runs/light-talknet-band/model.pt [--model light-talknet-band]
     python bench/screen_talk_term.py runs/light-talknet-band-lr2/model.pt --as third
+    python bench/screen_talk_term.py runs/sync-realign/model.pt --as default-sync
+    python bench/screen_talk_term.py runs/sync-realign/model.pt --as default-sync --split test
+                                           # the chosen one, measured once on test
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 import eval_suite  # noqa: E402
 
+from syncasd.defaults import DEFAULT_MODEL  # noqa: E402
 from syncasd.evaluate.tracks import asd_scorer, score_tracks  # noqa: E402
 from syncasd.models import get_spec, load_model  # noqa: E402
 from syncasd.models.ensemble import (  # noqa: E402
@@ -37,11 +46,13 @@ from syncasd.models.ensemble import (  # noqa: E402
     TalkLipGatedLightASD,
     TripleGatedLightASD,
     check_shared_visual_encoder,
+    compose,
 )
 from syncasd.models.zoo import load_state_dict  # noqa: E402
 from syncasd.train import decision_shift  # noqa: E402
 
 COMPOSITIONS = {"sync": TalkLipGatedLightASD, "third": TripleGatedLightASD}
+DEFAULT_SYNC = "default-sync"  # the candidate is a Light-ASD in place of the default's `sync.`
 
 
 def build(talk_model: str, weights: Path, composition: str = "sync") -> LipGatedLightASD:
@@ -63,6 +74,16 @@ def build(talk_model: str, weights: Path, composition: str = "sync") -> LipGated
     return model.eval()
 
 
+def with_sync_half(weights: Path) -> LipGatedLightASD:
+    """The default with its sync half (`sync.`, a Light-ASD) read from `weights`, which must
+    share the AVA visual stem that the default runs once for all halves."""
+    model = load_model(DEFAULT_MODEL)
+    candidate = load_state_dict(weights)
+    compose(model.asd.state_dict(), candidate)  # raises unless the stems are equal
+    model.sync.load_state_dict(candidate)
+    return model.eval()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("weights", type=Path, help="the attention model's model.pt")
@@ -70,12 +91,23 @@ def main() -> int:
     parser.add_argument(
         "--as",
         dest="composition",
-        choices=sorted(COMPOSITIONS),
+        choices=sorted(COMPOSITIONS) + [DEFAULT_SYNC],
         default="sync",
-        help="in place of the sync half (sync) or beside it (third, as the default)",
+        help="in place of the sync half (sync) or beside it (third, as the default); "
+        f"{DEFAULT_SYNC}: a Light-ASD in place of the default's sync half",
+    )
+    parser.add_argument(
+        "--split",
+        choices=("val", "test"),
+        default="val",
+        help="identities the suite scores (calibration is always on validation): test only "
+        "to measure a chosen candidate once",
     )
     args = parser.parse_args()
-    model = build(args.model, args.weights, args.composition)
+    if args.composition == DEFAULT_SYNC:
+        model, args.model = with_sync_half(args.weights), "light-asd"
+    else:
+        model = build(args.model, args.weights, args.composition)
     tracks = eval_suite.material(10**6, "val")
     model.decision_shift = 0.0  # calibrate from the uncalibrated product, not a class's bias
     with torch.no_grad():
@@ -83,7 +115,7 @@ def main() -> int:
     model.decision_shift = decision_shift(np.concatenate([t.labels for t in tracks]), scores)
     print(f"calibrated: logit shift {model.decision_shift:.3f}", flush=True)
     name = f"{args.model} as the {args.composition} half"
-    return eval_suite.main(["--split", "val", "--no-baseline"], candidates={name: model})
+    return eval_suite.main(["--split", args.split, "--no-baseline"], candidates={name: model})
 
 
 if __name__ == "__main__":
