@@ -86,7 +86,7 @@ def with_sync_half(weights: Path) -> LipGatedLightASD:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("weights", type=Path, help="the attention model's model.pt")
+    parser.add_argument("weights", type=Path, help="the candidate's model.pt")
     parser.add_argument("--model", default="light-talknet-band", help="its registry name")
     parser.add_argument(
         "--as",
