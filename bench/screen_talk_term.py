@@ -104,17 +104,17 @@ def main() -> int:
         "to measure a chosen candidate once",
     )
     args = parser.parse_args()
-    if args.composition == DEFAULT_SYNC:
-        model, args.model = with_sync_half(args.weights), "light-asd"
+    if args.composition == DEFAULT_SYNC:  # --model is the attention model's; here Light-ASD
+        model, label = with_sync_half(args.weights), "light-asd"
     else:
-        model = build(args.model, args.weights, args.composition)
+        model, label = build(args.model, args.weights, args.composition), args.model
     tracks = eval_suite.material(10**6, "val")
     model.decision_shift = 0.0  # calibrate from the uncalibrated product, not a class's bias
     with torch.no_grad():
         scores = np.concatenate(score_tracks(asd_scorer(model), tracks))
     model.decision_shift = decision_shift(np.concatenate([t.labels for t in tracks]), scores)
     print(f"calibrated: logit shift {model.decision_shift:.3f}", flush=True)
-    name = f"{args.model} as the {args.composition} half"
+    name = f"{label} as the {args.composition} half"
     return eval_suite.main(["--split", args.split, "--no-baseline"], candidates={name: model})
 
 
