@@ -278,6 +278,32 @@ def test_detect_notes_an_offset_soundtrack_and_sync_fix_repairs_it(tmp_path):
     assert (probs >= 0.5).mean() > 0.4  # measured 0.57 (0.63 with the fix by 6); before: 0
 
 
+def speaking_share(result_json: Path) -> float:
+    probs = np.concatenate([t["probs"] for t in json.loads(result_json.read_text())["tracks"]])
+    return float((probs >= 0.5).mean())
+
+
+def test_detect_align_scores_a_late_soundtrack_as_if_it_were_in_sync(tmp_path):
+    """LRS2 00001 (BBC footage, in sync) with its audio made 5 frames late: the default finds
+    nobody speaking; --align measures +5, moves the audio back and finds the speaker again.
+    The original is left as it is."""
+    lrs2, late = DATA / "clips" / "lrs2" / "00001.mp4", tmp_path / "late.mp4"
+    shift_audio(lrs2, late, 5)
+    proc = syncasd("detect", late, "-o", tmp_path / "plain", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert "detect again with --align" in proc.stderr
+    assert speaking_share(tmp_path / "plain" / "late.json") < 0.05  # measured 0.0
+    proc = syncasd("detect", late, lrs2, "-o", tmp_path / "aligned", "--align", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert "audio moved by +5 frames (--align)" in proc.stderr
+    moved = json.loads((tmp_path / "aligned" / "late.json").read_text())["metadata"]["alignment"]
+    assert (moved["offset_frames"], moved["offset_ms"], moved["applied"]) == (5, 200.0, True)
+    assert moved["speech_frames"] > 50  # 81 of the track's speech explained at +5
+    assert speaking_share(tmp_path / "aligned" / "late.json") > 0.75  # 0.84; original 0.87
+    kept = json.loads((tmp_path / "aligned" / "00001.json").read_text())["metadata"]
+    assert kept["alignment"]["offset_frames"] == 0 and not kept["alignment"]["applied"]
+
+
 def test_a_drifting_soundtrack_is_measured_and_named(tmp_path):
     """A 30 s clip whose audio runs 0.6 % slow (6 ms later every second, 360 ms a minute, as a
     recorder with its own audio clock drifts): the offset of each 10 s stretch climbs, and the

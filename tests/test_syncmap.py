@@ -38,6 +38,7 @@ from syncasd.syncmap import (
     smooth_probs,
     speaking_from_sync,
     threshold_frames,
+    video_offset,
     window_max,
 )
 
@@ -404,6 +405,27 @@ def test_offset_at_start_is_the_line_through_the_stretches_at_frame_0():
     # The median of the three intercepts: one stretch's wrong peak does not move it.
     wrong = [even[0], SegmentOffset(250, 499, 9.0), even[2]]
     assert offset_at_start(wrong, 240.0) == pytest.approx(0.5)
+
+
+def voter(offset: int, prob: float, offscreen: float) -> TrackSync:
+    return TrackSync(0, offset, offset * 40.0, 0.5, prob, offscreen, False)
+
+
+def test_video_offset_is_the_median_of_the_speech_each_track_explains():
+    # Votes: +3 with 100 × 0.9 = 90 frames, −2 with 50 × 0.6 = 30, +5 with 80 × 0.5 = 40;
+    # the listener (probability 0.3) does not vote. Sorted: −2 (30), +3 (120), +5 (160):
+    # half of 160 is first reached at +3.
+    tracks = [voter(3, 0.9, 0.1), voter(-2, 0.7, 0.4), voter(5, 0.6, 0.5), voter(-9, 0.3, 0.0)]
+    assert video_offset(tracks, [100, 50, 80, 400]) == (3, 160)
+    # A tie (40 and 40 frames) goes to the lower offset.
+    assert video_offset([voter(4, 0.8, 0.0), voter(-1, 0.8, 0.0)], [40, 40]) == (-1, 80)
+
+
+def test_video_offset_needs_a_second_of_explained_speech():
+    assert video_offset([voter(6, 0.9, 0.5)], [48]) == (0, 0)  # 24 frames explained
+    assert video_offset([voter(6, 0.9, 0.5)], [50]) == (6, 25)
+    assert video_offset([voter(6, 0.4, 0.0)], [500]) == (0, 0)  # not confident
+    assert video_offset([], []) == (0, 0)
 
 
 def test_bad_inputs_raise():

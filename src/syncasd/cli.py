@@ -153,6 +153,15 @@ def detect(
     sync_max_offset: Annotated[
         int, typer.Option(help="--sync searches offsets -N..N frames (40 ms each).")
     ] = 15,
+    align: Annotated[
+        bool,
+        typer.Option(
+            help="For a video whose whole soundtrack is off: measure the offset on the faces "
+            "that hear their own voice and score every face on the audio moved by it (2 frames "
+            "or more). Never on dubbed or narrated video, which it would call speaking. "
+            "Implies --sync."
+        ),
+    ] = False,
     render: Annotated[
         bool, typer.Option(help="Also write OUT/<stem>.mp4 with boxes and the original audio.")
     ] = False,
@@ -216,13 +225,15 @@ def detect(
             typer.echo(
                 f"syncasd: note: {video}: no face speaks in sync with the audio. If someone "
                 "on screen does speak, the soundtrack may be offset: `syncasd sync VIDEO` "
-                "measures it and `--fix OUT` repairs it.",
+                "measures it and `--fix OUT` repairs it, or detect again with --align.",
                 err=True,
             )
         summary = (
             f"{video}: {len(result.tracks)} face track(s), {len(result.turns)} speaking turn(s), "
             f"{result.metadata['real_time_factor']}x real time → {stem}.csv"
         )
+        if (moved := result.metadata.get("alignment")) and moved["applied"]:
+            summary += f"; audio moved by {moved['offset_frames']:+d} frames (--align)"
         typer.echo(summary, err=True)
     if failed:
         raise typer.Exit(EXIT_ERROR)

@@ -36,11 +36,13 @@ from .models.onnx import to_ort
 from .models.zoo import cache_dir
 from .results import Result, Track, speaking_turns
 from .scoring import ChunkScorer, DemoScorer
-from .timebase import MODEL_FPS
+from .timebase import MODEL_FPS, SAMPLES_PER_FRAME
 
 log = logging.getLogger("syncasd")
 
 SHOT_FRAME_WIDTH = 160  # shot-cut detection needs little detail
+# `align` moves the soundtrack from this many frames off: the models count ±1 as in sync.
+ALIGN_MIN_FRAMES = 2
 
 
 def _keep_frame_buffers_off_the_heap() -> None:
@@ -96,6 +98,10 @@ class DetectOptions:
     require_sync: bool = False  # the seeds' definition: lips out of sync = not speaking
     sync_model: str = DEFAULT_SYNC_MODEL
     sync_max_offset: int = 15
+    # Move the whole soundtrack by the offset its confident tracks agree on before scoring
+    # (`syncmap.video_offset`); for videos known to be off, never the default: a dubbed video
+    # would be "aligned" to a chance offset and its faces called speaking.
+    align: bool = False
     batch: int = 4
     threads: int = 0
     progress: bool = False
@@ -181,7 +187,7 @@ class Detector:
                 raise InputError("--backend ort runs on the CPU; use --device cpu")
             self.model = to_ort(self.model, o.model, cache_dir(), threads=o.threads)
         self.sync_backend = None
-        if o.sync or o.require_sync:
+        if o.sync or o.require_sync or o.align:
             from .offsets import offset_backend
 
             if get_spec(o.sync_model).crop != o.crop:
@@ -195,6 +201,7 @@ class Detector:
             )
         self._sync_features: np.ndarray | None = None
         self._speech: np.ndarray | None = None  # VAD mask of the video's frames, with --sync
+        self._matrices: list[tuple[Track, np.ndarray]] = []  # with align: each track's matrix
         self.face_detector = face_detector
         if self.face_detector is None and o.faces_csv is None:
             self.face_detector = RetinaFaceDetector(
@@ -209,6 +216,7 @@ class Detector:
         timings: dict[str, float] = {}
         clock = time.perf_counter()
         self._short_tracks = 0
+        self._matrices = []
         info = media.probe(path)
         if not info.has_audio:
             raise MediaError(
@@ -235,6 +243,11 @@ class Detector:
         else:
             tracks, n_frames, stage = self._tracks_from_video(path, info, features, n_audio_frames)
         timings.update(stage)
+        alignment = None
+        if o.align:
+            clock_align = time.perf_counter()
+            alignment = self._align(tracks, audio)
+            timings["align"] = time.perf_counter() - clock_align
 
         result = Result(
             path=str(path),
@@ -260,6 +273,7 @@ class Detector:
                 "rotation": info.rotation,
             },
             "short_tracks_dropped": self._short_tracks,
+            **({"alignment": alignment} if alignment is not None else {}),
             "timings_s": {k: round(v, 3) for k, v in timings.items()},
             "real_time_factor": round((n_frames / MODEL_FPS) / timings["total"], 3)
             if timings["total"] > 0
@@ -283,13 +297,15 @@ class Detector:
         o = self.options
         if not o.score:
             return _CropsOnly()  # type: ignore[return-value]
-        if o.scoring == "demo":
-            scorer = DemoScorer(self.model, features, start)
-        else:
-            window = self.window
-            scorer = ChunkScorer(self.model, features, start, window=window, context=window // 6)
+        scorer = self._scorer(features, start)
         keep = o.keep_crops or self.sync_backend is not None
         return _KeepingScorer(scorer) if keep else scorer
+
+    def _scorer(self, features: np.ndarray, start: int) -> ChunkScorer | DemoScorer:
+        if self.options.scoring == "demo":
+            return DemoScorer(self.model, features, start)
+        window = self.window
+        return ChunkScorer(self.model, features, start, window=window, context=window // 6)
 
     def _append(
         self,
@@ -321,7 +337,7 @@ class Detector:
         )
         if self.sync_backend is not None:
             self._add_sync(track)
-            if not self.options.keep_crops:
+            if not (self.options.keep_crops or self.options.align):
                 track.crops = None
         tracks.append(track)
 
@@ -339,6 +355,43 @@ class Detector:
         track.sync_probs = speaking_from_sync(matrix, 0).p_max.astype(np.float32)
         if self.options.require_sync:
             track.probs = np.minimum(track.probs, track.sync_probs)
+        if self.options.align:
+            self._matrices.append((track, matrix))
+
+    def _align(self, tracks: list[Track], audio: np.ndarray) -> dict[str, object]:
+        """`align`: the soundtrack's offset from the tracks that hear their own voice, and
+        every track rescored on the audio moved by it, where it is 2 frames or more (±1 lies
+        inside what the models count as in sync). Boxes and times stay the video's."""
+        from .offsets import shifted
+        from .syncmap import speaking_from_sync, video_offset
+
+        matrices = {id(track): matrix for track, matrix in self._matrices}
+        self._matrices = []
+        speech = [int(track_speech(self._speech, t.start, len(t.frames)).sum()) for t in tracks]
+        offset, weight = video_offset([t.sync for t in tracks], speech)
+        applied = abs(offset) >= ALIGN_MIN_FRAMES and self.options.score
+        if applied:
+            # Offset k: the voice of frame t is heard at t + k, so read the audio k frames on.
+            features = mfcc(shifted(audio, -offset * SAMPLES_PER_FRAME))
+            for track in tracks:
+                scorer = self._scorer(features, track.start)
+                scorer.push(track.crops)
+                logits, probs = scorer.finish()
+                track.logits, track.probs = logits.astype(np.float32), probs.astype(np.float32)
+                matrix = matrices[id(track)]
+                track.sync_probs = speaking_from_sync(matrix, offset).p_max.astype(np.float32)
+                if self.options.require_sync:
+                    track.probs = np.minimum(track.probs, track.sync_probs)
+        if not self.options.keep_crops:
+            for track in tracks:
+                track.crops = None
+        log.info("alignment: offset %+d frames from %d speech frames", offset, weight)
+        return {
+            "offset_frames": offset,
+            "offset_ms": offset * 1000.0 / MODEL_FPS,
+            "speech_frames": weight,  # the votes behind the offset
+            "applied": bool(applied),
+        }
 
     def _tracks_from_video(
         self, path: str | Path, info: media.MediaInfo, features: np.ndarray, n_limit: int

@@ -39,6 +39,7 @@ default is our choice, and `SyncParams` says where every default comes from.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -564,6 +565,32 @@ def analyze_track(
         offsets_over_time=(stretches := segment_offsets(p, speech)),
         drift_ms_per_min=drift_ms_per_min(stretches, fps),
     )
+
+
+def video_offset(
+    tracks: Sequence[TrackSync],
+    speech_frames: Sequence[int],
+    params: SyncParams = DEFAULTS,
+    min_weight: int = 25,
+) -> tuple[int, int]:
+    """One offset for a whole soundtrack, from its tracks' analyses: (offset, weight).
+
+    A track votes for its offset with the speech frames it explains there, its speech frames
+    × (1 − off-screen ratio), if its probability at offset reaches `min_prob_at_offset` (a
+    listener's or a dubbed face's offset is chance, and its probability low). The offset is the
+    weighted median of the votes, the lower one on a tie; (0, 0) where the votes add up to fewer
+    than `min_weight` frames (25: one second of speech).
+    """
+    votes = sorted(
+        (t.offset_frames, n * (1.0 - t.offscreen_ratio))
+        for t, n in zip(tracks, speech_frames, strict=True)
+        if t.prob_at_offset >= params.min_prob_at_offset
+    )
+    weights = np.cumsum([w for _, w in votes])
+    if not votes or weights[-1] < min_weight:
+        return 0, 0
+    median = int(np.searchsorted(weights, weights[-1] / 2))  # first vote reaching half
+    return int(votes[median][0]), int(round(weights[-1]))
 
 
 # ---------------------------------------------------------------------------------------------
