@@ -7,6 +7,7 @@ Inputs are composed from VASP clips in ../shared/data (two faces side by side, 1
     python bench/detect_bench.py --long          # ... and a 10-minute one (built once, ~10 min)
     python bench/detect_bench.py --detect-every 2 --scoring demo
     python bench/detect_bench.py --model sync-light-talknet-gated
+    python bench/detect_bench.py --align         # + the sync matrices and the alignment
 
 Each measurement runs in a fresh child process so its peak RSS is its own; the child samples
 its RSS every second to show whether memory stays flat as the video goes on.
@@ -95,7 +96,7 @@ def measure(video: Path, options: dict) -> dict:
 
 
 def report(rows: list[dict]) -> str:
-    stages = ["audio", "decode", "shots", "faces", "crops", "scores"]
+    stages = ["audio", "decode", "shots", "faces", "crops", "scores", "sync", "align"]
     lines = [
         f"CPU: {os.cpu_count()} cores, {platform.processor() or platform.machine()}; "
         f"load average before: {os.getloadavg()[0]:.2f}",
@@ -125,6 +126,8 @@ def main() -> None:
     parser.add_argument("--scoring", default=None, choices=["chunk", "demo"])
     parser.add_argument("--backend", default=None, choices=["auto", "torch", "ort"])
     parser.add_argument("--model", default=None, help="an ASD model other than the default")
+    parser.add_argument("--sync", action="store_true", default=None, help="detect --sync")
+    parser.add_argument("--align", action="store_true", default=None, help="detect --align")
     parser.add_argument(
         "--workdir",
         type=Path,
@@ -144,6 +147,8 @@ def main() -> None:
             "scoring": args.scoring,
             "backend": args.backend,
             "model": args.model,
+            "sync": args.sync,
+            "align": args.align,
         }.items()
         if v is not None
     }

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from .defaults import (
+    DEFAULT_ALIGN_MODEL,
     DEFAULT_MODEL,
     DEFAULT_SCAN_MODEL,
     DEFAULT_SYNC_MODEL,
@@ -158,10 +159,13 @@ def detect(
         typer.Option(
             help="For a video whose whole soundtrack is off: measure the offset on the faces "
             "that hear their own voice and score every face on the audio moved by it (2 frames "
-            "or more). Never on dubbed or narrated video, which it would call speaking. "
-            "Implies --sync."
+            "or more); the offset is in the JSON metadata. Not for dubbed or narrated video, "
+            "whose faces it may call speaking."
         ),
     ] = False,
+    align_model: Annotated[
+        str, typer.Option(help="Sync backend that measures the offset for --align.")
+    ] = DEFAULT_ALIGN_MODEL,
     render: Annotated[
         bool, typer.Option(help="Also write OUT/<stem>.mp4 with boxes and the original audio.")
     ] = False,

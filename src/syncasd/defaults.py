@@ -13,6 +13,12 @@ DEFAULT_MODEL = "sync-light-asd-talknet-gated"
 # than either alone (sync accuracy 53.7 against 49.4 and 35.3 % at 5 frames).
 DEFAULT_SYNC_MODEL = "sync-pair"
 
+# `detect --align`'s, which measures one offset per video from its tracks' matrices: sync-pair.
+# light-syncnet, 6× cheaper, found a moved soundtrack's offset more often (validation and test,
+# `bench/align_check.py`) but also voted for a chance offset on 13 of 30 dubbed validation tracks
+# (sync-pair: 0), and a dubbed face moved is a dubbed face one step from being called speaking.
+DEFAULT_ALIGN_MODEL = "sync-pair"
+
 # `scan`'s: light-syncnet alone, which runs each encoder once per window whatever the search
 # range. On five-second clips it scans 70 clips per minute on 2 cores against sync-pair's 25.6
 # (`bench/scan_bench.py`), and it places whole test tracks within ±1 frame as often (62 against

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -26,7 +27,7 @@ from tqdm import tqdm
 
 from . import __version__, media
 from .audio import is_silent, mfcc, speech_frames, track_speech
-from .defaults import DEFAULT_MODEL, DEFAULT_SYNC_MODEL
+from .defaults import DEFAULT_ALIGN_MODEL, DEFAULT_MODEL, DEFAULT_SYNC_MODEL
 from .errors import InputError, MediaError
 from .faces.crop import CROPS
 from .faces.detect import FaceDetector, RetinaFaceDetector
@@ -37,6 +38,9 @@ from .models.zoo import cache_dir
 from .results import Result, Track, speaking_turns
 from .scoring import ChunkScorer, DemoScorer
 from .timebase import MODEL_FPS, SAMPLES_PER_FRAME
+
+if TYPE_CHECKING:
+    from .syncmap import TrackSync
 
 log = logging.getLogger("syncasd")
 
@@ -99,9 +103,11 @@ class DetectOptions:
     sync_model: str = DEFAULT_SYNC_MODEL
     sync_max_offset: int = 15
     # Move the whole soundtrack by the offset its confident tracks agree on before scoring
-    # (`syncmap.video_offset`); for videos known to be off, never the default: a dubbed video
-    # would be "aligned" to a chance offset and its faces called speaking.
+    # (`syncmap.video_offset`, on align_model's matrices); for videos known to be off, never
+    # the default: a dubbed video would be "aligned" to a chance offset and its faces called
+    # speaking, and a voice 125 ms off its lips is not the face speaking (the seeds).
     align: bool = False
+    align_model: str = DEFAULT_ALIGN_MODEL
     batch: int = 4
     threads: int = 0
     progress: bool = False
@@ -186,22 +192,27 @@ class Detector:
             if o.device != "cpu":
                 raise InputError("--backend ort runs on the CPU; use --device cpu")
             self.model = to_ort(self.model, o.model, cache_dir(), threads=o.threads)
-        self.sync_backend = None
-        if o.sync or o.require_sync or o.align:
+        # Sync backends by model name: --sync's and --align's, one where they are the same.
+        self._sync_backends = {}
+        wanted = [o.sync_model] if o.sync or o.require_sync else []
+        wanted += [o.align_model] if o.align else []
+        for name in dict.fromkeys(wanted):
             from .offsets import offset_backend
 
-            if get_spec(o.sync_model).crop != o.crop:
+            if get_spec(name).crop != o.crop:
                 raise InputError(
-                    f"{o.sync_model} reads colour 224×224 face crops, the ASD model gray ones: "
+                    f"{name} reads colour 224×224 face crops, the ASD model gray ones: "
                     "detect --sync takes ic-syncnet or an ASD model; run `syncasd sync` for it"
                 )
-            same = o.sync_model == o.model  # the ASD model's own weights serve both
-            self.sync_backend = offset_backend(
-                o.sync_model, o.weights if same else None, o.sync_max_offset, o.device, self.window
+            same = name == o.model  # the ASD model's own weights serve both
+            self._sync_backends[name] = offset_backend(
+                name, o.weights if same else None, o.sync_max_offset, o.device, self.window
             )
-        self._sync_features: np.ndarray | None = None
-        self._speech: np.ndarray | None = None  # VAD mask of the video's frames, with --sync
-        self._matrices: list[tuple[Track, np.ndarray]] = []  # with align: each track's matrix
+        self._sync_features: dict[str, object] = {}  # per backend, of the video being analysed
+        self._speech: np.ndarray | None = None  # VAD mask of the video's frames
+        # With align, per track: its analysis by align_model and, with require_sync, its matrix
+        # by sync_model (the in-sync probability is taken again around the applied offset).
+        self._votes: list[tuple[Track, TrackSync, np.ndarray | None]] = []
         self.face_detector = face_detector
         if self.face_detector is None and o.faces_csv is None:
             self.face_detector = RetinaFaceDetector(
@@ -216,7 +227,8 @@ class Detector:
         timings: dict[str, float] = {}
         clock = time.perf_counter()
         self._short_tracks = 0
-        self._matrices = []
+        self._votes = []
+        self._sync_seconds = 0.0  # the sync backend's share, a stage of its own
         info = media.probe(path)
         if not info.has_audio:
             raise MediaError(
@@ -230,19 +242,23 @@ class Detector:
                     "speaking. Pass --allow-silent to score it anyway."
                 )
         features = mfcc(audio)
-        if self.sync_backend is not None:
-            self._sync_features = self.sync_backend.features(audio)
+        if self._sync_backends:
+            sync_clock = time.perf_counter()
+            self._sync_features = {k: b.features(audio) for k, b in self._sync_backends.items()}
             self._speech = speech_frames(audio)
+            self._sync_seconds += time.perf_counter() - sync_clock
         n_audio_frames = media.model_frame_count(len(audio))
         if o.duration is not None:
             n_audio_frames = min(n_audio_frames, int(round(o.duration * MODEL_FPS)))
-        timings["audio"] = time.perf_counter() - clock
+        timings["audio"] = time.perf_counter() - clock - self._sync_seconds
 
         if o.faces_csv is not None:
             tracks, n_frames, stage = self._tracks_from_csv(path, info, features, n_audio_frames)
         else:
             tracks, n_frames, stage = self._tracks_from_video(path, info, features, n_audio_frames)
         timings.update(stage)
+        if self._sync_backends:
+            timings["sync"] = self._sync_seconds
         alignment = None
         if o.align:
             clock_align = time.perf_counter()
@@ -298,7 +314,7 @@ class Detector:
         if not o.score:
             return _CropsOnly()  # type: ignore[return-value]
         scorer = self._scorer(features, start)
-        keep = o.keep_crops or self.sync_backend is not None
+        keep = o.keep_crops or bool(self._sync_backends)
         return _KeepingScorer(scorer) if keep else scorer
 
     def _scorer(self, features: np.ndarray, start: int) -> ChunkScorer | DemoScorer:
@@ -335,28 +351,38 @@ class Detector:
             entity=entity,
             crops=crops,
         )
-        if self.sync_backend is not None:
+        if self._sync_backends:
+            clock = time.perf_counter()
             self._add_sync(track)
+            self._sync_seconds += time.perf_counter() - clock
             if not (self.options.keep_crops or self.options.align):
                 track.crops = None
         tracks.append(track)
 
     def _add_sync(self, track: Track) -> None:
-        """The track's sync analysis, and its per-frame probability that the lips and the
-        voice are in sync within ±1 frame of offset 0 (App. D's smoothed window maximum
-        around offset 0, not around the track's own offset: a face 200 ms off its voice is
-        not speaking, whatever the offset). With require_sync, speaking ≤ in sync."""
+        """With sync: the track's sync analysis, and its per-frame probability that the lips
+        and the voice are in sync within ±1 frame of offset 0 (App. D's smoothed window
+        maximum around offset 0, not around the track's own offset: a face 200 ms off its voice
+        is not speaking, whatever the offset); with require_sync, speaking ≤ in sync. With
+        align: the track's vote for the soundtrack's offset."""
         from .syncmap import analyze_track, speaking_from_sync
 
-        matrix = self.sync_backend.matrix(track.crops, self._sync_features, track.start)
+        o = self.options
+        matrices = {
+            name: backend.matrix(track.crops, self._sync_features[name], track.start)
+            for name, backend in self._sync_backends.items()
+        }
         # As `sync` does: the off-screen ratio over the frames that hold speech.
-        speech = track_speech(self._speech, track.start, matrix.shape[1])
-        track.sync = analyze_track(matrix, track.id, speech=speech)
-        track.sync_probs = speaking_from_sync(matrix, 0).p_max.astype(np.float32)
-        if self.options.require_sync:
-            track.probs = np.minimum(track.probs, track.sync_probs)
-        if self.options.align:
-            self._matrices.append((track, matrix))
+        speech = track_speech(self._speech, track.start, len(track.frames))
+        matrix = matrices.get(o.sync_model) if o.sync or o.require_sync else None
+        if matrix is not None:
+            track.sync = analyze_track(matrix, track.id, speech=speech)
+            track.sync_probs = speaking_from_sync(matrix, 0).p_max.astype(np.float32)
+            if o.require_sync:
+                track.probs = np.minimum(track.probs, track.sync_probs)
+        if o.align:
+            vote = analyze_track(matrices[o.align_model], track.id, speech=speech)
+            self._votes.append((track, vote, matrix if o.require_sync else None))
 
     def _align(self, tracks: list[Track], audio: np.ndarray) -> dict[str, object]:
         """`align`: the soundtrack's offset from the tracks that hear their own voice, and
@@ -365,22 +391,22 @@ class Detector:
         from .offsets import shifted
         from .syncmap import speaking_from_sync, video_offset
 
-        matrices = {id(track): matrix for track, matrix in self._matrices}
-        self._matrices = []
-        speech = [int(track_speech(self._speech, t.start, len(t.frames)).sum()) for t in tracks]
-        offset, weight = video_offset([t.sync for t in tracks], speech)
+        votes, self._votes = self._votes, []
+        speech = [
+            int(track_speech(self._speech, t.start, len(t.frames)).sum()) for t, _, _ in votes
+        ]
+        offset, weight = video_offset([vote for _, vote, _ in votes], speech)
         applied = abs(offset) >= ALIGN_MIN_FRAMES and self.options.score
         if applied:
             # Offset k: the voice of frame t is heard at t + k, so read the audio k frames on.
             features = mfcc(shifted(audio, -offset * SAMPLES_PER_FRAME))
-            for track in tracks:
+            for track, _, matrix in votes:
                 scorer = self._scorer(features, track.start)
                 scorer.push(track.crops)
                 logits, probs = scorer.finish()
                 track.logits, track.probs = logits.astype(np.float32), probs.astype(np.float32)
-                matrix = matrices[id(track)]
-                track.sync_probs = speaking_from_sync(matrix, offset).p_max.astype(np.float32)
-                if self.options.require_sync:
+                if matrix is not None:  # require_sync: in sync once the audio is moved
+                    track.sync_probs = speaking_from_sync(matrix, offset).p_max.astype(np.float32)
                     track.probs = np.minimum(track.probs, track.sync_probs)
         if not self.options.keep_crops:
             for track in tracks:
