@@ -7,7 +7,7 @@ Inputs are composed from VASP clips in ../shared/data (two faces side by side, 1
     python bench/detect_bench.py --long          # ... and a 10-minute one (built once, ~10 min)
     python bench/detect_bench.py --detect-every 2 --scoring demo
     python bench/detect_bench.py --model sync-light-talknet-gated
-    python bench/detect_bench.py --align         # + the sync matrices and the alignment
+    python bench/detect_bench.py --align         # + the sync matrices, and a second pass if moved
 
 Each measurement runs in a fresh child process so its peak RSS is its own; the child samples
 its RSS every second to show whether memory stays flat as the video goes on.
@@ -96,7 +96,7 @@ def measure(video: Path, options: dict) -> dict:
 
 
 def report(rows: list[dict]) -> str:
-    stages = ["audio", "decode", "shots", "faces", "crops", "scores", "sync", "align"]
+    stages = ["audio", "decode", "shots", "faces", "crops", "scores", "sync"]
     lines = [
         f"CPU: {os.cpu_count()} cores, {platform.processor() or platform.machine()}; "
         f"load average before: {os.getloadavg()[0]:.2f}",

@@ -302,12 +302,12 @@ def test_detect_align_scores_a_late_soundtrack_as_if_it_were_in_sync(tmp_path):
     assert speaking_share(tmp_path / "aligned" / "late.json") > 0.75  # 0.84; original 0.87
     kept = json.loads((tmp_path / "aligned" / "00001.json").read_text())["metadata"]
     assert kept["alignment"]["offset_frames"] == 0 and not kept["alignment"]["applied"]
-    # With --require-sync, in sync is asked around the applied offset, not around 0.
+    # With --require-sync, sync is measured on the moved audio: in sync there.
     proc = syncasd("detect", late, "-o", tmp_path / "gated", "--align", "--require-sync")
     assert proc.returncode == 0, proc.stderr
     track = json.loads((tmp_path / "gated" / "late.json").read_text())["tracks"][0]
     probs, in_sync = np.array(track["probs"]), np.array(track["sync_probs"])
-    assert track["sync"]["offset_frames"] == 5 and np.all(probs <= in_sync + 1e-6)
+    assert track["sync"]["offset_frames"] == 0 and np.all(probs <= in_sync + 1e-6)
     assert (probs >= 0.5).mean() > 0.5  # measured 0.60 (0.84 without the gate)
 
 

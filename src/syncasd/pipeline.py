@@ -35,6 +35,7 @@ from .faces.track import FaceTrack, IoUTracker, ShotDetector
 from .models import get_spec, load_model
 from .models.onnx import to_ort
 from .models.zoo import cache_dir
+from .offsets import offset_backend, shifted
 from .results import Result, Track, speaking_turns
 from .scoring import ChunkScorer, DemoScorer
 from .timebase import MODEL_FPS, SAMPLES_PER_FRAME
@@ -194,11 +195,7 @@ class Detector:
             self.model = to_ort(self.model, o.model, cache_dir(), threads=o.threads)
         # Sync backends by model name: --sync's and --align's, one where they are the same.
         self._sync_backends = {}
-        wanted = [o.sync_model] if o.sync or o.require_sync else []
-        wanted += [o.align_model] if o.align else []
-        for name in dict.fromkeys(wanted):
-            from .offsets import offset_backend
-
+        for name in self._pass_models(vote=o.align):
             if get_spec(name).crop != o.crop:
                 raise InputError(
                     f"{name} reads colour 224×224 face crops, the ASD model gray ones: "
@@ -208,11 +205,13 @@ class Detector:
             self._sync_backends[name] = offset_backend(
                 name, o.weights if same else None, o.sync_max_offset, o.device, self.window
             )
+        self._pass: list[str] = []  # the sync backends the pass under way runs
+        self._voting = False  # whether it collects votes for the soundtrack's offset
         self._sync_features: dict[str, object] = {}  # per backend, of the video being analysed
         self._speech: np.ndarray | None = None  # VAD mask of the video's frames
-        # With align, per track: its analysis by align_model and, with require_sync, its matrix
-        # by sync_model (the in-sync probability is taken again around the applied offset).
-        self._votes: list[tuple[Track, TrackSync, np.ndarray | None]] = []
+        self._sync_seconds = 0.0
+        # With align, per track: its analysis by align_model and its speech frames.
+        self._votes: list[tuple[TrackSync, int]] = []
         self.face_detector = face_detector
         if self.face_detector is None and o.faces_csv is None:
             self.face_detector = RetinaFaceDetector(
@@ -223,12 +222,69 @@ class Detector:
             )
 
     def __call__(self, path: str | Path) -> Result:
+        clock = time.perf_counter()
+        result = self._analyse(path, vote=self.options.align)
+        if self.options.align:
+            result = self._align(path, result)
+        timings = result.metadata["timings_s"]
+        timings["total"] = round(time.perf_counter() - clock, 3)
+        seconds = result.n_frames / MODEL_FPS
+        result.metadata["real_time_factor"] = (
+            round(seconds / timings["total"], 3) if timings["total"] > 0 else None
+        )
+        log.info(
+            "%s: %d frames, %d tracks; stage seconds %s",
+            path,
+            result.n_frames,
+            len(result.tracks),
+            timings,
+        )
+        return result
+
+    def _pass_models(self, vote: bool) -> list[str]:
+        """The sync backends one pass runs: --sync's, and --align's where the pass votes."""
+        o = self.options
+        names = [o.sync_model] if o.sync or o.require_sync else []
+        return list(dict.fromkeys(names + ([o.align_model] if vote else [])))
+
+    def _align(self, path: str | Path, first: Result) -> Result:
+        """`align`: one offset for the soundtrack from the tracks that hear their own voice
+        (`syncmap.video_offset`) and, where it is 2 frames or more (±1 lies inside what the
+        models count as in sync), the video analysed again on the audio moved by it. Twice
+        the decoding rather than every crop kept: memory stays flat in video length."""
+        from .syncmap import video_offset
+
+        votes, self._votes = self._votes, []
+        offset, weight = video_offset([v for v, _ in votes], [n for _, n in votes])
+        applied = abs(offset) >= ALIGN_MIN_FRAMES and self.options.score
+        log.info("alignment: offset %+d frames from %d speech frames", offset, weight)
+        result = first
+        if applied:
+            result = self._analyse(path, vote=False, audio_offset=offset)
+            # Each stage's time over both passes.
+            timings, before = result.metadata["timings_s"], first.metadata["timings_s"]
+            for stage, seconds in before.items():
+                timings[stage] = round(timings.get(stage, 0.0) + seconds, 3)
+        result.metadata["alignment"] = {
+            "offset_frames": offset,
+            "offset_ms": offset * 1000.0 / MODEL_FPS,
+            "speech_frames": weight,  # the votes behind the offset
+            "applied": bool(applied),
+        }
+        return result
+
+    def _analyse(self, path: str | Path, vote: bool, audio_offset: int = 0) -> Result:
+        """One pass over the video: faces, tracks, scores, sync (`_pass_models`) and, where
+        `vote`, each track's vote for the soundtrack's offset. `audio_offset` k: the audio is
+        read k frames later (the voice of frame t at t + k)."""
         o = self.options
         timings: dict[str, float] = {}
         clock = time.perf_counter()
         self._short_tracks = 0
         self._votes = []
-        self._sync_seconds = 0.0  # the sync backend's share, a stage of its own
+        self._sync_seconds = 0.0  # the sync backends' share, a stage of its own
+        self._pass = models = self._pass_models(vote)
+        self._voting = vote
         info = media.probe(path)
         if not info.has_audio:
             raise MediaError(
@@ -241,10 +297,12 @@ class Detector:
                     f"{path}: the audio track is silent (digital silence); nobody can be heard "
                     "speaking. Pass --allow-silent to score it anyway."
                 )
+        if audio_offset:
+            audio = shifted(audio, -audio_offset * SAMPLES_PER_FRAME)
         features = mfcc(audio)
-        if self._sync_backends:
+        if models:
             sync_clock = time.perf_counter()
-            self._sync_features = {k: b.features(audio) for k, b in self._sync_backends.items()}
+            self._sync_features = {k: self._sync_backends[k].features(audio) for k in models}
             self._speech = speech_frames(audio)
             self._sync_seconds += time.perf_counter() - sync_clock
         n_audio_frames = media.model_frame_count(len(audio))
@@ -257,13 +315,8 @@ class Detector:
         else:
             tracks, n_frames, stage = self._tracks_from_video(path, info, features, n_audio_frames)
         timings.update(stage)
-        if self._sync_backends:
+        if models:
             timings["sync"] = self._sync_seconds
-        alignment = None
-        if o.align:
-            clock_align = time.perf_counter()
-            alignment = self._align(tracks, audio)
-            timings["align"] = time.perf_counter() - clock_align
 
         result = Result(
             path=str(path),
@@ -289,19 +342,9 @@ class Detector:
                 "rotation": info.rotation,
             },
             "short_tracks_dropped": self._short_tracks,
-            **({"alignment": alignment} if alignment is not None else {}),
             "timings_s": {k: round(v, 3) for k, v in timings.items()},
-            "real_time_factor": round((n_frames / MODEL_FPS) / timings["total"], 3)
-            if timings["total"] > 0
-            else None,
+            "real_time_factor": None,  # set by __call__, over every pass
         }
-        log.info(
-            "%s: %d frames, %d tracks; stage seconds %s",
-            path,
-            n_frames,
-            len(tracks),
-            result.metadata["timings_s"],
-        )
         return result
 
     @property
@@ -313,15 +356,13 @@ class Detector:
         o = self.options
         if not o.score:
             return _CropsOnly()  # type: ignore[return-value]
-        scorer = self._scorer(features, start)
-        keep = o.keep_crops or bool(self._sync_backends)
+        if o.scoring == "demo":
+            scorer = DemoScorer(self.model, features, start)
+        else:
+            window = self.window
+            scorer = ChunkScorer(self.model, features, start, window=window, context=window // 6)
+        keep = o.keep_crops or bool(self._pass)
         return _KeepingScorer(scorer) if keep else scorer
-
-    def _scorer(self, features: np.ndarray, start: int) -> ChunkScorer | DemoScorer:
-        if self.options.scoring == "demo":
-            return DemoScorer(self.model, features, start)
-        window = self.window
-        return ChunkScorer(self.model, features, start, window=window, context=window // 6)
 
     def _append(
         self,
@@ -351,11 +392,11 @@ class Detector:
             entity=entity,
             crops=crops,
         )
-        if self._sync_backends:
+        if self._pass:
             clock = time.perf_counter()
             self._add_sync(track)
             self._sync_seconds += time.perf_counter() - clock
-            if not (self.options.keep_crops or self.options.align):
+            if not self.options.keep_crops:
                 track.crops = None
         tracks.append(track)
 
@@ -369,55 +410,22 @@ class Detector:
 
         o = self.options
         matrices = {
-            name: backend.matrix(track.crops, self._sync_features[name], track.start)
-            for name, backend in self._sync_backends.items()
+            name: self._sync_backends[name].matrix(
+                track.crops, self._sync_features[name], track.start
+            )
+            for name in self._pass
         }
         # As `sync` does: the off-screen ratio over the frames that hold speech.
         speech = track_speech(self._speech, track.start, len(track.frames))
-        matrix = matrices.get(o.sync_model) if o.sync or o.require_sync else None
-        if matrix is not None:
+        if o.sync or o.require_sync:
+            matrix = matrices[o.sync_model]
             track.sync = analyze_track(matrix, track.id, speech=speech)
             track.sync_probs = speaking_from_sync(matrix, 0).p_max.astype(np.float32)
             if o.require_sync:
                 track.probs = np.minimum(track.probs, track.sync_probs)
-        if o.align:
+        if self._voting:
             vote = analyze_track(matrices[o.align_model], track.id, speech=speech)
-            self._votes.append((track, vote, matrix if o.require_sync else None))
-
-    def _align(self, tracks: list[Track], audio: np.ndarray) -> dict[str, object]:
-        """`align`: the soundtrack's offset from the tracks that hear their own voice, and
-        every track rescored on the audio moved by it, where it is 2 frames or more (±1 lies
-        inside what the models count as in sync). Boxes and times stay the video's."""
-        from .offsets import shifted
-        from .syncmap import speaking_from_sync, video_offset
-
-        votes, self._votes = self._votes, []
-        speech = [
-            int(track_speech(self._speech, t.start, len(t.frames)).sum()) for t, _, _ in votes
-        ]
-        offset, weight = video_offset([vote for _, vote, _ in votes], speech)
-        applied = abs(offset) >= ALIGN_MIN_FRAMES and self.options.score
-        if applied:
-            # Offset k: the voice of frame t is heard at t + k, so read the audio k frames on.
-            features = mfcc(shifted(audio, -offset * SAMPLES_PER_FRAME))
-            for track, _, matrix in votes:
-                scorer = self._scorer(features, track.start)
-                scorer.push(track.crops)
-                logits, probs = scorer.finish()
-                track.logits, track.probs = logits.astype(np.float32), probs.astype(np.float32)
-                if matrix is not None:  # require_sync: in sync once the audio is moved
-                    track.sync_probs = speaking_from_sync(matrix, offset).p_max.astype(np.float32)
-                    track.probs = np.minimum(track.probs, track.sync_probs)
-        if not self.options.keep_crops:
-            for track in tracks:
-                track.crops = None
-        log.info("alignment: offset %+d frames from %d speech frames", offset, weight)
-        return {
-            "offset_frames": offset,
-            "offset_ms": offset * 1000.0 / MODEL_FPS,
-            "speech_frames": weight,  # the votes behind the offset
-            "applied": bool(applied),
-        }
+            self._votes.append((vote, int(speech.sum())))
 
     def _tracks_from_video(
         self, path: str | Path, info: media.MediaInfo, features: np.ndarray, n_limit: int
