@@ -210,6 +210,7 @@ class Detector:
         self._sync_features: dict[str, object] = {}  # per backend, of the video being analysed
         self._speech: np.ndarray | None = None  # VAD mask of the video's frames
         self._sync_seconds = 0.0
+        self._finish_seconds = 0.0
         # With align, per track: its analysis by align_model and its speech frames.
         self._votes: list[tuple[TrackSync, int]] = []
         self.face_detector = face_detector
@@ -283,6 +284,7 @@ class Detector:
         self._short_tracks = 0
         self._votes = []
         self._sync_seconds = 0.0  # the sync backends' share, a stage of its own
+        self._finish_seconds = 0.0  # scoring done as tracks end, outside the stage clocks
         self._pass = models = self._pass_models(vote)
         self._voting = vote
         info = media.probe(path)
@@ -315,6 +317,8 @@ class Detector:
         else:
             tracks, n_frames, stage = self._tracks_from_video(path, info, features, n_audio_frames)
         timings.update(stage)
+        if o.score:
+            timings["scores"] = timings.get("scores", 0.0) + self._finish_seconds
         if models:
             timings["sync"] = self._sync_seconds
 
@@ -375,7 +379,9 @@ class Detector:
         if len(face) < self.options.min_track:
             self._short_tracks += len(face) > 0
             return
-        logits, probs = scorer.finish()
+        clock = time.perf_counter()
+        logits, probs = scorer.finish()  # a track's last window is scored here
+        self._finish_seconds += time.perf_counter() - clock
         frames = np.arange(face.first, face.last + 1)
         crops = (
             np.concatenate(scorer.crops)[: len(frames)]
