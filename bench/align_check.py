@@ -24,21 +24,19 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import replace
 
 import numpy as np
 from eval_suite import SEED, dubbed_ranking, dubbed_set, material, model_spec
-from offset_tolerance import parse_shifts
+from offset_tolerance import moved, parse_shifts, speaking_share
 
 from syncasd.audio import speech_frames
 from syncasd.defaults import DEFAULT_MODEL, DEFAULT_SYNC_MODEL
 from syncasd.evaluate import dubbing
 from syncasd.evaluate.report import markdown_table
-from syncasd.evaluate.tracks import model_scorer, score_tracks
-from syncasd.offsets import offset_backend, shifted
+from syncasd.evaluate.tracks import model_scorer
+from syncasd.offsets import offset_backend
 from syncasd.pipeline import ALIGN_MIN_FRAMES
 from syncasd.syncmap import analyze_track, video_offset
-from syncasd.timebase import SAMPLES_PER_FRAME
 
 IN_SYNC_SOURCES = ("grid", "lrs2", "voxceleb2")
 
@@ -52,15 +50,7 @@ def measured_offset(backend, track) -> int:
 
 def aligned(track, offset: int):
     """The track as `--align` scores it: its audio moved back by the offset, from 2 frames."""
-    if abs(offset) < ALIGN_MIN_FRAMES:
-        return track
-    return replace(track, audio=shifted(track.audio, -offset * SAMPLES_PER_FRAME))
-
-
-def speaking_share(scorer, tracks, k: int) -> float:
-    scores = np.concatenate(score_tracks(scorer, tracks))
-    speech = np.concatenate([t.labels & shifted(t.labels, k) for t in tracks])
-    return 100 * float(np.mean(scores[speech] >= 0.5))
+    return moved(track, -offset) if abs(offset) >= ALIGN_MIN_FRAMES else track
 
 
 def main() -> int:
@@ -81,10 +71,10 @@ def main() -> int:
         print(f"{len(in_sync)} in-sync tracks, {sum(map(len, in_sync))} frames", flush=True)
         plain, moved_back, found = ["without"], ["--align"], ["offset k ± 1"]
         for k in shifts:
-            moved = [replace(t, audio=shifted(t.audio, k * SAMPLES_PER_FRAME)) for t in in_sync]
-            offsets = [measured_offset(backend, t) for t in moved]
-            plain.append(speaking_share(scorer, moved, k))
-            back = [aligned(t, o) for t, o in zip(moved, offsets, strict=True)]
+            late = [moved(t, k) for t in in_sync]
+            offsets = [measured_offset(backend, t) for t in late]
+            plain.append(speaking_share(scorer, late, k))
+            back = [aligned(t, o) for t, o in zip(late, offsets, strict=True)]
             moved_back.append(speaking_share(scorer, back, k))
             found.append(100 * float(np.mean([abs(o - k) <= 1 for o in offsets])))
             print(f"k {k:+d}: {plain[-1]:.1f} → {moved_back[-1]:.1f} %", flush=True)

@@ -34,6 +34,19 @@ def parse_shifts(text: str) -> list[int]:
     return list(range(lo, hi + 1))
 
 
+def moved(track, k: int):
+    """The track with its whole audio moved k frames later (k < 0: earlier)."""
+    return replace(track, audio=shifted(track.audio, k * SAMPLES_PER_FRAME))
+
+
+def speaking_share(scorer, tracks: list, k: int) -> float:
+    """% of speech called speaking at 0.5 in `tracks`, whose audio was moved by k: frames
+    labelled speaking both where they are and where the move put their audio."""
+    scores = np.concatenate(score_tracks(scorer, tracks))
+    speech = np.concatenate([t.labels & shifted(t.labels, k) for t in tracks])
+    return 100 * float(np.mean(scores[speech] >= 0.5))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", default=["sync-light-asd-talknet-gated"])
@@ -55,10 +68,7 @@ def main() -> int:
         _, scorer = model_scorer(model_spec(name))
         row = [name]
         for k in shifts:
-            moved = [replace(t, audio=shifted(t.audio, k * SAMPLES_PER_FRAME)) for t in tracks]
-            scores = np.concatenate(score_tracks(scorer, moved))
-            speech = np.concatenate([t.labels & shifted(t.labels, k) for t in tracks])
-            row.append(100 * np.mean(scores[speech] >= 0.5))
+            row.append(speaking_share(scorer, [moved(t, k) for t in tracks], k))
         rows.append(row)
         print(markdown_table(["model", *(f"{k:+d}" for k in shifts)], [row]), flush=True)
     print()

@@ -262,10 +262,11 @@ class Detector:
         result = first
         if applied:
             result = self._analyse(path, vote=False, audio_offset=offset)
-            # Each stage's time over both passes.
+            # Each stage's time over both passes (the total is __call__'s).
             timings, before = result.metadata["timings_s"], first.metadata["timings_s"]
             for stage, seconds in before.items():
-                timings[stage] = round(timings.get(stage, 0.0) + seconds, 3)
+                if stage != "total":
+                    timings[stage] = round(timings.get(stage, 0.0) + seconds, 3)
         result.metadata["alignment"] = {
             "offset_frames": offset,
             "offset_ms": offset * 1000.0 / MODEL_FPS,
@@ -415,23 +416,21 @@ class Detector:
         from .syncmap import analyze_track, speaking_from_sync
 
         o = self.options
-        matrices = {
-            name: self._sync_backends[name].matrix(
-                track.crops, self._sync_features[name], track.start
-            )
-            for name in self._pass
-        }
         # As `sync` does: the off-screen ratio over the frames that hold speech.
         speech = track_speech(self._speech, track.start, len(track.frames))
+        matrices, analyses = {}, {}  # one of each per backend, shared by --sync and --align
+        for name in self._pass:
+            backend = self._sync_backends[name]
+            matrices[name] = backend.matrix(track.crops, self._sync_features[name], track.start)
+            analyses[name] = analyze_track(matrices[name], track.id, speech=speech)
         if o.sync or o.require_sync:
-            matrix = matrices[o.sync_model]
-            track.sync = analyze_track(matrix, track.id, speech=speech)
-            track.sync_probs = speaking_from_sync(matrix, 0).p_max.astype(np.float32)
+            track.sync = analyses[o.sync_model]
+            in_sync = speaking_from_sync(matrices[o.sync_model], 0).p_max
+            track.sync_probs = in_sync.astype(np.float32)
             if o.require_sync:
                 track.probs = np.minimum(track.probs, track.sync_probs)
         if self._voting:
-            vote = analyze_track(matrices[o.align_model], track.id, speech=speech)
-            self._votes.append((vote, int(speech.sum())))
+            self._votes.append((analyses[o.align_model], int(speech.sum())))
 
     def _tracks_from_video(
         self, path: str | Path, info: media.MediaInfo, features: np.ndarray, n_limit: int
