@@ -8,7 +8,7 @@ This bench measures where a model puts that line. Material: the evaluation suite
 tracks (`eval_suite.material`; `--sources` keeps some folders, e.g. the footage known to be in
 sync, GRID, LRS2 and VoxCeleb2 on test). A frame counts where it is labelled speaking and the
 audio moved onto it is labelled speaking too, so that both ends of a turn stay out of it.
-Offsets are the material's own: the VASP clips lie about one frame late (README, the training
+Offsets are the material's own: the VASP clips lie about one frame late (docs/sync.md, the training
 clips' clock), so their k = −1 is nearer true sync.
 
     python bench/offset_tolerance.py [--split test] [--sources grid,lrs2,voxceleb2]

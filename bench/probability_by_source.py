@@ -1,6 +1,6 @@
 """Mean speaking probability per source and label, with the real audio and with it silenced.
 
-Shows what the README says of the TalkSet checkpoints (they call nearly every moving face
+Shows what docs/results.md says of the TalkSet checkpoints (they call nearly every moving face
 speaking, with or without sound), on the evaluation suite's material.
 
     python bench/probability_by_source.py [MODEL ...]   # default: light-asd.ava, .talkset

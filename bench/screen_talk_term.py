@@ -16,7 +16,7 @@ stage 5; e.g. one more epoch on realigned tracks):
 then logit p += shift, the shift calibrated from 0 on the validation frames as `syncasd train`
 calibrates (Youden's J), and `bench/eval_suite.py --split val` scores it (original / 50 %
 mismatched / 50 % misaligned mAP, dubbed AUROC, who-speaks, conversations). Judge its row
-against the default's validation row by a rule written before running this (README, "As a
+against the default's validation row by a rule written before running this (docs/results.md, "As a
 term of the default").
 
     python bench/screen_talk_term.py runs/light-talknet-band/model.pt [--model light-talknet-band]

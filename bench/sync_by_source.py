@@ -2,7 +2,7 @@
 
 The same tracks, clips and matrices as the command (`syncacc.track_matrices`), grouped by the
 folder a clip came from. A track's offset is the row with the largest mean logit over its
-valid (speaking) frames; the README's "by source" table is this script's output.
+valid (speaking) frames; the "By source" table of docs/sync.md is this script's output.
 
     python bench/sync_by_source.py [--model sync-light-asd] [--weights PATH] [--split test]
     python bench/sync_by_source.py --audio-lag-ms 0   # as before the 40 ms clock correction

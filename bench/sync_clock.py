@@ -11,7 +11,7 @@ the parabola through the curve's maximum, and the most common whole-track offset
   Lips move before the sound, so its zero is its own; only differences between sources count.
 "rise" is the mean curve's maximum over the mean of its two ends (logit for the backends): a
 backend whose curve barely rises cannot referee a clock.
-The README's table "The training clips' clock" is this script's output.
+The table "The training clips' clock" of docs/sync.md is this script's output.
 
     python bench/sync_clock.py [--models sync-pair,light-syncnet,ic-syncnet] [--per-source 60]
     python bench/sync_clock.py --models light-asd=../shared/data/weights/light_asd_ava.model

@@ -131,7 +131,7 @@ def test_an_audio_delay_moves_the_rows_by_as_many_frames(model, crops, audio):
 
 
 def test_the_registry_knows_which_weights_read_in_sync_footage_early(tmp_path):
-    """Ours were trained on clips whose audio lies one frame late (README, "The training
+    """Ours were trained on clips whose audio lies one frame late (docs/sync.md, "The training
     clips' clock"); the peers' and unknown files get no delay."""
     from syncasd.models import audio_lag_ms
     from syncasd.models.zoo import BUNDLED_FILE, WEIGHTS_DIR

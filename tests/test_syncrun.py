@@ -367,7 +367,7 @@ def test_pauses_do_not_count_as_off_screen_speech():
 
 def test_footage_known_to_be_in_sync_reads_zero():
     """GRID (studio) and LRS2 (synced by its makers): our weights, trained on clips whose audio
-    lies a frame late, read them at -1 until the registry's 40 ms clock correction (README,
+    lies a frame late, read them at -1 until the registry's 40 ms clock correction (docs/sync.md,
     "The training clips' clock")."""
     analyzer = SyncAnalyzer()
     for clip in ("grid/bbaf2n.mpg", "lrs2/00001.mp4", "lrs2/00004.mp4"):

@@ -194,7 +194,7 @@ class TalkLipGatedLightASD(LipGatedLightASD):
     within ±1 s of its query, trained with Sync-TalkNet's contrastive loss on the frozen AVA
     visual encoder) follows the turns of a conversation better than the BiGRU halves
     (validation: the face heard now ranked first on 81.2 % of a conversation's voiced frames
-    against 70.7 %), at a small cost elsewhere (README, "As a term of the default").
+    against 70.7 %), at a small cost elsewhere (docs/results.md, "As a term of the default").
 
     `talk`: the attention model to use (`light-talknet-band`'s architecture unless given; a
     screen passes others). Its visual encoder IS `asd`'s module (it was trained frozen on it),
@@ -218,7 +218,7 @@ class TripleGatedLightASD(LipGatedLightASD):
     attention half follows the turns of a conversation and adds a third view of whether the
     voice is this face's: on the validation identities it gained 1.2 points of mAP on
     unsynchronized voices (mean of mismatched and misaligned) and 4.3 of conversations over
-    `LipGatedLightASD` (README, "As a term of the default").
+    `LipGatedLightASD` (docs/results.md, "As a term of the default").
 
     `talk`: the attention half, as in `TalkLipGatedLightASD`.
 

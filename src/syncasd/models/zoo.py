@@ -104,7 +104,7 @@ BUNDLED_SHA256 = "6d3e47d5815086a37bde978932a4c7c5d25e409c7c0786efe155ea9039cd0d
 
 
 # ../shared/data's clips: their audio is about one frame late against the footage known to be
-# in sync (GRID, LRS2, VoxCeleb2), by our models and by a model-free measure (README, "The
+# in sync (GRID, LRS2, VoxCeleb2), by our models and by a model-free measure (docs/sync.md, "The
 # training clips' clock"), so every model we trained on them reads in-sync footage ~1 frame early.
 SHARED_DATA_AUDIO_LAG_MS = 40.0
 
