@@ -18,6 +18,7 @@ or more (`pipeline.ALIGN_MIN_FRAMES`), then scored by the model as `detect` scor
 
     python bench/align_check.py [--split test|val] [--shifts -6:6] [--seed 0]
                                 [--sync-model light-syncnet]   # detect --sync-model
+                                [--vote-prob 0.3]   # who may vote
 """
 
 from __future__ import annotations
@@ -36,16 +37,16 @@ from syncasd.evaluate.report import markdown_table
 from syncasd.evaluate.tracks import model_scorer
 from syncasd.offsets import offset_backend
 from syncasd.pipeline import ALIGN_MIN_FRAMES
-from syncasd.syncmap import analyze_track, video_offset
+from syncasd.syncmap import VOTE_MIN_PROB, analyze_track, video_offset
 
 IN_SYNC_SOURCES = ("grid", "lrs2", "voxceleb2")
 
 
-def measured_offset(backend, track) -> int:
+def measured_offset(backend, track, min_prob: float = VOTE_MIN_PROB) -> int:
     """The offset `detect --align` finds for a one-face video holding this track."""
     speech = speech_frames(track.audio)[: len(track)]
     sync = analyze_track(backend(track.crops, track.audio), speech=speech)
-    return video_offset([sync], [int(speech.sum())])[0]
+    return video_offset([sync], [int(speech.sum())], min_prob)[0]
 
 
 def aligned(track, offset: int):
@@ -59,6 +60,9 @@ def main() -> int:
     parser.add_argument("--shifts", default="-6:6", help="A:B, frames")
     parser.add_argument("--seed", type=int, default=SEED, help="the dubbing test's draw")
     parser.add_argument("--sync-model", default=DEFAULT_SYNC_MODEL, help="the sync backend")
+    parser.add_argument(
+        "--vote-prob", type=float, default=VOTE_MIN_PROB, help="who may vote (video_offset)"
+    )
     args = parser.parse_args()
     tracks = material(3 if args.split == "test" else 10**6, args.split)
     backend = offset_backend(args.sync_model)
@@ -72,7 +76,7 @@ def main() -> int:
         plain, moved_back, found = ["without"], ["--align"], ["offset k ± 1"]
         for k in shifts:
             late = [moved(t, k) for t in in_sync]
-            offsets = [measured_offset(backend, t) for t in late]
+            offsets = [measured_offset(backend, t, args.vote_prob) for t in late]
             plain.append(speaking_share(scorer, late, k))
             back = [aligned(t, o) for t, o in zip(late, offsets, strict=True)]
             moved_back.append(speaking_share(scorer, back, k))
@@ -82,8 +86,8 @@ def main() -> int:
         print(markdown_table(head, [plain, moved_back, found]), flush=True)
 
     dubbed_tracks, dubbed = dubbed_set(tracks, args.seed)
-    offsets = {t.video_id: measured_offset(backend, t) for t in dubbed_tracks}
-    moved = {v for v, o in offsets.items() if abs(o) >= ALIGN_MIN_FRAMES}
+    offsets = {t.video_id: measured_offset(backend, t, args.vote_prob) for t in dubbed_tracks}
+    moved_ids = {v for v, o in offsets.items() if abs(o) >= ALIGN_MIN_FRAMES}
     speaking = {t.video_id for t in dubbed_tracks if t.labels.any()}
     rows = []
     for name, ranked_tracks in (
@@ -95,9 +99,9 @@ def main() -> int:
     originals = speaking - dubbed
     print(f"\n{args.split}: {len(dubbed)} dubbed tracks, {len(originals)} original speaking ones")
     for name, group in (("dubbed", dubbed), ("original", originals)):
-        share = 100 * len(moved & group) / len(group)
-        listed = ", ".join(f"{v} {offsets[v]:+d}" for v in sorted(moved & group))
-        print(f"--align moves {len(moved & group)} {name} ({share:.1f} %): {listed}")
+        share = 100 * len(moved_ids & group) / len(group)
+        listed = ", ".join(f"{v} {offsets[v]:+d}" for v in sorted(moved_ids & group))
+        print(f"--align moves {len(moved_ids & group)} {name} ({share:.1f} %): {listed}")
     print(markdown_table(["dubbing test", "AUROC", "dubbed among the lowest k, %"], rows))
     print(f"{time.perf_counter() - started:.0f} s")
     return 0

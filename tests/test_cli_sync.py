@@ -250,6 +250,19 @@ def test_default_model_fix_removes_a_known_delay(tmp_path):
     assert abs(lag(read_audio(CLIP_A), read_audio(fixed))) <= 640  # back within one frame
 
 
+def test_a_soundtrack_a_second_and_a_half_early_is_found_with_a_wider_search(tmp_path):
+    """Real clips can be a second or more off: --max-offset 50 finds a 40-frame (1.6 s) lead."""
+    early = tmp_path / "early.mp4"
+    shift_audio(DATA / "clips" / "voxceleb2" / "id00100_yMLqymKvTfA_00046.mp4", early, -40)
+    proc = syncasd("sync", early, "--max-offset", "50", "--json")
+    assert proc.returncode == 0, proc.stderr
+    (track,) = json.loads(proc.stdout)["tracks"]
+    assert abs(track["offset_frames"] + 40) <= 1 and track["offset_ms"] == pytest.approx(
+        40.0 * track["offset_frames"]
+    )
+    assert track["confidence"] >= 0.4 and not track["in_sync"]  # a clear peak (0.57), far off
+
+
 def test_audio_lag_option_sets_the_weights_clock():
     """A GRID sentence, recorded in sync: 0 with the registry's clock for our weights (their
     training clips' audio lies 40 ms late), -1 on that training clock (`--audio-lag-ms 0`)."""

@@ -11,6 +11,7 @@ from scipy.special import expit, logit
 
 from syncasd.errors import InputError
 from syncasd.syncmap import (
+    VOTE_MIN_PROB,
     Chunk,
     SegmentOffset,
     SyncParams,
@@ -413,9 +414,9 @@ def voter(offset: int, prob: float, offscreen: float) -> TrackSync:
 
 def test_video_offset_is_the_median_of_the_speech_each_track_explains():
     # Votes: +3 with 100 × 0.9 = 90 frames, −2 with 50 × 0.6 = 30, +5 with 80 × 0.5 = 40;
-    # the listener (probability 0.3) does not vote. Sorted: −2 (30), +3 (120), +5 (160):
+    # the listener (probability 0.2) does not vote. Sorted: −2 (30), +3 (120), +5 (160):
     # half of 160 is first reached at +3.
-    tracks = [voter(3, 0.9, 0.1), voter(-2, 0.7, 0.4), voter(5, 0.6, 0.5), voter(-9, 0.3, 0.0)]
+    tracks = [voter(3, 0.9, 0.1), voter(-2, 0.7, 0.4), voter(5, 0.6, 0.5), voter(-9, 0.2, 0.0)]
     assert video_offset(tracks, [100, 50, 80, 400]) == (3, 160)
     # A tie (40 and 40 frames) goes to the lower offset.
     assert video_offset([voter(4, 0.8, 0.0), voter(-1, 0.8, 0.0)], [40, 40]) == (-1, 80)
@@ -424,7 +425,9 @@ def test_video_offset_is_the_median_of_the_speech_each_track_explains():
 def test_video_offset_needs_a_second_of_explained_speech():
     assert video_offset([voter(6, 0.9, 0.5)], [48]) == (0, 0)  # 24 frames explained
     assert video_offset([voter(6, 0.9, 0.5)], [50]) == (6, 25)
-    assert video_offset([voter(6, 0.4, 0.0)], [500]) == (0, 0)  # not confident
+    assert video_offset([voter(6, VOTE_MIN_PROB - 0.01, 0.0)], [500]) == (0, 0)  # not confident
+    assert video_offset([voter(6, VOTE_MIN_PROB, 0.0)], [500]) == (6, 500)
+    assert video_offset([voter(6, 0.4, 0.0)], [500], min_prob=0.5) == (0, 0)
     assert video_offset([], []) == (0, 0)
 
 
