@@ -12,12 +12,14 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import av
 import numpy as np
 import pytest
 from conftest import DATA, SYNC_TRACK_KEYS, needs_shared
 
+from syncasd.cli import no_speaker_note
 from syncasd.data.compose import replace_audio
 from syncasd.media import read_audio
 from syncasd.scan import COLUMNS
@@ -289,6 +291,30 @@ def test_detect_notes_an_offset_soundtrack_and_sync_fix_repairs_it(tmp_path):
     assert proc.returncode == 0 and "no face speaks in sync" not in proc.stderr, proc.stderr
     probs = np.array(json.load(open(tmp_path / "after" / "fixed.json"))["tracks"][0]["probs"])
     assert (probs >= 0.5).mean() > 0.4  # measured 0.57 (0.63 with the fix by 6); before: 0
+
+
+def test_detect_align_says_what_it_tried_when_no_face_speaks(tmp_path):
+    """LivePortrait d12: animated faces under a voice that is none of theirs. With --align the
+    note does not send the user back to --align: no face voted, so nothing was moved."""
+    proc = syncasd("detect", DATA / "clips" / "liveportrait" / "d12.mp4", "-o", tmp_path, "--align")
+    assert proc.returncode == 0, proc.stderr
+    assert "0 speaking turn(s)" in proc.stderr and "audio moved" not in proc.stderr
+    assert "--align found no face whose lips follow the voice" in proc.stderr
+    assert "detect again with --align" not in proc.stderr
+    alignment = json.loads((tmp_path / "d12.json").read_text())["metadata"]["alignment"]
+    assert alignment == {"offset_frames": 0, "offset_ms": 0.0, "speech_frames": 0, "applied": False}
+
+
+def test_the_no_speaker_note_follows_what_align_did():
+    def note(alignment: dict | None) -> str:
+        return no_speaker_note(
+            SimpleNamespace(metadata={"alignment": alignment} if alignment else {})
+        )
+
+    assert "detect again with --align" in note(None)
+    moved = {"offset_frames": -6, "offset_ms": -240.0, "speech_frames": 90, "applied": True}
+    assert "even with the audio moved by -6 frames (--align)" in note(moved)
+    assert "--max-offset 50" in note(moved) and "detect again" not in note(moved)
 
 
 def speaking_share(result_json: Path) -> float:

@@ -33,6 +33,30 @@ log = logging.getLogger("syncasd")
 EXIT_ERROR = 2
 
 
+def no_speaker_note(result) -> str:
+    """Why a sync-aware model found faces but no speaking turn, and what to try next.
+
+    It drops every face of a video whose soundtrack is offset: say how to tell that apart
+    from a video where nobody on screen speaks, given what --align has already tried."""
+    alignment = result.metadata.get("alignment")
+    if alignment is None:
+        return (
+            "no face speaks in sync with the audio. If someone on screen does speak, the "
+            "soundtrack may be offset: `syncasd sync VIDEO` measures it and `--fix OUT` "
+            "repairs it, or detect again with --align."
+        )
+    tried = (
+        f"even with the audio moved by {alignment['offset_frames']:+d} frames (--align)"
+        if alignment["applied"]
+        else "and --align found no face whose lips follow the voice at any offset it searched"
+    )
+    return (
+        f"no face speaks in sync with the audio, {tried}: the voice is likely no one's on "
+        "screen (a narrator, a dub), or off by more than --sync-max-offset frames "
+        "(`syncasd sync VIDEO --max-offset 50` measures further)."
+    )
+
+
 def _fail(message: str) -> None:
     typer.echo(f"syncasd: error: {message}", err=True)
 
@@ -224,14 +248,7 @@ def detect(
             reason = no_track_reason(result)
             typer.echo(f"syncasd: warning: {video}: {reason}; outputs are empty", err=True)
         elif not result.turns and sync_aware and not allow_silent:
-            # A sync-aware model drops every face of a video whose soundtrack is offset:
-            # say how to tell that apart from a video where nobody on screen speaks.
-            typer.echo(
-                f"syncasd: note: {video}: no face speaks in sync with the audio. If someone "
-                "on screen does speak, the soundtrack may be offset: `syncasd sync VIDEO` "
-                "measures it and `--fix OUT` repairs it, or detect again with --align.",
-                err=True,
-            )
+            typer.echo(f"syncasd: note: {video}: {no_speaker_note(result)}", err=True)
         summary = (
             f"{video}: {len(result.tracks)} face track(s), {len(result.turns)} speaking turn(s), "
             f"{result.metadata['real_time_factor']}x real time → {stem}.csv"
