@@ -96,6 +96,36 @@ def video_copy(
     replace_audio(stored, path, audio=read_audio(source)[: int(seconds * 16000)])
 
 
+def restamped(source: Path, path: Path, audio_delay: float = 0.0, video_delay: float = 0.0) -> Path:
+    """`source` remuxed (packets copied, nothing re-encoded) with each stream's timestamps moved
+    later by its delay in seconds: the streams start apart, as after an audio delay set in an
+    editor or in a broadcast capture, and players play them that far apart."""
+    import av
+
+    with av.open(str(source)) as src, av.open(str(path), "w") as dst:
+        vin, ain = src.streams.video[0], src.streams.audio[0]
+        outs = {
+            vin.index: (dst.add_stream_from_template(vin), video_delay),
+            ain.index: (dst.add_stream_from_template(ain), audio_delay),
+        }
+        for packet in src.demux(vin, ain):
+            if packet.dts is None:  # the demuxer's flush packet
+                continue
+            stream, delay = outs[packet.stream.index]
+            shift = int(round(delay / packet.time_base))
+            packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
+            packet.stream = stream
+            dst.mux(packet)
+    return path
+
+
+def lag(reference: np.ndarray, signal: np.ndarray, max_lag: int = 8000) -> int:
+    """Samples by which `signal` is later than `reference` (cross-correlation peak)."""
+    n = min(len(reference), len(signal))
+    core = reference[max_lag : n - max_lag].astype(np.float64)
+    return int(np.argmax(np.correlate(signal[:n].astype(np.float64), core, "valid"))) - max_lag
+
+
 def run_without(blocked: tuple[str, ...], code: str) -> str:
     """Run `code` in a fresh interpreter in which importing any of `blocked` fails; its stdout.
 

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import av
 import numpy as np
 import pytest
-from conftest import DATA, SYNC_TRACK_KEYS, needs_shared
+from conftest import DATA, SYNC_TRACK_KEYS, lag, needs_shared, restamped
 
 from syncasd.cli import no_speaker_note
 from syncasd.data.compose import replace_audio
@@ -58,13 +58,6 @@ def video_packets(path) -> list[tuple[bytes, float]]:
     with av.open(str(path)) as c:
         s = c.streams.video[0]
         return [(bytes(p), round(float(p.pts * p.time_base), 4)) for p in c.demux(s) if p.size]
-
-
-def lag(reference: np.ndarray, signal: np.ndarray, max_lag: int = 8000) -> int:
-    """Samples by which `signal` is later than `reference` (cross-correlation peak)."""
-    n = min(len(reference), len(signal))
-    core = reference[max_lag : n - max_lag].astype(np.float64)
-    return int(np.argmax(np.correlate(signal[:n].astype(np.float64), core, "valid"))) - max_lag
 
 
 def rows(table: Path) -> list[dict]:
@@ -263,6 +256,15 @@ def test_a_soundtrack_a_second_and_a_half_early_is_found_with_a_wider_search(tmp
         40.0 * track["offset_frames"]
     )
     assert track["confidence"] >= 0.4 and not track["in_sync"]  # a clear peak (0.57), far off
+
+
+def test_an_audio_stream_that_starts_late_in_its_container_is_an_offset(tmp_path):
+    """LRS2 00001 (in sync) remuxed with its audio stream starting 0.4 s after the video, no
+    sample changed: players play the voice 10 frames late, and so does `sync`."""
+    late = restamped(DATA / "clips" / "lrs2" / "00001.mp4", tmp_path / "late.mp4", 0.4)
+    proc = syncasd("sync", late, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["tracks"][0]["offset_frames"] == 10  # measured 10
 
 
 def test_audio_lag_option_sets_the_weights_clock():

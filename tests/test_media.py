@@ -9,7 +9,7 @@ import av
 import cv2
 import numpy as np
 import pytest
-from conftest import DATA, FIXTURES, needs_shared, video_copy
+from conftest import DATA, FIXTURES, lag, needs_shared, restamped, video_copy
 
 from syncasd.errors import MediaError
 from syncasd.media import iter_frames, probe, read_audio
@@ -102,6 +102,21 @@ def test_read_audio_without_audio_stream():
 
 
 # --- iter_frames ------------------------------------------------------------------------------
+
+
+@needs_shared
+@pytest.mark.parametrize("audio_delay, video_delay", [(0.4, 0.0), (0.0, 0.4)])
+def test_streams_that_start_apart_are_read_as_a_player_plays_them(
+    tmp_path, audio_delay, video_delay
+):
+    """Streams often start at different times (an audio delay set in an editor, a broadcast
+    capture): the audio is read on the video's clock, so the voice comes as much later (or
+    earlier) than in the original, packets untouched."""
+    source = DATA / "clips" / "lrs2" / "00001.mp4"
+    moved = restamped(source, tmp_path / "restamped.mp4", audio_delay, video_delay)
+    assert probe(moved).origin == pytest.approx(video_delay, abs=1e-3)
+    expected = round((audio_delay - video_delay) * 16000)  # 6400 samples: 10 frames
+    assert abs(lag(read_audio(source), read_audio(moved)) - expected) <= 16  # within 1 ms
 
 
 @needs_shared

@@ -13,7 +13,7 @@ import warnings
 import av
 import numpy as np
 import pytest
-from conftest import DATA, FIXTURES, SYNC_TRACK_KEYS, faceless_video, needs_shared
+from conftest import DATA, FIXTURES, SYNC_TRACK_KEYS, faceless_video, lag, needs_shared
 
 import syncasd
 from syncasd.errors import InputError, MediaError
@@ -60,14 +60,6 @@ def video_packets(path) -> list[tuple[bytes, float | None, bool]]:
             for p in c.demux(stream)
             if p.size
         ]
-
-
-def lag(reference: np.ndarray, signal: np.ndarray, max_lag: int = 4000) -> int:
-    """Samples by which `signal` is later than `reference` (cross-correlation peak)."""
-    n = min(len(reference), len(signal))
-    core = reference[max_lag : n - max_lag].astype(np.float64)
-    corr = np.correlate(signal[:n].astype(np.float64), core, "valid")
-    return int(np.argmax(corr)) - max_lag
 
 
 # ---------------------------------------------------------------------------------------------
