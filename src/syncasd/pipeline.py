@@ -224,10 +224,13 @@ class Detector:
 
     def __call__(self, path: str | Path) -> Result:
         clock = time.perf_counter()
-        result = self._analyse(path, vote=self.options.align)
+        info, audio = self._soundtrack(path)
+        read_seconds = time.perf_counter() - clock
+        result = self._analyse(path, info, audio, vote=self.options.align)
         if self.options.align:
-            result = self._align(path, result)
+            result = self._align(path, info, audio, result)
         timings = result.metadata["timings_s"]
+        timings["audio"] = round(timings["audio"] + read_seconds, 3)  # decoded once, both passes
         timings["total"] = round(time.perf_counter() - clock, 3)
         seconds = result.n_frames / MODEL_FPS
         result.metadata["real_time_factor"] = (
@@ -248,7 +251,26 @@ class Detector:
         names = [o.sync_model] if o.sync or o.require_sync else []
         return list(dict.fromkeys(names + ([o.align_model] if vote else [])))
 
-    def _align(self, path: str | Path, first: Result) -> Result:
+    def _soundtrack(self, path: str | Path) -> tuple[media.MediaInfo, np.ndarray]:
+        """The video's properties and its audio over the analysed interval, refused where
+        there is none to hear (no audio track; digital silence unless allow_silent)."""
+        o = self.options
+        info = media.probe(path)
+        if not info.has_audio:
+            raise MediaError(
+                f"{path}: has no audio track; active speaker detection needs the soundtrack"
+            )
+        audio = media.read_audio(path, o.start, o.duration, origin=info.origin)
+        if is_silent(audio) and not o.allow_silent:
+            raise MediaError(
+                f"{path}: the audio track is silent (digital silence); nobody can be heard "
+                "speaking. Pass --allow-silent to score it anyway."
+            )
+        return info, audio
+
+    def _align(
+        self, path: str | Path, info: media.MediaInfo, audio: np.ndarray, first: Result
+    ) -> Result:
         """`align`: one offset for the soundtrack from the tracks that hear their own voice
         (`syncmap.video_offset`) and, where it is 2 frames or more (±1 lies inside what the
         models count as in sync), the video analysed again on the audio moved by it. Twice
@@ -261,7 +283,8 @@ class Detector:
         log.info("alignment: offset %+d frames from %d speech frames", offset, weight)
         result = first
         if applied:
-            result = self._analyse(path, vote=False, audio_offset=offset)
+            moved = shifted(audio, -offset * SAMPLES_PER_FRAME)  # voice of frame t at t + k
+            result = self._analyse(path, info, moved, vote=False)
             # Each stage's time over both passes (the total is __call__'s).
             timings, before = result.metadata["timings_s"], first.metadata["timings_s"]
             for stage, seconds in before.items():
@@ -275,10 +298,12 @@ class Detector:
         }
         return result
 
-    def _analyse(self, path: str | Path, vote: bool, audio_offset: int = 0) -> Result:
-        """One pass over the video: faces, tracks, scores, sync (`_pass_models`) and, where
-        `vote`, each track's vote for the soundtrack's offset. `audio_offset` k: the audio is
-        read k frames later (the voice of frame t at t + k)."""
+    def _analyse(
+        self, path: str | Path, info: media.MediaInfo, audio: np.ndarray, vote: bool
+    ) -> Result:
+        """One pass over the video with this audio (`_soundtrack`'s, or moved by --align):
+        faces, tracks, scores, sync (`_pass_models`) and, where `vote`, each track's vote for
+        the soundtrack's offset."""
         o = self.options
         timings: dict[str, float] = {}
         clock = time.perf_counter()
@@ -288,20 +313,6 @@ class Detector:
         self._finish_seconds = 0.0  # scoring done as tracks end, outside the stage clocks
         self._pass = models = self._pass_models(vote)
         self._voting = vote
-        info = media.probe(path)
-        if not info.has_audio:
-            raise MediaError(
-                f"{path}: has no audio track; active speaker detection needs the soundtrack"
-            )
-        audio = media.read_audio(path, o.start, o.duration, origin=info.origin)
-        if is_silent(audio):
-            if not o.allow_silent:
-                raise MediaError(
-                    f"{path}: the audio track is silent (digital silence); nobody can be heard "
-                    "speaking. Pass --allow-silent to score it anyway."
-                )
-        if audio_offset:
-            audio = shifted(audio, -audio_offset * SAMPLES_PER_FRAME)
         features = mfcc(audio)
         if models:
             sync_clock = time.perf_counter()
