@@ -317,6 +317,9 @@ def test_the_no_speaker_note_follows_what_align_did():
     moved = {"offset_frames": -6, "offset_ms": -240.0, "speech_frames": 90, "applied": True}
     assert "even with the audio moved by -6 frames (--align)" in note(moved)
     assert "--max-offset 50" in note(moved) and "detect again" not in note(moved)
+    in_sync = {"offset_frames": 1, "offset_ms": 40.0, "speech_frames": 90, "applied": False}
+    assert "read the soundtrack in sync (offset +1 frames)" in note(in_sync)
+    assert "no face whose lips follow" not in note(in_sync)
 
 
 def speaking_share(result_json: Path) -> float:

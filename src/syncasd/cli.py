@@ -45,8 +45,15 @@ def no_speaker_note(result) -> str:
             "soundtrack may be offset: `syncasd sync VIDEO` measures it and `--fix OUT` "
             "repairs it, or detect again with --align."
         )
+    offset = alignment["offset_frames"]
+    if alignment["speech_frames"] and not alignment["applied"]:
+        return (
+            f"no face speaks in sync with the audio, though --align read the soundtrack in "
+            f"sync (offset {offset:+d} frames): the lips follow the voice too weakly to reach "
+            "--threshold."
+        )
     tried = (
-        f"even with the audio moved by {alignment['offset_frames']:+d} frames (--align)"
+        f"even with the audio moved by {offset:+d} frames (--align)"
         if alignment["applied"]
         else "and --align found no face whose lips follow the voice at any offset it searched"
     )
