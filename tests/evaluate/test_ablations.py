@@ -7,7 +7,16 @@ import pytest
 from conftest import DATA, needs_shared
 
 from syncasd.data.labelled import LabelledTrack
-from syncasd.evaluate.ablations import ablate, dim, mask_lips, report, shrink_face, silence
+from syncasd.evaluate.ablations import (
+    ablate,
+    dim,
+    mask_lips,
+    noisy,
+    pink_noise,
+    report,
+    shrink_face,
+    silence,
+)
 
 
 def test_mask_lips_zeroes_the_bottom_30_percent():
@@ -48,6 +57,32 @@ def test_dim_scales_the_gray_levels_and_adds_seeded_noise():
     assert abs(out.astype(float).mean() - 70.0) < 0.2  # 200 × 0.35
     assert abs(out.astype(float).std() - 6.0) < 0.2
     assert np.array_equal(out, dim(_track(crops)).crops)  # the same frames every time
+
+
+def test_pink_noise_has_unit_rms_and_power_falling_as_one_over_f():
+    noise = pink_noise(160_000, np.random.default_rng(1))
+    assert abs(np.sqrt(np.mean(noise**2)) - 1.0) < 1e-9
+    power = np.abs(np.fft.rfft(noise)) ** 2  # bin k is k / 10 Hz at 16 kHz
+    # Ten times the power density at 100 Hz as at 1 kHz, and as much power per octave.
+    assert 8 < power[900:1100].mean() / power[9900:10100].mean() < 12.5
+    assert 0.8 < power[1000:2000].sum() / power[10000:20000].sum() < 1.25
+
+
+def test_noisy_sets_the_noise_below_the_speech_and_leaves_the_rest():
+    n = 50  # frames; the first 20 speak (a 1,000-level sine), the rest are silent
+    t = np.arange(640 * n) / 16000
+    audio = np.where(np.arange(640 * n) < 640 * 20, 1000 * np.sin(2 * np.pi * 220 * t), 0)
+    labels = np.arange(n) < 20
+    track = LabelledTrack(
+        "v", "e", np.zeros((n, 112, 112), np.uint8), audio.astype(np.int16), labels, t[::640]
+    )
+    out = noisy(track, snr_db=10)
+    assert out.audio.dtype == np.int16 and out.audio.shape == track.audio.shape
+    # The sine's RMS is 1000/√2; 10 dB below it: 707.1 / √10 = 223.6 on the silent frames.
+    assert abs(np.sqrt(np.mean(out.audio[640 * 20 :].astype(float) ** 2)) - 223.6) < 15
+    assert np.array_equal(out.audio, noisy(track, snr_db=10).audio)  # seeded
+    assert np.array_equal(out.labels, labels) and out.crops is track.crops
+    assert np.array_equal(track.audio, audio.astype(np.int16))  # the original is untouched
 
 
 @needs_shared

@@ -6,7 +6,8 @@ beside the original tracks. The VAD × lip-movement product baseline
 (`syncasd.evaluate.baselines`) is scored the same way.
 
 Two degradations of the face (`shrink_face`, `dim`) stand for footage worse than ours: faces a
-few dozen pixels tall, dim and noisy video (`bench/decision_threshold.py`).
+few dozen pixels tall, dim and noisy video; one of the sound (`noisy`) for a noisy room or
+street (`bench/decision_threshold.py`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 
 from ..data.labelled import LabelledTrack
 from ..data.samples import seen_at
+from ..timebase import SAMPLES_PER_FRAME
 from .report import Report
 from .tracks import TrackScorer, pooled_map, score_tracks
 
@@ -55,6 +57,30 @@ def dim_pixels(
     out = np.asarray(pixels, np.float32) * contrast
     out += rng.normal(0.0, noise, out.shape)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def noisy(track: LabelledTrack, snr_db: float, seed: int = 0) -> LabelledTrack:
+    """Pink noise (power ∝ 1/f, as room, traffic and crowd noise roughly are) under the whole
+    track, `snr_db` below the track's speech: its RMS over the speaking frames, or over all
+    frames if none speaks. Seeded, so every model hears the same noise."""
+    audio = track.audio.astype(np.float64)
+    speech = audio[: len(track) * SAMPLES_PER_FRAME].reshape(len(track), -1)
+    voiced = speech[track.labels] if track.labels.any() else speech
+    level = np.sqrt(np.mean(voiced**2))
+    noise = pink_noise(len(audio), np.random.default_rng(seed))
+    mixed = audio + noise * level * 10 ** (-snr_db / 20)
+    return replace(track, audio=np.clip(np.rint(mixed), -32768, 32767).astype(np.int16))
+
+
+def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """`n` samples of unit-RMS noise whose power falls as 1/f (white noise shaped in the
+    frequency domain; the DC bin dropped)."""
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    f = np.arange(len(spectrum), dtype=np.float64)
+    spectrum[0] = 0.0
+    spectrum[1:] /= np.sqrt(f[1:])
+    noise = np.fft.irfft(spectrum, n)
+    return noise / np.sqrt(np.mean(noise**2))
 
 
 @dataclass
