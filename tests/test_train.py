@@ -226,7 +226,9 @@ def test_decision_shift_moves_the_best_threshold_to_one_half(tmp_path):
 
 
 @needs_shared
-def test_a_run_with_waveform_misaligned_negatives_dubs_turns_and_ranking(tmp_path, small_corpus):
+def test_a_run_with_waveform_misaligned_negatives_dubs_turns_pink_noise_and_ranking(
+    tmp_path, small_corpus
+):
     raw = _tiny(tmp_path, small_corpus, steps_per_epoch=1)
     raw["samples"] = {
         "batch_frames": 200,
@@ -234,11 +236,14 @@ def test_a_run_with_waveform_misaligned_negatives_dubs_turns_and_ranking(tmp_pat
         "dubbed": True,
         "turn_prob": 0.5,
         "turn_frames": [4, 8],
+        "pink_noise_prob": 0.5,
+        "pink_snr_db": [-5.0, 20.0],
     }
     raw["loss"] = {"offset_beta": 1.0, "offset_shift": 3, "dub_beta": 1.0, "visual_weight": 0.5}
     config = TrainConfig.from_dict(raw)
     assert config.sample_config().misaligned_shift == (4, 8)
     assert config.sample_config().turn_frames == (4, 8)
+    assert config.sample_config().pink_snr_db == (-5.0, 20.0)
     weights = train(config, progress=False)
     trained, init = load_model("light-asd", weights=weights), load_model("light-asd", weights=AVA)
     key = "model.audioEncoder.block1.m_3.weight"

@@ -185,10 +185,8 @@ class TrainConfig:
         return config
 
     def sample_config(self):
-        values = dict(self.samples)
-        for key in ("noise_snr_db", "white_snr_db", "gain_db", "misaligned_shift", "turn_frames"):
-            if values.get(key) is not None:
-                values[key] = tuple(values[key])
+        # YAML gives lists; every sequence option (SNR, gain and shift ranges) is a tuple.
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in self.samples.items()}
         return _sample_class(self.model)(**values)
 
 

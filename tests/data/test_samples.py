@@ -10,10 +10,13 @@ from syncasd.audio import mfcc
 from syncasd.data.labelled import speech_segments
 from syncasd.data.samples import (
     FADE,
+    AudioAugment,
     BatchMaker,
     SampleConfig,
     augment_crops,
     degrade_photometric,
+    gain_and_noise,
+    pink_noise,
     track_audio,
 )
 from syncasd.timebase import SAMPLES_PER_FRAME
@@ -68,6 +71,34 @@ def test_frozen_embeddings_replace_crops(small_corpus):
     config = SampleConfig(batch_frames=400, flip_prob=1.0)
     batch = BatchMaker(small_corpus, ids, config, visual_variants=variants)(0, 1)
     assert batch["visual"].dtype == np.float32 and (batch["visual"] == 1).all()
+
+
+def test_pink_noise_has_unit_rms_and_power_falling_as_one_over_f():
+    noise = pink_noise(160_000, np.random.default_rng(1))
+    assert abs(np.sqrt(np.mean(noise**2)) - 1.0) < 1e-9
+    power = np.abs(np.fft.rfft(noise)) ** 2  # bin k is k / 10 Hz at 16 kHz
+    # Ten times the power density at 100 Hz as at 1 kHz, and as much power per octave.
+    assert 8 < power[900:1100].mean() / power[9900:10100].mean() < 12.5
+    assert 0.8 < power[1000:2000].sum() / power[10000:20000].sum() < 1.25
+
+
+def test_gain_and_noise_draws_pink_noise_only_when_asked():
+    audio = 1000 * np.sin(2 * np.pi * 220 * np.arange(32_000) / 16_000)
+    plain = AudioAugment(gain_db=(-6.0, 6.0), white_noise_prob=1.0, white_snr_db=(20.0, 20.0))
+    # Without pink noise, the draws of the recipes before it: a gain, then white noise.
+    rng = np.random.default_rng(4)
+    gained = audio * 10 ** (rng.uniform(-6.0, 6.0) / 20)
+    assert rng.random() < 1.0
+    snr = rng.uniform(20.0, 20.0)
+    expected = gained + rng.normal(0, np.sqrt(np.mean(gained**2)) * 10 ** (-snr / 20), 32_000)
+    np.testing.assert_allclose(gain_and_noise(audio, np.random.default_rng(4), plain), expected)
+    # Pink noise alone at 0 dB: as loud as the sine (RMS 707), falling as 1/f.
+    pink = AudioAugment(gain_db=(0.0, 0.0), white_noise_prob=0.0, pink_noise_prob=1.0)
+    pink.pink_snr_db = (0.0, 0.0)
+    added = gain_and_noise(audio, np.random.default_rng(4), pink) - audio
+    assert abs(np.sqrt(np.mean(added**2)) - 1000 / np.sqrt(2)) < 1e-6
+    power = np.abs(np.fft.rfft(added)) ** 2  # bin k is k / 2 Hz
+    assert 6 < power[180:220].mean() / power[1980:2020].mean() < 16
 
 
 def test_augment_crops_keeps_shape_and_differs():

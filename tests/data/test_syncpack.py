@@ -192,11 +192,13 @@ def test_sampler_is_deterministic_per_seed_and_augments_within_range(pack):
     assert torch.all(a >= b - 1e-5)
 
 
-def test_sampler_refuses_a_split_with_fewer_windows_than_a_batch(pack):
+def test_sampler_refuses_a_split_too_small_or_an_option_it_cannot_apply(pack):
     with pytest.raises(InputError, match="fewer speaking windows than a batch"):
         PackSampler(pack, "train", _plain(batch=38))
     with pytest.raises(InputError, match="hard-negative offsets"):
         PackSampler(pack, "train", _plain(hard=11, max_shift=6))
+    with pytest.raises(InputError, match="pink_noise_prob is not available with a sync pack"):
+        PackSampler(pack, "train", _plain(pink_noise_prob=0.3))
 
 
 def test_pack_matrices_are_the_sync_backend_matrices_of_the_corpus_tracks(corpus, pack):

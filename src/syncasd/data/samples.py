@@ -12,7 +12,8 @@ audio is one of (TalkNet's TalkSet mix, plus what the seed tests with):
 Another speaker's voice (mismatch) is made in the embedding space by the loss
 (`syncasd.losses.cross_modal_contrastive_loss`), as the seed does; the own voice shifted by more
 than 125 ms (misalign) too, by a circular roll, unless `misaligned_shift` asks for it here, in
-the waveform (no seam inside the window). Augmentations: gain, white noise, and for the face
+the waveform (no seam inside the window). Augmentations: gain, white and pink noise
+(`AudioAugment`, shared by every sampler), and for the face
 either a flipped, rotated, scaled and shifted crop (`augment_crops`; with `photometric`, also
 dimmed, noisy or low-resolution) or, when the visual encoder is frozen, its embedding of such
 a crop, computed once per track (`visual_variants`).
@@ -43,7 +44,20 @@ MFCC_TAIL = 400 - 160
 
 
 @dataclass
-class SampleConfig:
+class AudioAugment:
+    """The audio augmentation every sampler's config carries (`gain_and_noise`)."""
+
+    gain_db: tuple[float, float] = (-6.0, 6.0)
+    white_noise_prob: float = 0.3
+    white_snr_db: tuple[float, float] = (10.0, 40.0)
+    # Pink noise (power ∝ 1/f, as room, street and crowd noise roughly are) under the window,
+    # down to below the voice: white noise at 10–40 dB left the models deaf at 0 dB.
+    pink_noise_prob: float = 0.0
+    pink_snr_db: tuple[float, float] = (-5.0, 20.0)
+
+
+@dataclass
+class SampleConfig(AudioAugment):
     batch_frames: int = 2500
     max_frames: int = 100  # window length cap (4 s)
     min_frames: int = 8
@@ -51,9 +65,6 @@ class SampleConfig:
     noise_prob: float = 0.3  # another track's audio mixed in, label kept
     noise_snr_db: tuple[float, float] = (5.0, 20.0)
     silence_prob: float = 0.05  # audio replaced by faint noise, every frame negative
-    white_noise_prob: float = 0.3
-    white_snr_db: tuple[float, float] = (10.0, 40.0)
-    gain_db: tuple[float, float] = (-6.0, 6.0)
     flip_prob: float = 0.5  # the augmented visual variant (flip, rotation, scale, shift)
     photometric: bool = False  # the augmented variant also dim, noisy, low-resolution
     # (lo, hi): also give each window its own audio shifted by ±lo…hi frames in the waveform
@@ -115,14 +126,30 @@ def realigned_tracks(
     return [i for i in tracks if found[i] is not None], {i: o for i, o in found.items() if o}
 
 
-def gain_and_noise(audio: np.ndarray, rng: np.random.Generator, config) -> np.ndarray:
+def gain_and_noise(audio: np.ndarray, rng: np.random.Generator, config: AudioAugment) -> np.ndarray:
     """The audio augmentation every sampler shares: a gain drawn from `config.gain_db`, then
-    with probability `config.white_noise_prob` white noise at an SNR from `white_snr_db`."""
+    with probability `config.white_noise_prob` white noise at an SNR from `white_snr_db`, then
+    with probability `pink_noise_prob` pink noise at an SNR from `pink_snr_db` (against the
+    window's RMS)."""
     audio = audio * 10 ** (rng.uniform(*config.gain_db) / 20)
     if rng.random() < config.white_noise_prob and _rms(audio) > 0:
         snr = rng.uniform(*config.white_snr_db)
         audio = audio + rng.normal(0, _rms(audio) * 10 ** (-snr / 20), audio.shape)
+    # Only drawn when asked for, so that the recipes before it keep their random streams.
+    if config.pink_noise_prob and rng.random() < config.pink_noise_prob and _rms(audio) > 0:
+        snr = rng.uniform(*config.pink_snr_db)
+        audio = audio + pink_noise(len(audio), rng) * _rms(audio) * 10 ** (-snr / 20)
     return audio
+
+
+def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """`n` samples of unit-RMS noise whose power falls as 1/f (white noise shaped in the
+    frequency domain; the DC bin dropped)."""
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    spectrum[0] = 0.0
+    spectrum[1:] /= np.sqrt(np.arange(1, len(spectrum)))
+    noise = np.fft.irfft(spectrum, n)
+    return noise / np.sqrt(np.mean(noise**2))
 
 
 def augment_crops(

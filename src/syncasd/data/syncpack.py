@@ -212,6 +212,8 @@ class PackSampler:
         config: SyncSampleConfig,
         device: torch.device | str = "cpu",
     ) -> None:
+        if config.pink_noise_prob:  # the pack holds log-mel, not waveforms to mix noise into
+            raise InputError("samples.pink_noise_prob is not available with a sync pack")
         self.config, self.device, self.pad = config, torch.device(device), pack.pad
         rows = pack.tracks[pack.split(split)]
         centres, owners = [], []

@@ -23,6 +23,7 @@ from ..models.icsyncnet import HALF, IMAGES, ICSyncNetDims, mouth_crops
 from ..timebase import SAMPLES_PER_FRAME
 from .corpus import Corpus
 from .samples import (
+    AudioAugment,
     VoiceDonors,
     augment_crops,
     gain_and_noise,
@@ -33,16 +34,13 @@ from .samples import (
 
 
 @dataclass
-class SyncSampleConfig:
+class SyncSampleConfig(AudioAugment):
     batch: int = 48  # positives per batch
     hard: int = 6  # hard negatives per positive (the paper: 15; the audio encoder's cost)
     min_shift: int = 2  # |k| of a hard negative: ±1 frame counts as in sync when scoring
     max_shift: int = 15
     flip_prob: float = 0.5  # probability of the augmented crop (flip, rotation, scale, shift)
     photometric: bool = False  # the augmented crop also dim, noisy, low-resolution
-    gain_db: tuple[float, float] = (-6.0, 6.0)
-    white_noise_prob: float = 0.3
-    white_snr_db: tuple[float, float] = (10.0, 40.0)
 
 
 def window_centres(labels: np.ndarray) -> np.ndarray:
@@ -130,7 +128,7 @@ class SyncBatchMaker:
 
 
 @dataclass
-class SegmentSampleConfig:
+class SegmentSampleConfig(AudioAugment):
     """Samples of a sync-net with per-frame embeddings (LightSyncNet): lip segments and the
     audio around them at every offset."""
 
@@ -154,9 +152,6 @@ class SegmentSampleConfig:
     track_offsets: str | None = None
     flip_prob: float = 0.5  # probability of the augmented crop (flip, rotation, scale, shift)
     photometric: bool = False  # the augmented crop also dim, noisy, low-resolution
-    gain_db: tuple[float, float] = (-6.0, 6.0)
-    white_noise_prob: float = 0.3
-    white_snr_db: tuple[float, float] = (10.0, 40.0)
     # Also the segment's audio dubbed ("mfcc_dubbed", `samples.VoiceDonors`): its speech
     # replaced by another identity's voice timed to it, one more negative at offset 0.
     dubbed: bool = False

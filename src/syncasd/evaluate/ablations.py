@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..data.labelled import LabelledTrack
-from ..data.samples import seen_at
+from ..data.samples import pink_noise, seen_at
 from ..timebase import SAMPLES_PER_FRAME
 from .report import Report
 from .tracks import TrackScorer, pooled_map, score_tracks
@@ -70,17 +70,6 @@ def noisy(track: LabelledTrack, snr_db: float, seed: int = 0) -> LabelledTrack:
     noise = pink_noise(len(audio), np.random.default_rng(seed))
     mixed = audio + noise * level * 10 ** (-snr_db / 20)
     return replace(track, audio=np.clip(np.rint(mixed), -32768, 32767).astype(np.int16))
-
-
-def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
-    """`n` samples of unit-RMS noise whose power falls as 1/f (white noise shaped in the
-    frequency domain; the DC bin dropped)."""
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    f = np.arange(len(spectrum), dtype=np.float64)
-    spectrum[0] = 0.0
-    spectrum[1:] /= np.sqrt(f[1:])
-    noise = np.fft.irfft(spectrum, n)
-    return noise / np.sqrt(np.mean(noise**2))
 
 
 @dataclass
