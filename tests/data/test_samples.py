@@ -88,13 +88,14 @@ def test_gain_and_noise_draws_pink_noise_only_when_asked():
     # Without pink noise, the draws of the recipes before it: a gain, then white noise.
     rng = np.random.default_rng(4)
     gained = audio * 10 ** (rng.uniform(-6.0, 6.0) / 20)
-    assert rng.random() < 1.0
+    rng.random()  # whether to add white noise: always, at probability 1
     snr = rng.uniform(20.0, 20.0)
     expected = gained + rng.normal(0, np.sqrt(np.mean(gained**2)) * 10 ** (-snr / 20), 32_000)
     np.testing.assert_allclose(gain_and_noise(audio, np.random.default_rng(4), plain), expected)
     # Pink noise alone at 0 dB: as loud as the sine (RMS 707), falling as 1/f.
-    pink = AudioAugment(gain_db=(0.0, 0.0), white_noise_prob=0.0, pink_noise_prob=1.0)
-    pink.pink_snr_db = (0.0, 0.0)
+    pink = AudioAugment(
+        gain_db=(0.0, 0.0), white_noise_prob=0.0, pink_noise_prob=1.0, pink_snr_db=(0.0, 0.0)
+    )
     added = gain_and_noise(audio, np.random.default_rng(4), pink) - audio
     assert abs(np.sqrt(np.mean(added**2)) - 1000 / np.sqrt(2)) < 1e-6
     power = np.abs(np.fft.rfft(added)) ** 2  # bin k is k / 2 Hz
