@@ -93,6 +93,14 @@ def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
 
 
+def mix_noise(
+    audio: np.ndarray, noise: np.ndarray, snr_db: float, level: float | None = None
+) -> np.ndarray:
+    """`audio` plus `noise` scaled to `snr_db` below `level` (default: the audio's RMS)."""
+    level = _rms(audio) if level is None else level
+    return audio + noise * (level / _rms(noise)) * 10 ** (-snr_db / 20)
+
+
 def track_audio(corpus: Corpus, track: int, start: int, samples: int) -> np.ndarray:
     """Samples [start, start + samples) of a track's audio (sample 0 = its first frame's) as
     float32, zeros outside the track: the corpus keeps only each track's own audio."""
@@ -139,7 +147,7 @@ def gain_and_noise(audio: np.ndarray, rng: np.random.Generator, config: AudioAug
     # Only drawn when asked for, so that the recipes before it keep their random streams.
     if config.pink_noise_prob and rng.random() < config.pink_noise_prob and _rms(audio) > 0:
         snr = rng.uniform(*config.pink_snr_db)
-        audio = audio + pink_noise(len(audio), rng) * _rms(audio) * 10 ** (-snr / 20)
+        audio = mix_noise(audio, pink_noise(len(audio), rng), snr)
     return audio
 
 
@@ -262,8 +270,7 @@ class BatchMaker:
             o = int(rng.integers(0, max(1, length - n + 1)))
             noise = self._window_audio(other, o * SAMPLES_PER_FRAME, n)
             if _rms(noise) > 0 and _rms(audio) > 0:
-                snr = rng.uniform(*c.noise_snr_db)
-                audio = audio + noise * (_rms(audio) / _rms(noise)) * 10 ** (-snr / 20)
+                audio = mix_noise(audio, noise, rng.uniform(*c.noise_snr_db))
         return gain_and_noise(audio, rng, c), labels
 
     def __call__(self, epoch: int, index: int) -> dict[str, np.ndarray]:

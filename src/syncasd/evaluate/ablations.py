@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..data.labelled import LabelledTrack
-from ..data.samples import pink_noise, seen_at
+from ..data.samples import mix_noise, pink_noise, seen_at
 from ..timebase import SAMPLES_PER_FRAME
 from .report import Report
 from .tracks import TrackScorer, pooled_map, score_tracks
@@ -66,9 +66,8 @@ def noisy(track: LabelledTrack, snr_db: float, seed: int = 0) -> LabelledTrack:
     audio = track.audio.astype(np.float64)
     speech = audio[: len(track) * SAMPLES_PER_FRAME].reshape(len(track), -1)
     voiced = speech[track.labels] if track.labels.any() else speech
-    level = np.sqrt(np.mean(voiced**2))
     noise = pink_noise(len(audio), np.random.default_rng(seed))
-    mixed = audio + noise * level * 10 ** (-snr_db / 20)
+    mixed = mix_noise(audio, noise, snr_db, level=np.sqrt(np.mean(voiced**2)))
     return replace(track, audio=np.clip(np.rint(mixed), -32768, 32767).astype(np.int16))
 
 
