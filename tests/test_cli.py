@@ -239,6 +239,24 @@ def test_a_folder_of_videos_sharing_stems_gets_one_output_each(tmp_path):
     ]
 
 
+def test_stems_with_dots_keep_them_in_every_output_name(tmp_path):
+    # "meeting.part1" and "meeting.part2" once both became OUT/meeting.* (Path.with_suffix
+    # took ".part1" for the suffix): the second video's outputs replaced the first's.
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for part, identity in (("part1", "ID1"), ("part2", "ID2")):
+        (clips / f"meeting.{part}.mp4").symlink_to(DATA / "clips" / "vasp" / identity / "014.mp4")
+    proc = detect(clips, tmp_path / "out", "--duration", "1", "--render")
+    assert proc.returncode == 0, proc.stderr
+    names = [f"meeting.{p}" for p in ("part1", "part2")]
+    outputs = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert outputs == [f"{n}.{x}" for n in names for x in ("csv", "json", "mp4", "rttm")]
+    for name in names:
+        assert f"→ {tmp_path / 'out' / name}.csv" in proc.stderr
+        rows = list(csv.DictReader(open(tmp_path / "out" / f"{name}.csv")))
+        assert rows and {r["video_id"] for r in rows} == {name}
+
+
 def test_unreadable_weights(tmp_path):
     bad = tmp_path / "weights.model"
     bad.write_text("not a checkpoint")

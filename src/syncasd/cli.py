@@ -239,10 +239,11 @@ def detect(
             out.mkdir(parents=True, exist_ok=True)
             stem = out / name
             # The slow, failure-prone output first: a failed render leaves no files at all.
+            # (Names are joined, not `with_suffix`: a stem may hold dots, `talk.part1`.)
             if render:
-                render_video(result, stem.with_suffix(".mp4"), progress=progress)
+                render_video(result, out / f"{name}.mp4", progress=progress)
             for fmt in ("csv", "json", "rttm"):
-                get_writer(fmt)(result, stem.with_suffix(f".{fmt}"))
+                get_writer(fmt)(result, out / f"{name}.{fmt}")
         except SyncASDError as e:
             _fail(str(e))
             failed += 1
