@@ -8,6 +8,8 @@ Inputs are composed from VASP clips in ../shared/data (two faces side by side, 1
     python bench/detect_bench.py --detect-every 2 --scoring demo
     python bench/detect_bench.py --model sync-light-talknet-gated
     python bench/detect_bench.py --align         # + the sync matrices, and a second pass if moved
+    python bench/detect_bench.py --wide          # a 1080p wide shot of four 70-px faces instead
+    python bench/detect_bench.py --wide --zoom-size 0   # ... without zooming into small faces
 
 Each measurement runs in a fresh child process so its peak RSS is its own; the child samples
 its RSS every second to show whether memory stays flat as the video goes on.
@@ -30,16 +32,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 CLIPS = [SHARED / "clips/vasp/ID1/014.mp4", SHARED / "clips/vasp/ID10/017.mp4"]
+# The wide shot: four people, faces about 70 px high in 1080p (23 px in a 640-px copy).
+WIDE_CLIPS = [SHARED / f"clips/vasp/{c}.mp4" for c in ("ID1/014", "ID2/013", "ID10/017", "ID5/013")]
 
 
-def build_input(path: Path, seconds: float) -> Path:
-    """Two VASP faces side by side at 1280×720, looping, with the left face's voice."""
+def build_input(path: Path, seconds: float, wide: bool = False) -> Path:
+    """Two VASP faces side by side at 1280×720 (or, `wide`, four small ones at 1920×1080),
+    looping, with the left face's voice."""
     if not path.exists():
         from syncasd.data.compose import compose_side_by_side
 
         path.parent.mkdir(parents=True, exist_ok=True)
-        print(f"building {path.name} ({seconds:.0f} s of 720p)...", file=sys.stderr)
-        compose_side_by_side(CLIPS, path, duration=seconds, preset="veryfast")
+        print(f"building {path.name} ({seconds:.0f} s)...", file=sys.stderr)
+        if wide:
+            compose_side_by_side(
+                WIDE_CLIPS,
+                path,
+                size=(1920, 1080),
+                duration=seconds,
+                face_height=0.1,
+                preset="veryfast",
+            )
+        else:
+            compose_side_by_side(CLIPS, path, duration=seconds, preset="veryfast")
     return path
 
 
@@ -78,6 +93,7 @@ def child(video: str, options: dict) -> dict:
         "frames": n,
         "face_frames": int(sum(len(t.frames) for t in result.tracks)),
         "tracks": len(result.tracks),
+        "zoomed_detections": result.metadata["zoomed_detections"],
         "setup_s": round(setup, 2),
         "wall_s": round(wall, 2),
         "real_time_factor": round(n / 25 / wall, 3),
@@ -101,15 +117,16 @@ def report(rows: list[dict]) -> str:
         f"CPU: {os.cpu_count()} cores, {platform.processor() or platform.machine()}; "
         f"load average before: {os.getloadavg()[0]:.2f}",
         "",
-        "| video | s | tracks | RTF | "
+        "| video | s | tracks | zoomed | RTF | "
         + " | ".join(f"{s} ms/f" for s in stages)
         + " | peak RSS MB | options |",
-        "|---" * (len(stages) + 6) + "|",
+        "|---" * (len(stages) + 7) + "|",
     ]
     for r in rows:
         ms = r["ms_per_frame"]
         lines.append(
-            f"| {r['video']} | {r['seconds']:.0f} | {r['tracks']} | {r['real_time_factor']:.2f}× | "
+            f"| {r['video']} | {r['seconds']:.0f} | {r['tracks']} | {r['zoomed_detections']} | "
+            f"{r['real_time_factor']:.2f}× | "
             + " | ".join(f"{ms.get(s, 0):.1f}" for s in stages)
             + f" | {r['peak_rss_mb']:.0f} | {r['options'] or 'defaults'} |"
         )
@@ -128,6 +145,8 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="an ASD model other than the default")
     parser.add_argument("--sync", action="store_true", default=None, help="detect --sync")
     parser.add_argument("--align", action="store_true", default=None, help="detect --align")
+    parser.add_argument("--zoom-size", type=int, default=None, help="detect --zoom-size")
+    parser.add_argument("--wide", action="store_true", help="the 1080p wide shot instead")
     parser.add_argument(
         "--workdir",
         type=Path,
@@ -149,11 +168,14 @@ def main() -> None:
             "model": args.model,
             "sync": args.sync,
             "align": args.align,
+            "zoom_size": args.zoom_size,
         }.items()
         if v is not None
     }
     videos = []
-    if not args.only_long:
+    if args.wide:
+        videos.append(build_input(args.workdir / "four_small_faces_1080p_60s.mp4", 60, wide=True))
+    elif not args.only_long:
         videos.append(build_input(args.workdir / "two_faces_720p_60s.mp4", 60))
     if args.long or args.only_long:
         videos.append(build_input(args.workdir / "two_faces_720p_600s.mp4", 600))

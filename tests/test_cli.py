@@ -257,6 +257,12 @@ def test_stems_with_dots_keep_them_in_every_output_name(tmp_path):
         assert rows and {r["video_id"] for r in rows} == {name}
 
 
+def test_a_zoom_size_not_above_the_detector_size_is_refused(tmp_path):
+    proc = detect(CLIP, tmp_path / "out", "--zoom-size", "640")
+    assert_one_error_line(proc, "--zoom-size 640 must exceed --detector-size 640")
+    assert not (tmp_path / "out").exists()
+
+
 def test_unreadable_weights(tmp_path):
     bad = tmp_path / "weights.model"
     bad.write_text("not a checkpoint")

@@ -99,6 +99,28 @@ def test_two_faces_side_by_side_get_their_own_tracks(detector, tmp_path):
     assert sorted(halves) == ["left", "right"]
 
 
+def test_a_wide_shot_of_small_faces_is_found_by_zooming(detector, tmp_path):
+    # Two people in a 1080p wide shot, faces about 70 px high: 23 px in the detector's
+    # 640-px copy, where they go unseen; the zoom (1280 px) finds and tracks both.
+    from syncasd.data.compose import compose_side_by_side
+
+    video = tmp_path / "wide.mp4"
+    tiles = compose_side_by_side(
+        [CLIP, OTHER], video, size=(1920, 1080), duration=3.0, face_height=0.1, preset="veryfast"
+    )
+    result = detector(video)
+    assert len(result.tracks) == 2
+    for track, tile in zip(sorted(result.tracks, key=lambda t: t.boxes[0, 0]), tiles, strict=True):
+        assert len(track.frames) >= 70
+        heights = track.boxes[:, 3] - track.boxes[:, 1]
+        assert 55 < np.median(heights) < 85
+        assert track.boxes[:, 0].min() >= tile[0] - 4 and track.boxes[:, 2].max() <= tile[2] + 4
+    assert result.metadata["zoomed_detections"] == 38  # every 2nd of the 75 frames
+    unzoomed = syncasd.Detector(model="light-asd", weights=str(WEIGHTS), zoom_size=0)
+    without = unzoomed(video)
+    assert without.tracks == [] and without.metadata["zoomed_detections"] == 0
+
+
 def test_other_frame_rate_maps_to_25_fps_timeline(detector, tmp_path):
     from syncasd.data.compose import compose_side_by_side
 

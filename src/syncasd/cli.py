@@ -126,6 +126,14 @@ def detect(
     detector_size: Annotated[
         int, typer.Option(help="Longer side (px) of the downscaled copy the face detector sees.")
     ] = 640,
+    zoom_size: Annotated[
+        int,
+        typer.Option(
+            help="Longer side (px) the face detector uses in shots whose faces are too small "
+            "for --detector-size (a probe at this size on each shot's first frame and every "
+            "4 s finds them); 0: never."
+        ),
+    ] = 1280,
     face_threshold: Annotated[
         float, typer.Option(help="Face detector confidence threshold.")
     ] = 0.9,

@@ -30,7 +30,7 @@ from .audio import is_silent, mfcc, speech_frames, track_speech
 from .defaults import DEFAULT_ALIGN_MODEL, DEFAULT_MODEL, DEFAULT_SYNC_MODEL
 from .errors import InputError, MediaError
 from .faces.crop import CROPS
-from .faces.detect import FaceDetector, RetinaFaceDetector
+from .faces.detect import FaceDetector, RetinaFaceDetector, ShotZoom
 from .faces.track import FaceTrack, IoUTracker, ShotDetector
 from .models import get_spec, load_model
 from .models.onnx import to_ort
@@ -77,6 +77,9 @@ class DetectOptions:
     duration: float | None = None
     detect_every: int = 2
     detector_size: int = 640
+    # Shots whose faces the detector_size copy misses (a probe per shot and every 4 s finds
+    # them) are detected at this size instead (`faces.detect.ShotZoom`); 0: never.
+    zoom_size: int = 1280
     face_threshold: float = 0.9
     min_face: float = 0.0
     min_track: int = 10
@@ -166,9 +169,15 @@ class Detector:
     def __init__(self, face_detector: FaceDetector | None = None, **options: object) -> None:
         self.options = DetectOptions(**options)  # type: ignore[arg-type]
         self._short_tracks = 0  # of the video being analysed: faces seen too briefly, dropped
+        self._zoomed_detections = 0  # of the video being analysed: detections at zoom_size
         o = self.options
         if o.detect_every < 1:
             raise InputError("--detect-every must be at least 1")
+        if o.zoom_size and o.zoom_size <= o.detector_size:
+            raise InputError(
+                f"--zoom-size {o.zoom_size} must exceed --detector-size {o.detector_size} "
+                "(or be 0 to never zoom)"
+            )
         if o.scoring not in ("chunk", "demo"):
             raise InputError(f"unknown scoring {o.scoring!r}; choose chunk or demo")
         if o.scoring == "demo" and o.min_track < 3:
@@ -308,6 +317,7 @@ class Detector:
         timings: dict[str, float] = {}
         clock = time.perf_counter()
         self._short_tracks = 0
+        self._zoomed_detections = 0
         self._votes = []
         self._sync_seconds = 0.0  # the sync backends' share, a stage of its own
         self._finish_seconds = 0.0  # scoring done as tracks end, outside the stage clocks
@@ -358,6 +368,7 @@ class Detector:
                 "rotation": info.rotation,
             },
             "short_tracks_dropped": self._short_tracks,
+            "zoomed_detections": self._zoomed_detections,  # frames detected at zoom_size
             "timings_s": {k: round(v, 3) for k, v in timings.items()},
             "real_time_factor": None,  # set by __call__, over every pass
         }
@@ -475,10 +486,20 @@ class Detector:
                 timing["scores"] += time.perf_counter() - t1
                 lt.next_crop = upto + 1
 
+        # Our RetinaFace zooms into shots of small faces; a detector of the caller's does not.
+        zoom = (
+            ShotZoom(self.face_detector, o.zoom_size)
+            if o.zoom_size and isinstance(self.face_detector, RetinaFaceDetector)
+            else None
+        )
+
         def flush_queue() -> None:
-            detect_frames = [img for _, _, img in queue if img is not None]
             t0 = time.perf_counter()
-            found = iter(self.face_detector.detect(detect_frames) if detect_frames else [])
+            if zoom is not None:
+                found = iter(zoom.detect(queue))
+            else:
+                detect_frames = [img for _, _, img in queue if img is not None]
+                found = iter(self.face_detector.detect(detect_frames) if detect_frames else [])
             timing["faces"] += time.perf_counter() - t0
             ended: list[tuple[FaceTrack, int]] = []  # (track, last frame it may reach)
             for f, cut, img in queue:
@@ -528,6 +549,7 @@ class Detector:
             t0 = time.perf_counter()
         frames.close()
         flush_queue()
+        self._zoomed_detections = zoom.zoomed_images if zoom is not None else 0
         ended = [(face, n_frames - 1) for face in tracker.reset(new_shot=False)]
         self._close(ended, live, tracks, crop_settled)
         bar.close()
