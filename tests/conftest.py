@@ -96,6 +96,37 @@ def video_copy(
     replace_audio(stored, path, audio=read_audio(source)[: int(seconds * 16000)])
 
 
+def soundtracks(
+    path: Path, source: Path, voices: list[Path], default: int, languages: list[str]
+) -> Path:
+    """`source`'s video stream (packets copied) with one AAC track per clip of `voices` (its
+    voice, as `read_audio` hears it), the `default`-th flagged default, each tagged with its
+    language: a film with its original voices and its dubs. Matroska."""
+    import av
+
+    from syncasd.media import read_audio
+
+    with av.open(str(source)) as src, av.open(str(path), "w", format="matroska") as dst:
+        vin = src.streams.video[0]
+        vout = dst.add_stream_from_template(vin)
+        tracks = []
+        for i, (voice, language) in enumerate(zip(voices, languages, strict=True)):
+            stream = dst.add_stream("aac", rate=16000, layout="mono")
+            stream.disposition = av.stream.Disposition.default if i == default else 0
+            stream.metadata["language"] = language
+            tracks.append((stream, read_audio(voice)))
+        for packet in src.demux(vin):
+            if packet.dts is not None:  # not the demuxer's flush packet
+                packet.stream = vout
+                dst.mux(packet)
+        for stream, samples in tracks:
+            frame = av.AudioFrame.from_ndarray(samples[None], format="s16", layout="mono")
+            frame.sample_rate, frame.pts = 16000, 0
+            dst.mux(stream.encode(frame))
+            dst.mux(stream.encode(None))
+    return path
+
+
 def restamped(source: Path, path: Path, audio_delay: float = 0.0, video_delay: float = 0.0) -> Path:
     """`source` remuxed (packets copied, nothing re-encoded) with each stream's timestamps moved
     later by its delay in seconds: the streams start apart, as after an audio delay set in an

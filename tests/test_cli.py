@@ -11,7 +11,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import DATA, faceless_video, needs_shared, video_copy
+from conftest import DATA, faceless_video, lag, needs_shared, soundtracks, video_copy
 
 from syncasd.cli import output_names
 from syncasd.media import probe
@@ -261,6 +261,56 @@ def test_a_zoom_size_not_above_the_detector_size_is_refused(tmp_path):
     proc = detect(CLIP, tmp_path / "out", "--zoom-size", "640")
     assert_one_error_line(proc, "--zoom-size 640 must exceed --detector-size 640")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_film_is_heard_on_the_audio_track_asked_for(tmp_path):
+    # A VoxCeleb2 clip (in sync at source) with its own voice on track 0 and a dub, another
+    # person's voice, on track 1, flagged default as players would play it. The default
+    # model hears the dub, so the face does not speak; on the original track it does.
+    from syncasd.media import read_audio
+
+    own = DATA / "clips" / "voxceleb2" / "id00100_yMLqymKvTfA_00043.mp4"
+    dub = DATA / "clips" / "vasp" / "ID2" / "013.mp4"
+    film = soundtracks(tmp_path / "film.mkv", own, [own, dub], 1, ["eng", "fra"])
+    shares = {}
+    for track in (None, 0):
+        out = tmp_path / f"out{track}"
+        extra = ["--render"] if track is None else ["--audio-stream", track]
+        proc = syncasd("detect", film, "-o", out, "--no-progress", *extra)
+        assert proc.returncode == 0, proc.stderr
+        heard = 1 if track is None else 0
+        language = ("eng", "fra")[heard]
+        assert f"heard audio track {heard} ({language}) of 2" in proc.stderr
+        doc = json.load(open(out / "film.json"))
+        assert doc["metadata"]["source"]["audio_stream"] == heard
+        assert doc["metadata"]["source"]["audio_language"] == language
+        (face,) = doc["tracks"]
+        shares[heard] = np.mean(np.array(face["probs"]) >= 0.5)
+    assert shares[0] > 0.7 and shares[1] < 0.1, shares
+    # The annotated copy carries the track that was heard.
+    rendered = read_audio(tmp_path / "outNone" / "film.mp4").astype(np.float64)
+    n = min(len(rendered), 4 * 16000)
+    assert np.corrcoef(rendered[:n], read_audio(dub)[:n].astype(np.float64))[0, 1] > 0.9
+
+    verdicts = {}
+    for track in (1, 0):
+        fixed = tmp_path / "fixed.mkv"
+        proc = syncasd("sync", film, "--json", "--audio-stream", track, "--fix", fixed)
+        assert proc.returncode == 0, proc.stderr
+        (main,) = json.loads(proc.stdout)["tracks"]
+        verdicts[track] = main["in_sync"]
+    # The repaired copy carries the track analysed (not the default, the dub), moved by its
+    # offset.
+    voice = read_audio(fixed).astype(np.float64)
+    source = read_audio(film, audio_stream=0).astype(np.float64)
+    moved = lag(source, voice)
+    assert abs(moved + main["offset_frames"] * 640) <= 64
+    n = min(len(voice), len(source)) - 4000 - abs(moved)
+    aligned = voice[max(moved, 0) : max(moved, 0) + n], source[max(-moved, 0) : max(-moved, 0) + n]
+    assert np.corrcoef(*aligned)[0, 1] > 0.9
+    assert verdicts == {0: True, 1: False}
+    proc = syncasd("sync", film, "--audio-stream", 2)
+    assert_one_error_line(proc, "--audio-stream 2 is not one of its 2 audio track(s)")
 
 
 def test_unreadable_weights(tmp_path):

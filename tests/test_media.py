@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from fractions import Fraction
 from itertools import islice
+from pathlib import Path
 
 import av
 import cv2
 import numpy as np
 import pytest
-from conftest import DATA, FIXTURES, lag, needs_shared, restamped, video_copy
+from conftest import DATA, FIXTURES, lag, needs_shared, restamped, soundtracks, video_copy
 
 from syncasd.errors import MediaError
 from syncasd.media import iter_frames, probe, read_audio
@@ -294,3 +295,39 @@ def test_interlaced_video_is_read_progressive(tmp_path):
     for j in (3, 7, 11, 15):
         assert _comb(stored[j]) > 1.3 * _comb(source[2 * j])
         assert _comb(read[j]) < 1.1 * _comb(source[2 * j])
+
+
+@needs_shared
+def test_a_film_with_several_audio_tracks_is_heard_as_players_play_it(tmp_path):
+    own, dub = CLIP014, DATA / "clips" / "vasp" / "ID2" / "013.mp4"
+    film = soundtracks(tmp_path / "film.mkv", own, [own, dub], default=1, languages=["eng", "fra"])
+    info = probe(film)
+    assert (info.audio_stream, info.audio_streams, info.audio_language) == (1, 2, "fra")
+    assert probe(film, 0).audio_language == "eng"
+
+    def heard(samples: np.ndarray, voice: Path) -> float:
+        """Correlation of `samples` with `voice` as read on its own (AAC twice: not equal)."""
+        reference = read_audio(voice).astype(np.float64)
+        n = min(len(samples), len(reference)) - 2048  # the encoder's tail
+        return float(np.corrcoef(samples[:n].astype(np.float64), reference[:n])[0, 1])
+
+    assert heard(read_audio(film), dub) > 0.95  # the default track
+    assert heard(read_audio(film, audio_stream=0), own) > 0.95
+    assert abs(heard(read_audio(film, audio_stream=0), dub)) < 0.1
+    with pytest.raises(MediaError, match="--audio-stream 2 is not one of its 2 audio track"):
+        read_audio(film, audio_stream=2)
+    with pytest.raises(MediaError, match="choose 0 to 1"):
+        probe(film, 5)
+
+
+@needs_shared
+def test_a_matroska_soundtrack_that_outlasts_the_pictures_is_no_damage(tmp_path):
+    # Matroska states no stream duration, only a DURATION tag per stream; the container's
+    # duration is the longest stream's. Here the default track (8.2 s) runs on 4 s after the
+    # 4.2 s of pictures, which were once refused as "truncated or damaged".
+    own, long_voice = DATA / "clips" / "voxceleb2" / "id00100_yMLqymKvTfA_00043.mp4", CLIP014
+    film = soundtracks(tmp_path / "film.mkv", own, [own, long_voice], 1, ["eng", "fra"])
+    with av.open(str(film)) as c:
+        assert c.streams.video[0].duration is None and c.duration / 1e6 > 8.0  # the premise
+    assert probe(film).duration == pytest.approx(4.24, abs=0.01)
+    assert sum(1 for _ in iter_frames(film)) == 106

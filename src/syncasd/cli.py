@@ -81,6 +81,14 @@ AudioLagOption = Annotated[
     ),
 ]
 DeviceOption = Annotated[str, typer.Option(help="Torch device: cpu, cuda, cuda:1, mps.")]
+AudioStreamOption = Annotated[
+    int | None,
+    typer.Option(
+        help="The audio track to hear, counting audio tracks from 0 (a film's original voices "
+        "and its dubs); default: the one flagged default, as players choose, else the first.",
+        show_default=False,
+    ),
+]
 DetectEveryOption = Annotated[
     int,
     typer.Option(
@@ -173,6 +181,7 @@ def detect(
         bool,
         typer.Option(help="Score videos whose audio is digital silence instead of refusing them."),
     ] = False,
+    audio_stream: AudioStreamOption = None,
     sync: Annotated[
         bool,
         typer.Option(
@@ -269,6 +278,13 @@ def detect(
             f"{video}: {len(result.tracks)} face track(s), {len(result.turns)} speaking turn(s), "
             f"{result.metadata['real_time_factor']}x real time → {stem}.csv"
         )
+        source = result.metadata["source"]
+        if source["audio_streams"] > 1:
+            language = f" ({source['audio_language']})" if source["audio_language"] else ""
+            summary += (
+                f"; heard audio track {source['audio_stream']}{language} of "
+                f"{source['audio_streams']} (--audio-stream)"
+            )
         if (moved := result.metadata.get("alignment")) and moved["applied"]:
             summary += f"; audio moved by {moved['offset_frames']:+d} frames (--align)"
         typer.echo(summary, err=True)
@@ -903,6 +919,7 @@ def sync_command(
     allow_silent: Annotated[
         bool, typer.Option(help="Analyse videos whose audio is digital silence.")
     ] = False,
+    audio_stream: AudioStreamOption = None,
     threads: Annotated[int, typer.Option(help="CPU threads for models (0 = library default).")] = 0,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log timings.")] = False,
@@ -947,6 +964,7 @@ def sync_command(
             detect_every=detect_every,
             min_track=min_track,
             allow_silent=allow_silent,
+            audio_stream=audio_stream,
             threads=threads,
             progress=progress,
         )
@@ -1013,7 +1031,12 @@ def sync_command(
                         f"{video}: no face track, so no offset to remove; {fix} not written"
                     )
                 line = drift_fix(result, main) if fix_drift else None
-                fix_offset(video, fix, *(line or (main.offset_frames, 0.0)))
+                fix_offset(
+                    video,
+                    fix,
+                    *(line or (main.offset_frames, 0.0)),
+                    audio_stream=result.audio_stream,
+                )
             except SyncASDError as e:
                 _fail(str(e))
                 failed += 1

@@ -36,6 +36,9 @@ class MediaInfo:
     video_codec: str
     audio_codec: str | None
     rotation: int = 0  # degrees counter-clockwise the display matrix turns the stored pixels
+    audio_stream: int | None = None  # which audio track is heard, counted among audio tracks
+    audio_streams: int = 0  # how many audio tracks the file has
+    audio_language: str | None = None  # the heard track's language tag, where it has one
 
 
 def quarter_turns(frame: av.VideoFrame) -> int:
@@ -102,14 +105,34 @@ def _open(path: str | Path) -> av.container.InputContainer:
         ) from None
 
 
+def pick_audio_stream(
+    container: av.container.InputContainer, path: str | Path, index: int | None = None
+) -> av.AudioStream | None:
+    """The audio track to hear: the `index`-th (0-based, counting audio tracks only) when
+    given, else the one flagged default, as players choose, else the first; None where the
+    file has none. A film may carry its original voices and dubs side by side."""
+    tracks = list(container.streams.audio)
+    if not tracks:
+        return None
+    if index is not None:
+        if not 0 <= index < len(tracks):
+            raise MediaError(
+                f"{path}: --audio-stream {index} is not one of its {len(tracks)} audio track(s); "
+                f"choose 0 to {len(tracks) - 1}"
+            )
+        return tracks[index]
+    return next((s for s in tracks if s.disposition & av.stream.Disposition.default), tracks[0])
+
+
 def _video_stream(container: av.container.InputContainer, path: str | Path) -> av.VideoStream:
     if not container.streams.video:
         raise MediaError(f"{path}: contains no video stream")
     return container.streams.video[0]
 
 
-def probe(path: str | Path) -> MediaInfo:
-    """Read stream properties without decoding; raises MediaError for files we cannot use."""
+def probe(path: str | Path, audio_stream: int | None = None) -> MediaInfo:
+    """Read stream properties without decoding; raises MediaError for files we cannot use.
+    `audio_stream`: the audio track to hear (`pick_audio_stream`)."""
     with _open(path) as c:
         v = _video_stream(c, path)
         if not v.width or not v.height:
@@ -117,7 +140,7 @@ def probe(path: str | Path) -> MediaInfo:
         fps = float(v.average_rate or v.guessed_rate or 0) or float(MODEL_FPS)
         origin = float(v.start_time * v.time_base) if v.start_time is not None else 0.0
         duration = _stated_duration(c, v) - origin
-        a = c.streams.audio[0] if c.streams.audio else None
+        a = pick_audio_stream(c, path, audio_stream)
         turns = _first_frame_turns(c, v)
         width, height = square_size(v.width, v.height, pixel_aspect(v))
         if turns % 2:
@@ -133,13 +156,21 @@ def probe(path: str | Path) -> MediaInfo:
             video_codec=v.codec_context.name,
             audio_codec=a.codec_context.name if a is not None else None,
             rotation=90 * turns,
+            audio_stream=list(c.streams.audio).index(a) if a is not None else None,
+            audio_streams=len(c.streams.audio),
+            audio_language=a.metadata.get("language") if a is not None else None,
         )
 
 
 def read_audio(
-    path: str | Path, start: float = 0.0, duration: float | None = None, origin: float | None = None
+    path: str | Path,
+    start: float = 0.0,
+    duration: float | None = None,
+    origin: float | None = None,
+    audio_stream: int | None = None,
 ) -> np.ndarray:
-    """Decode the first audio stream to 16 kHz mono int16, aligned to the video's time origin.
+    """Decode an audio track (`audio_stream`, as `pick_audio_stream` reads it: by default the
+    one players play) to 16 kHz mono int16, aligned to the video's time origin.
 
     Sample n lies at time `start + n / SAMPLE_RATE`. Raises MediaError if there is no audio
     stream or it cannot be decoded.
@@ -147,21 +178,21 @@ def read_audio(
     if origin is None:
         origin = probe(path).origin
     with _open(path) as c:
-        if not c.streams.audio:
+        track = pick_audio_stream(c, path, audio_stream)
+        if track is None:
             raise MediaError(
                 f"{path}: has no audio track; active speaker detection needs the soundtrack"
             )
-        stream = c.streams.audio[0]
         resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
         t0 = origin + start
         if start > 0:
-            c.seek(int(max(t0 - 1.0, 0) / stream.time_base), stream=stream)
+            c.seek(int(max(t0 - 1.0, 0) / track.time_base), stream=track)
         chunks: list[np.ndarray] = []
         first_time: float | None = None
         n = 0
         limit = None if duration is None else int(round((duration + 1.0) * SAMPLE_RATE))
         try:
-            for frame in c.decode(stream):
+            for frame in c.decode(track):
                 if first_time is None and frame.time is not None:
                     first_time = frame.time
                 for out in resampler.resample(frame):
@@ -279,14 +310,28 @@ def iter_frames(
 
 
 def _stated_duration(container: av.container.InputContainer, stream: av.VideoStream) -> float:
-    """What the file announces, in source seconds (nan when it does not say)."""
+    """What the file announces for the video stream, in source seconds (nan when it does not
+    say)."""
+    start = float((stream.start_time or 0) * stream.time_base) if stream.time_base else 0.0
     if stream.duration is not None and stream.time_base is not None:
-        return float(
-            (stream.start_time or 0) * stream.time_base + stream.duration * stream.time_base
-        )
+        return start + float(stream.duration * stream.time_base)
+    # Matroska (.mkv, .webm) gives streams no duration field but a DURATION tag each; the
+    # container's is the longest stream's, and a soundtrack running on after the pictures
+    # is no damage to them.
+    if tagged := _tag_seconds(stream.metadata.get("DURATION")):
+        return start + tagged
     if container.duration is not None:
         return ((container.start_time or 0) + container.duration) / av.time_base
     return math.nan
+
+
+def _tag_seconds(tag: str | None) -> float | None:
+    """'HH:MM:SS.fraction' (Matroska's DURATION tag) in seconds; None if absent or odd."""
+    try:
+        hours, minutes, seconds = (tag or "").split(":")
+        return 3600 * int(hours) + 60 * int(minutes) + float(seconds)
+    except ValueError:
+        return None
 
 
 def model_frame_count(n_samples: int) -> int:

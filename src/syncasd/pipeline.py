@@ -93,6 +93,9 @@ class DetectOptions:
     merge_gap: float = 0.0
     faces_csv: str | None = None
     allow_silent: bool = False
+    # The audio track to hear, counting audio tracks from 0 (a film's original voices and its
+    # dubs); None: the one flagged default, as players choose, else the first.
+    audio_stream: int | None = None
     keep_crops: bool = False  # attach each track's crops to it (evaluation)
     # Which crops: "asd" (gray 112×112, the ASD models' and IC-SyncNet's) or "syncnet"
     # (colour 224×224, SyncNet v2's; only with score=False).
@@ -264,12 +267,12 @@ class Detector:
         """The video's properties and its audio over the analysed interval, refused where
         there is none to hear (no audio track; digital silence unless allow_silent)."""
         o = self.options
-        info = media.probe(path)
+        info = media.probe(path, o.audio_stream)
         if not info.has_audio:
             raise MediaError(
                 f"{path}: has no audio track; active speaker detection needs the soundtrack"
             )
-        audio = media.read_audio(path, o.start, o.duration, origin=info.origin)
+        audio = media.read_audio(path, o.start, o.duration, info.origin, o.audio_stream)
         if is_silent(audio) and not o.allow_silent:
             raise MediaError(
                 f"{path}: the audio track is silent (digital silence); nobody can be heard "
@@ -366,6 +369,9 @@ class Detector:
                 "video_codec": info.video_codec,
                 "audio_codec": info.audio_codec,
                 "rotation": info.rotation,
+                "audio_stream": info.audio_stream,
+                "audio_streams": info.audio_streams,
+                "audio_language": info.audio_language,
             },
             "short_tracks_dropped": self._short_tracks,
             "zoomed_detections": self._zoomed_detections,  # frames detected at zoom_size

@@ -54,7 +54,9 @@ def _render(result: Result, tmp: str, progress: bool) -> None:
             raise MediaError(f"{result.path} has no decodable video stream")
         vin = src.streams.video[0]
         vin.thread_type = "AUTO"
-        ain = src.streams.audio[0] if src.streams.audio else None
+        # The track the analysis heard (the metadata say which), else as players choose.
+        heard = result.metadata.get("source", {}).get("audio_stream")
+        ain = media.pick_audio_stream(src, result.path, heard)
         if ain is not None and ain.codec_context is None:
             ain = None
         # Result times count from the video stream's first timestamp, not the container clock.

@@ -58,6 +58,7 @@ class SyncResult(VideoSync):
     spans: list[tuple[int, int]] = field(default_factory=list)
     start: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    audio_stream: int | None = None  # the audio track heard, counting audio tracks from 0
 
     @property
     def main(self) -> TrackSync | None:
@@ -90,7 +91,12 @@ class SyncResult(VideoSync):
                     else round(t.drift_ms_per_min, 1),
                 }
             )
-        return {"video": str(self.video), "start": self.start, "tracks": tracks}
+        return {
+            "video": str(self.video),
+            "start": self.start,
+            "audio_stream": self.audio_stream,
+            "tracks": tracks,
+        }
 
 
 def main_track(video: VideoSync) -> TrackSync | None:
@@ -199,7 +205,12 @@ class SyncAnalyzer:
         detection = self.detector(path)
         t_faces = time.perf_counter() - clock
         o = self.detector.options
-        result = SyncResult(video=str(path), tracks=[], start=o.start)
+        result = SyncResult(
+            video=str(path),
+            tracks=[],
+            start=o.start,
+            audio_stream=detection.metadata["source"]["audio_stream"],
+        )
         if not detection.tracks:
             reason = no_track_reason(detection)
             warnings.warn(f"{path}: {reason}; no track to analyse", stacklevel=2)
@@ -234,8 +245,8 @@ class SyncAnalyzer:
         lead = min(k, int(np.floor(o.start * MODEL_FPS + 1e-6)))
         begin = o.start - lead / MODEL_FPS
         length = None if o.duration is None else o.duration + (lead + k) / MODEL_FPS
-        origin = media.probe(path).origin
-        return media.read_audio(path, begin, length, origin=origin), lead
+        origin = media.probe(path, o.audio_stream).origin
+        return media.read_audio(path, begin, length, origin, o.audio_stream), lead
 
 
 def sync(path: str | Path, **options: object) -> SyncResult:
@@ -265,6 +276,7 @@ def shift_audio(
     drift_ms_per_min: float = 0.0,
     codec: str = "aac",
     bit_rate: int | None = None,
+    audio_stream: int | None = None,
 ) -> Path:
     """Copy `src` to `dst` with the audio `frames` model frames (40 ms each) later.
 
@@ -274,21 +286,24 @@ def shift_audio(
     `drift_ms_per_min` also makes the audio that much later every minute from its start
     (earlier where negative): it is played 1 + drift/60000 times slower, resampled, and its
     length changes by as much; the shift applies after it.
-    The first video stream is copied packet for packet (not re-encoded); the first audio stream
-    is re-encoded with `codec` (AAC by default; pcm_s16le in .mov/.mkv is lossless); other
-    streams are dropped. Written atomically; `dst` must not be `src`. To remove a measured
-    offset k (`TrackSync.offset_frames`), shift by -k (`fix_offset`).
+    The first video stream is copied packet for packet (not re-encoded); the audio track
+    (`audio_stream`, counting audio tracks from 0; by default the one players play,
+    `media.pick_audio_stream`) is re-encoded with `codec` (AAC by default; pcm_s16le in
+    .mov/.mkv is lossless); other streams are dropped. Written atomically; `dst` must not be
+    `src`. To remove a measured offset k (`TrackSync.offset_frames`), shift by -k
+    (`fix_offset`).
     """
     src, dst = Path(src), Path(dst)
     check_output(src, dst)
-    info = media.probe(src)  # MediaError for missing, empty, unreadable files
+    info = media.probe(src, audio_stream)  # MediaError for missing, empty, unreadable files
     if not dst.parent.is_dir():
         raise InputError(f"{dst}: the folder {dst.parent} does not exist")
     if not info.has_audio:
         raise MediaError(f"{src}: has no audio track to move")
     try:
         with av.open(str(src)) as inp, atomic_path(dst) as tmp:
-            _remux_shifted(inp, tmp, dst, frames, drift_ms_per_min, codec, bit_rate)
+            a_in = media.pick_audio_stream(inp, src, audio_stream)
+            _remux_shifted(inp, a_in, tmp, dst, frames, drift_ms_per_min, codec, bit_rate)
     except av.FFmpegError as e:
         raise MediaError(
             f"{src} → {dst}: cannot re-sync ({e.strerror or e}); try another output container, "
@@ -328,6 +343,7 @@ def drift_fix(result: SyncResult, track: TrackSync) -> tuple[float, float] | Non
 
 def _remux_shifted(
     inp: av.container.InputContainer,
+    a_in: av.AudioStream,
     tmp: Path,
     dst: Path,
     frames: float,
@@ -335,7 +351,6 @@ def _remux_shifted(
     codec: str,
     bit_rate: int | None,
 ) -> None:
-    a_in = inp.streams.audio[0]
     v_in = inp.streams.video[0] if inp.streams.video else None
     rate = a_in.codec_context.sample_rate
     layout = a_in.codec_context.layout.name
