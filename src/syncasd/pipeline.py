@@ -77,8 +77,9 @@ class DetectOptions:
     duration: float | None = None
     detect_every: int = 2
     detector_size: int = 640
-    # Shots whose faces the detector_size copy misses (a probe per shot and every 4 s finds
-    # them) are detected at this size instead (`faces.detect.ShotZoom`); 0: never.
+    # Shots with faces too small for the detector_size copy (a probe per shot and every 4 s
+    # finds them) are also detected at this size, for those faces (`faces.detect.ShotZoom`);
+    # 0: never.
     zoom_size: int = 1280
     face_threshold: float = 0.9
     min_face: float = 0.0
