@@ -216,6 +216,8 @@ def test_a_folder_of_videos_sharing_stems_gets_one_output_each(tmp_path):
         (clips / folder).mkdir(parents=True)
         (clips / folder / "014.mp4").symlink_to(DATA / "clips" / "vasp" / identity / "014.mp4")
     (clips / "notes.txt").write_text("not a video")
+    # A Mac's resource fork beside a clip (AppleDouble, 4 KB): hidden, so not a video to try.
+    (clips / "a" / "._014.mp4").write_bytes(b"\x00\x05\x16\x07" + bytes(4092))
     proc = detect(clips, tmp_path / "out", "--duration", "1")
     assert proc.returncode == 0, proc.stderr
     outputs = sorted(p.name for p in (tmp_path / "out").iterdir())

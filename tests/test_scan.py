@@ -63,6 +63,10 @@ def test_list_clips_from_a_folder_a_list_and_a_file(tmp_path):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "e.mp4").mkdir()  # a folder named like a video is not a clip
+    # Hidden files and folders are not clips: a Mac's resource forks, a notebook's checkpoints.
+    for name in ("b/._2.mp4", ".ipynb_checkpoints/c.mkv"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"\x00\x05\x16\x07")
     clips = ("a/1.MOV", "b/2.mp4", "c.mkv", "d/cam.MTS", "d/tv.ts")
     assert list_clips(tmp_path) == [str(tmp_path / n) for n in clips]
     listing = tmp_path / "list.txt"

@@ -549,14 +549,12 @@ def output_names(videos: list[Path]) -> list[str]:
 
 def _videos(paths: list[Path]) -> list[Path]:
     """Files as given; folders expanded to the video files under them, sorted."""
-    from .defaults import VIDEO_SUFFIXES
+    from .defaults import video_files
 
     out: list[Path] = []
     for path in paths:
         if path.is_dir():
-            out += sorted(
-                p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()
-            )
+            out += video_files(path)
         else:
             out.append(path)
     return out

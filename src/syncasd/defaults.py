@@ -1,5 +1,7 @@
 """Defaults shared by the library and the command line (importing this loads nothing heavy)."""
 
+from pathlib import Path
+
 # The model `detect`, `eval` and `Detector` use unless told otherwise: ours, synchronization-
 # aware, bundled in the package (so it runs offline): Light-ASD's AVA checkpoint, our sync-aware
 # fine-tune of it and our banded-attention backend on its encoders, their geometric mean gated
@@ -34,3 +36,16 @@ VIDEO_SUFFIXES = frozenset(
     {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts"}
     | {".flv", ".wmv", ".3gp", ".ogv", ".mxf"}
 )
+
+
+def video_files(folder: Path) -> list[Path]:
+    """The video files under `folder` (recursively), sorted. Hidden ones are left out, and
+    all in hidden folders: a folder copied from a Mac holds a "._clip.mp4" of 4 KB (its
+    resource fork) beside each clip.mp4, and ".git" or ".ipynb_checkpoints" no clip."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in VIDEO_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        and p.is_file()
+    )

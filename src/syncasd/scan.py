@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_path, atomic_write
-from .defaults import DEFAULT_SCAN_MODEL, VIDEO_SUFFIXES
+from .defaults import DEFAULT_SCAN_MODEL, VIDEO_SUFFIXES, video_files
 from .errors import InputError, SyncASDError
 from .syncmap import DEFAULTS, SyncParams
 
@@ -71,7 +71,7 @@ def list_clips(source: str | Path) -> list[str]:
     relative to the current folder; blank lines and lines starting with # are skipped)."""
     p = Path(source)
     if p.is_dir():
-        clips = [str(f) for f in p.rglob("*") if f.suffix.lower() in VIDEO_SUFFIXES and f.is_file()]
+        clips = [str(f) for f in video_files(p)]
     elif p.suffix.lower() in VIDEO_SUFFIXES:
         clips = [str(p)]
     elif p.is_file():

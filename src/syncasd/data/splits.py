@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..defaults import VIDEO_SUFFIXES
+from ..defaults import video_files
 
 SPLITS = ("train", "val", "test")
 SHARED_SPLIT = Path(__file__).with_name("splits") / "shared.json"
@@ -86,5 +86,5 @@ def find_videos(roots: Iterable[str | Path]) -> list[Path]:
         if root.is_file():
             out.append(root)
         else:
-            out += [p for p in root.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES]
+            out += video_files(root)
     return sorted(out)
