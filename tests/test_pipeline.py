@@ -121,6 +121,46 @@ def test_a_wide_shot_of_small_faces_is_found_by_zooming(detector, tmp_path):
     assert without.tracks == [] and without.metadata["zoomed_detections"] == 0
 
 
+def test_only_the_wide_shot_between_two_close_ups_is_zoomed(detector, tmp_path):
+    # Close-up, wide shot (faces 70 px high in 1080p), close-up: 3 s each, cut apart. Each
+    # shot's first detection is probed; only the wide shot is detected at both sizes.
+    from syncasd.data.compose import compose_side_by_side, replace_audio
+
+    video = tmp_path / "shots.mp4"
+    with av.open(str(tmp_path / "silent.mp4"), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 1920, 1080, "yuv420p"
+        stream.options = {"preset": "veryfast"}
+        for i, face_height in enumerate((0.45, 0.1, 0.45)):
+            part = tmp_path / f"shot{i}.mp4"
+            compose_side_by_side(
+                [CLIP, OTHER],
+                part,
+                size=(1920, 1080),
+                duration=3.0,
+                face_height=face_height,
+                background=40 + 60 * i,
+                preset="veryfast",
+            )
+            for frame in media.iter_frames(part):
+                out.mux(stream.encode(av.VideoFrame.from_ndarray(frame.image, format="bgr24")))
+        out.mux(stream.encode())
+    replace_audio(tmp_path / "silent.mp4", video, audio=np.tile(media.read_audio(CLIP), 2))
+    result = detector(video)
+    spans = sorted((t.start, t.end, t.shot) for t in result.tracks)
+    assert [(shot, first) for first, _, shot in spans] == [
+        (0, 0),
+        (0, 0),
+        (1, 76),
+        (1, 76),
+        (2, 150),
+        (2, 150),
+    ]
+    heights = {t.shot: np.median(t.boxes[:, 3] - t.boxes[:, 1]) for t in result.tracks}
+    assert heights[1] < 85 < 300 < min(heights[0], heights[2])
+    assert result.metadata["zoomed_detections"] == 37  # frames 76, 78, …, 148
+
+
 def test_other_frame_rate_maps_to_25_fps_timeline(detector, tmp_path):
     from syncasd.data.compose import compose_side_by_side
 
