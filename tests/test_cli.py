@@ -311,6 +311,8 @@ def test_a_film_is_heard_on_the_audio_track_asked_for(tmp_path):
     aligned = voice[max(moved, 0) : max(moved, 0) + n], source[max(-moved, 0) : max(-moved, 0) + n]
     assert np.corrcoef(*aligned)[0, 1] > 0.9
     assert verdicts == {0: True, 1: False}
+    proc = syncasd("sync", film)
+    assert proc.returncode == 0 and "face track(s) (heard audio track 1 of 2)" in proc.stdout
     proc = syncasd("sync", film, "--audio-stream", 2)
     assert_one_error_line(proc, "--audio-stream 2 is not one of its 2 audio track(s)")
 

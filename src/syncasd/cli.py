@@ -1011,7 +1011,12 @@ def sync_command(
         if json_lines:
             typer.echo(result.to_json_line())
         else:
-            typer.echo(f"{video}: {len(result.tracks)} face track(s)")
+            heard = (
+                f" (heard audio track {result.audio_stream} of {result.audio_streams})"
+                if result.audio_streams > 1
+                else ""
+            )
+            typer.echo(f"{video}: {len(result.tracks)} face track(s){heard}")
             for t, (first, last) in zip(result.tracks, result.spans, strict=True):
                 typer.echo(
                     f"  track {t.track_id} (frames {first}-{last}): offset "

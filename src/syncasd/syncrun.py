@@ -59,6 +59,7 @@ class SyncResult(VideoSync):
     start: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     audio_stream: int | None = None  # the audio track heard, counting audio tracks from 0
+    audio_streams: int = 1  # the file's audio tracks
 
     @property
     def main(self) -> TrackSync | None:
@@ -210,6 +211,7 @@ class SyncAnalyzer:
             tracks=[],
             start=o.start,
             audio_stream=detection.metadata["source"]["audio_stream"],
+            audio_streams=detection.metadata["source"]["audio_streams"],
         )
         if not detection.tracks:
             reason = no_track_reason(detection)
