@@ -279,12 +279,10 @@ def detect(
             f"{result.metadata['real_time_factor']}x real time → {stem}.csv"
         )
         source = result.metadata["source"]
-        if source["audio_streams"] > 1:
-            language = f" ({source['audio_language']})" if source["audio_language"] else ""
-            summary += (
-                f"; heard audio track {source['audio_stream']}{language} of "
-                f"{source['audio_streams']} (--audio-stream)"
-            )
+        if heard := heard_track(
+            source["audio_stream"], source["audio_streams"], source["audio_language"]
+        ):
+            summary += f"; {heard} (--audio-stream)"
         if (moved := result.metadata.get("alignment")) and moved["applied"]:
             summary += f"; audio moved by {moved['offset_frames']:+d} frames (--align)"
         typer.echo(summary, err=True)
@@ -510,6 +508,13 @@ def eval_dubbing(
         raise typer.Exit(EXIT_ERROR) from None
     for line in dub.format_ranking(ranked):
         typer.echo(line)
+
+
+def heard_track(stream: int | None, streams: int, language: str | None = None) -> str:
+    """ "heard audio track 1 (fra) of 2" where a file has several audio tracks, else ""."""
+    if streams < 2:
+        return ""
+    return f"heard audio track {stream}{f' ({language})' if language else ''} of {streams}"
 
 
 def output_names(videos: list[Path]) -> list[str]:
@@ -1011,11 +1016,8 @@ def sync_command(
         if json_lines:
             typer.echo(result.to_json_line())
         else:
-            heard = (
-                f" (heard audio track {result.audio_stream} of {result.audio_streams})"
-                if result.audio_streams > 1
-                else ""
-            )
+            heard = heard_track(result.audio_stream, result.audio_streams)
+            heard = f" ({heard})" if heard else ""
             typer.echo(f"{video}: {len(result.tracks)} face track(s){heard}")
             for t, (first, last) in zip(result.tracks, result.spans, strict=True):
                 typer.echo(

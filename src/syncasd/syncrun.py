@@ -247,7 +247,7 @@ class SyncAnalyzer:
         lead = min(k, int(np.floor(o.start * MODEL_FPS + 1e-6)))
         begin = o.start - lead / MODEL_FPS
         length = None if o.duration is None else o.duration + (lead + k) / MODEL_FPS
-        origin = media.probe(path, o.audio_stream).origin
+        origin = media.probe(path).origin  # the video's: the same whichever track is heard
         return media.read_audio(path, begin, length, origin, o.audio_stream), lead
 
 
