@@ -12,7 +12,6 @@ import bisect
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 MEDIAN_KERNEL = 13  # the official smoothing window (frames)
 
@@ -124,6 +123,8 @@ class IoUTracker:
         if self.active and len(boxes):
             last = np.stack([t.det_boxes[-1] for t in self.active])
             iou = iou_matrix(last, boxes)
+            from scipy.optimize import linear_sum_assignment  # here: a slow import
+
             for r, c in zip(*linear_sum_assignment(-iou), strict=True):
                 if iou[r, c] >= self.iou_threshold:
                     self.active[r].add(frame, boxes[c])

@@ -40,7 +40,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.signal import medfilt
 from torch import nn
 
 from ..timebase import ROWS_PER_FRAME, SAMPLES_PER_FRAME
@@ -238,6 +237,8 @@ def offset_and_confidence(
     median = torch.median(mean_dists)  # 2·vshift+1 values: the middle one
     framewise_dist = dists[:, min_index]
     raw = (median - framewise_dist).numpy()
+    from scipy.signal import medfilt  # here: scipy.signal takes a second to import
+
     return SyncResult(
         offset=vshift - min_index,
         min_dist=float(min_dist),
