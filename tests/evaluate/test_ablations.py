@@ -15,6 +15,7 @@ from syncasd.evaluate.ablations import (
     report,
     shrink_face,
     silence,
+    talked_over,
 )
 
 
@@ -73,6 +74,38 @@ def test_noisy_sets_the_noise_below_the_speech_and_leaves_the_rest():
     assert np.array_equal(out.audio, noisy(track, snr_db=10).audio)  # seeded
     assert np.array_equal(out.labels, labels) and out.crops is track.crops
     assert np.array_equal(track.audio, audio.astype(np.int16))  # the original is untouched
+
+
+def test_talked_over_adds_another_videos_voice_below_the_speech():
+    n = 50  # frames; each track speaks on its first 20 (a sine), then is silent
+    t = np.arange(640 * n) / 16000
+    speaking = np.arange(640 * n) < 640 * 20
+    labels = np.arange(n) < 20
+
+    def track(video: str, hz: float, level: float) -> LabelledTrack:
+        audio = np.where(speaking, level * np.sin(2 * np.pi * hz * t), 0).astype(np.int16)
+        return LabelledTrack(video, "e", np.zeros((n, 112, 112), np.uint8), audio, labels, t[::640])
+
+    tracks = [track("a", 220, 1000), track("b", 330, 3000), track("b", 330, 3000)]
+    out = talked_over(tracks, snr_db=6)
+    assert [o.audio.dtype for o in out] == [np.int16] * 3
+    assert all(np.array_equal(o.labels, labels) for o in out)
+    # a's donor is b (another video): its voice, RMS 3000/√2 · √(20/50) over the clip, scaled
+    # to 6 dB below a's speech (707.1 / 10^0.3 = 354.4) and added where b speaks.
+    added = out[0].audio.astype(float) - tracks[0].audio
+    rms = 1000 / np.sqrt(2) * 10 ** (-6 / 20) / np.sqrt(20 / 50)
+    assert abs(np.sqrt(np.mean(added[speaking] ** 2)) - rms) < 2
+    assert abs(np.corrcoef(added[speaking], tracks[1].audio[speaking])[0, 1] - 1) < 1e-3
+    assert not added[~speaking].any()  # b is silent there too
+    # b's donors are a's video only: a's voice, never b's own.
+    for o, own in zip(out[1:], tracks[1:], strict=True):
+        extra = o.audio.astype(float) - own.audio
+        assert np.corrcoef(extra[speaking], tracks[0].audio[speaking])[0, 1] > 0.999
+    assert all(
+        np.array_equal(o.audio, p.audio) for o, p in zip(out, talked_over(tracks, 6), strict=True)
+    )  # seeded
+    with pytest.raises(ValueError, match="two videos"):
+        talked_over(tracks[1:], 6)
 
 
 @needs_shared

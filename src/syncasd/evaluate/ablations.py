@@ -6,8 +6,9 @@ beside the original tracks. The VAD × lip-movement product baseline
 (`syncasd.evaluate.baselines`) is scored the same way.
 
 Two degradations of the face (`shrink_face`, `dim`) stand for footage worse than ours: faces a
-few dozen pixels tall, dim and noisy video; one of the sound (`noisy`) for a noisy room or
-street (`bench/decision_threshold.py`).
+few dozen pixels tall, dim and noisy video; two of the sound for a noisy room or street
+(`noisy`) and for another person talking over the speaker (`talked_over`;
+`bench/decision_threshold.py`).
 """
 
 from __future__ import annotations
@@ -63,11 +64,37 @@ def noisy(track: LabelledTrack, snr_db: float, seed: int = 0) -> LabelledTrack:
     """Pink noise (power ∝ 1/f, as room, traffic and crowd noise roughly are) under the whole
     track, `snr_db` below the track's speech: its RMS over the speaking frames, or over all
     frames if none speaks. Seeded, so every model hears the same noise."""
+    noise = pink_noise(len(track.audio), np.random.default_rng(seed))
+    return _mixed(track, noise, snr_db)
+
+
+def talked_over(
+    tracks: Sequence[LabelledTrack], snr_db: float, seed: int = 0
+) -> list[LabelledTrack]:
+    """Each track with another video's voice over it, `snr_db` below its own speech (as
+    `noisy`; 0 dB: as loud), the labels kept: crosstalk in a conversation, a debate, a busy
+    room, where the face still speaks where it did and its silent frames hear someone else.
+    Each donor is a speaking track of another video (seeded: every model hears the same),
+    its whole audio looped or cut to the track's length."""
+    donors = [i for i, t in enumerate(tracks) if t.labels.any()]
+    rng = np.random.default_rng(seed)
+    out = []
+    for track in tracks:
+        others = [i for i in donors if tracks[i].video_id != track.video_id]
+        if not others:
+            raise ValueError("talking over needs speaking tracks from at least two videos")
+        voice = tracks[others[rng.integers(len(others))]].audio.astype(np.float64)
+        out.append(_mixed(track, np.resize(voice, len(track.audio)), snr_db))
+    return out
+
+
+def _mixed(track: LabelledTrack, sound: np.ndarray, snr_db: float) -> LabelledTrack:
+    """`track` with `sound` added `snr_db` below its speech's RMS (over its speaking frames,
+    or all frames if none speaks), as int16."""
     audio = track.audio.astype(np.float64)
     speech = audio[: len(track) * SAMPLES_PER_FRAME].reshape(len(track), -1)
     voiced = speech[track.labels] if track.labels.any() else speech
-    noise = pink_noise(len(audio), np.random.default_rng(seed))
-    mixed = mix_noise(audio, noise, snr_db, level=np.sqrt(np.mean(voiced**2)))
+    mixed = mix_noise(audio, sound, snr_db, level=np.sqrt(np.mean(voiced**2)))
     return replace(track, audio=np.clip(np.rint(mixed), -32768, 32767).astype(np.int16))
 
 
