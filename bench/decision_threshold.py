@@ -43,6 +43,18 @@ def rates(scores: np.ndarray, labels: np.ndarray, threshold: float) -> tuple[flo
     return 100 * called[labels].mean(), 100 * called[~labels].mean()
 
 
+def snr_rates(scorer, conditions: dict[float, list], labels: np.ndarray) -> list[float]:
+    """TPR, FPR at 0.5 under each SNR's tracks, in the order of `conditions`."""
+    out = []
+    for tracks in conditions.values():
+        out += rates(np.concatenate(score_tracks(scorer, tracks)), labels, 0.5)
+    return out
+
+
+def snr_headers(snrs: tuple[float, ...]) -> list[str]:
+    return [f"{rate}, {snr:g} dB" for snr in snrs for rate in ("TPR", "FPR")]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -65,12 +77,8 @@ def main() -> int:
         _, scorer = model_scorer(model_spec(name))
         scores = np.concatenate(score_tracks(scorer, tracks))
         worse = [np.concatenate(score_tracks(scorer, t)) for t in degraded.values()]
-        noise_rows.append([name, *rates(scores, labels, 0.5)])
-        for noisy_tracks in loud.values():
-            noise_rows[-1] += rates(np.concatenate(score_tracks(scorer, noisy_tracks)), labels, 0.5)
-        voice_rows.append([name])
-        for talked in crosstalk.values():
-            voice_rows[-1] += rates(np.concatenate(score_tracks(scorer, talked)), labels, 0.5)
+        noise_rows.append([name, *rates(scores, labels, 0.5), *snr_rates(scorer, loud, labels)])
+        voice_rows.append([name, *snr_rates(scorer, crosstalk, labels)])
         shift = decision_shift(labels, scores)
         best = expit(-shift)
         rows.append(
@@ -92,15 +100,9 @@ def main() -> int:
     headers += [f"TPR at 0.5, {condition}" for condition in degraded]
     print(markdown_table(headers, rows))
     print("\nAt 0.5 with pink noise under the sound, SNR against the speech:")
-    headers = ["model", "TPR", "FPR"]
-    for snr in NOISE_SNR_DB:
-        headers += [f"TPR, {snr:g} dB", f"FPR, {snr:g} dB"]
-    print(markdown_table(headers, noise_rows))
+    print(markdown_table(["model", "TPR", "FPR", *snr_headers(NOISE_SNR_DB)], noise_rows))
     print("\nAt 0.5 with another voice over the sound (labels kept), SNR against the speech:")
-    headers = ["model"]
-    for snr in VOICE_SNR_DB:
-        headers += [f"TPR, {snr:g} dB", f"FPR, {snr:g} dB"]
-    print(markdown_table(headers, voice_rows))
+    print(markdown_table(["model", *snr_headers(VOICE_SNR_DB)], voice_rows))
     return 0
 
 
