@@ -708,23 +708,36 @@ def eval_whospeaks(
             "face heard in its own voice (default: one voice throughout)."
         ),
     ] = None,
+    together: Annotated[
+        bool,
+        typer.Option(
+            "--together",
+            help="Crosstalk: every face heard at once in its own voice; reports the share of "
+            "their speech and of their silence called speaking (at 0.5) in place of heard first.",
+        ),
+    ] = False,
     report: ReportOption = None,
 ) -> None:
     """Who speaks: faces side by side under one face's voice; is the heard face ranked first?"""
     from .evaluate import whospeaks
 
     try:
-        test = whospeaks.WhoSpeaksTest(_videos(clips), faces, scenes, seed, duration, turn=turn)
+        test = whospeaks.WhoSpeaksTest(
+            _videos(clips), faces, scenes, seed, duration, turn=turn, together=together
+        )
         results = [test.run(spec) for spec in models]
         _save_report(whospeaks.report(test, results), report)
     except (SyncASDError, ValueError) as e:
         _fail(str(e))
         raise typer.Exit(EXIT_ERROR) from None
-    typer.echo("model\tfaces\theard_first%\tmAP")
+    measured = "speech_called%\tsilence_called%" if together else "heard_first%"
+    typer.echo(f"model\tfaces\t{measured}\tmAP")
     for res in results:
-        rows = [(str(n), res.share[n], res.maps[n]) for n in test.faces]
-        for n, share, value in [*rows, ("all", res.share_all, res.map_all)]:
-            typer.echo(f"{res.model}\t{n}\t{100 * share:.2f}\t{value:.2f}")
+        for n, share, value, called in whospeaks.table_rows(res, test.faces):
+            shares = called if together else (share,)
+            typer.echo(
+                "\t".join([res.model, str(n), *(f"{100 * x:.2f}" for x in shares), f"{value:.2f}"])
+            )
 
 
 def _int_list(text: str, option: str) -> list[int]:

@@ -141,6 +141,20 @@ def test_audio_mix(tmp_path: Path) -> None:
     assert _corr(got, a) < 0.9 and _corr(got, b) < 0.9
 
 
+def test_mix_gains_scale_each_clip_before_the_sum(tmp_path: Path) -> None:
+    out = tmp_path / "mix.mp4"
+    compose_side_by_side(
+        [CLIP_A, CLIP_B], out, size=(320, 180), duration=2.0, audio="mix", mix_gains=[0.5, 0.0]
+    )
+    got, a = _audio(out), _audio(CLIP_A)[:32000]
+    # B silenced: half of A's waveform, AAC-coded.
+    assert _corr(got, a) > 0.95
+    assert float(np.sqrt(np.mean(got**2)) / np.sqrt(np.mean(a**2))) == pytest.approx(0.5, rel=0.05)
+    for audio, gains in ((0, [1.0, 1.0]), ("mix", [1.0])):
+        with pytest.raises(ValueError, match="one gain per clip"):
+            compose_side_by_side([CLIP_A, CLIP_B], out, audio=audio, mix_gains=gains)
+
+
 def test_turns_switch_the_heard_clip_at_their_starts(tmp_path: Path) -> None:
     out = tmp_path / "turns.mp4"
     compose_side_by_side(

@@ -8,6 +8,7 @@ import pytest
 
 from syncasd.audio import log_mel, mel_window, mfcc
 from syncasd.data.corpus import CORPUS_VERSION, Corpus, CorpusTrack
+from syncasd.data.samples import mfcc_rows
 from syncasd.data.syncpairs import (
     SegmentBatchMaker,
     SegmentSampleConfig,
@@ -193,6 +194,34 @@ def test_segment_batches_are_deterministic(corpus):
     assert maker.steps_per_epoch() == 43 // 24
     with pytest.raises(ValueError, match="fewer than one batch"):
         SegmentBatchMaker(corpus, [1], segments(batch=6))
+
+
+def test_talk_over_mixes_another_identitys_voice_under_the_whole_span(corpus):
+    """`talk_over_prob`: the span's audio (track frames 13…35 for a segment at 20) plus track
+    1's voice from its onset (frame 10), scaled to `snr` below the span's own speech (frames
+    13…29); labels and offsets as without it."""
+    config = segments(talk_over_prob=1.0, talk_over_snr_db=(3.0, 3.0))
+    maker = SegmentBatchMaker(corpus, [0, 1], config, seed=0)
+    audio = np.asarray(corpus.audio[13 * SPF : 36 * SPF], np.float64)
+    donor = np.asarray(corpus.audio[(60 + 10) * SPF : (60 + 33) * SPF], np.float64)
+    speech = np.sqrt(np.mean(audio[: 17 * SPF] ** 2))
+    expected = audio + donor * speech / np.sqrt(np.mean(donor**2)) * 10 ** (-3 / 20)
+    spoken = np.zeros(23, bool)
+    spoken[:17] = True
+    mixed = maker.donors.talk_over(np.random.default_rng(1), audio, spoken, "id0", 3.0)
+    np.testing.assert_allclose(mixed, expected, rtol=1e-5, atol=1e-2)
+    # Without speech in the window the voice is set against the window's whole RMS.
+    quiet = maker.donors.talk_over(np.random.default_rng(1), audio, np.zeros(23, bool), "id0", 0.0)
+    added = quiet - audio
+    assert np.sqrt(np.mean(added**2)) == pytest.approx(np.sqrt(np.mean(audio**2)), rel=1e-4)
+    sample = maker.sample(np.random.default_rng(0), 0, 20)
+    plain = SegmentBatchMaker(corpus, [0, 1], segments(), seed=0).sample(
+        np.random.default_rng(0), 0, 20
+    )
+    np.testing.assert_allclose(sample["mfcc"], mfcc_rows(expected, 22), rtol=1e-3, atol=1e-3)
+    assert not np.allclose(sample["mfcc"], plain["mfcc"], atol=1e-2)
+    for key in ("crops", "valid", "speaking"):
+        np.testing.assert_array_equal(sample[key], plain[key])
 
 
 def test_segment_dub_replaces_only_the_speech_of_its_span(corpus):

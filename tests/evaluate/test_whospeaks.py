@@ -15,6 +15,7 @@ from syncasd.evaluate.whospeaks import (
     Scene,
     SceneScore,
     WhoSpeaksTest,
+    called_shares,
     frames_from_change,
     heard_first_by_distance,
     heard_first_mask,
@@ -61,6 +62,17 @@ def test_heard_first_share_is_undefined_without_voiced_frames():
 
 
 # --- labels and tiles -----------------------------------------------------------------------
+
+
+def test_called_shares_on_hand_computed_frames():
+    # Speaking frames: 0.9, 0.5 (called: ≥ 0.5), 0.2, NaN (no track: not called) → 2 of 4;
+    # silent frames: 0.6 (called), 0.1, NaN → 1 of 3.
+    labels = [np.array([1, 1, 0, 0]), np.array([1, 1, 0])]
+    probs = [np.array([0.9, 0.5, 0.6, 0.1]), np.array([0.2, NAN, NAN])]
+    assert called_shares(labels, probs) == (0.5, pytest.approx(1 / 3))
+    assert called_shares(labels, probs, threshold=0.55) == (0.25, pytest.approx(1 / 3))
+    speech, silence = called_shares([np.ones(2, bool)], [np.array([0.7, 0.4])])
+    assert speech == 0.5 and math.isnan(silence)
 
 
 def test_clip_labels_loop_on_the_scene_frames():
@@ -161,6 +173,60 @@ def test_a_conversation_scene_passes_the_voice_and_the_labels_between_faces():
 
 
 @needs_shared
+def test_faces_talking_together_are_each_heard_and_labelled_from_their_clip(tmp_path):
+    from syncasd import media
+    from syncasd.data.labelled import clip_labels
+    from syncasd.data.samples import speech_rms
+
+    test = WhoSpeaksTest(CLIPS, **SCENE, together=True)
+    (scene,) = test.scenes
+    assert scene.turns == () and scene.heard is None
+    for tile, clip in enumerate(scene.clips):
+        np.testing.assert_array_equal(
+            scene.labels[tile], clip_labels(clip, media.read_audio(clip))[:75]
+        )
+    assert (scene.labels[0] & scene.labels[1]).sum() > 40  # VASP: both speak nearly throughout
+    # The audio is the sum of both voices (AAC-coded), the speech of each as loud as the
+    # other's: least squares finds the gains, and each voice times its gain has the quieter
+    # one's speech level (VASP: ID2's voice is 8 dB louder than ID1's).
+    heard = media.read_audio(scene.path)[:48000].astype(float)
+    audios = [media.read_audio(c) for c in scene.clips]
+    voices = [a.astype(float) for a in audios]
+    labels = [clip_labels(c, a) for c, a in zip(scene.clips, audios, strict=True)]
+    levels = [speech_rms(v, y) for v, y in zip(voices, labels, strict=True)]
+    gains, *_ = np.linalg.lstsq(np.stack([v[:48000] for v in voices], 1), heard, rcond=None)
+    assert np.corrcoef(heard, np.stack([v[:48000] for v in voices], 1) @ gains)[0, 1] > 0.95
+    assert gains * levels == pytest.approx([min(levels)] * 2, rel=0.05)
+    assert max(levels) / min(levels) > 2
+    assert scene.path not in {s.path for s in WhoSpeaksTest(CLIPS, **SCENE).scenes}
+
+    result = test.run(f"light-asd={WEIGHTS}")
+    (score,) = result.scenes
+    speech, silence = result.called[2]
+    assert result.called_all == result.called[2]
+    assert (speech, silence) == called_shares(scene.labels, score.probs)
+    assert math.isnan(result.share[2]) and 0 <= result.maps[2] <= 100
+    # Measured: light-asd (AVA) calls all 145 speaking face-frames speaking (and the 5 silent).
+    assert speech == pytest.approx(1.0, abs=0.03)
+    text = report(test, [result]).save(tmp_path).read_text()
+    assert "talking at once" in text and "| light-asd | 2 | " in text and "**" not in text
+    assert (tmp_path / "speech_called.png").read_bytes()[:4] == b"\x89PNG"
+
+    proc = syncasd(
+        "eval", "whospeaks", *CLIPS, "--model", f"light-asd={WEIGHTS}", "--faces", 2,
+        "--scenes", 1, "--duration", 3, "--seed", 0, "--together",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0] == "model\tfaces\tspeech_called%\tsilence_called%\tmAP"
+    row = lines[1].split("\t")
+    assert row[:2] == ["light-asd", "2"] and len(row) == 5
+    assert float(row[2]) == pytest.approx(100 * speech, abs=0.01)
+    assert float(row[3]) == pytest.approx(100 * silence, abs=0.01)
+    assert float(row[4]) == pytest.approx(result.maps[2], abs=0.01)
+
+
+@needs_shared
 def test_light_asd_on_a_real_two_face_scene(scene_run, tmp_path):
     test, result = scene_run
     (score,) = result.scenes
@@ -212,6 +278,7 @@ def test_cli_prints_the_same_numbers(scene_run, tmp_path):
         ([DATA / "clips" / "vasp" / "ID20" / "017.mp4"] * 2, ["hold 0", "(none)"]),  # train
         ([DATA / "clips" / "vasp" / "ID1" / "nope.mp4"], ["no such file"]),
         ([*CLIPS, "--faces", "2", "--turn", "0"], ["--turn must be positive, got 0"]),
+        ([*CLIPS, "--turn", "1", "--together"], ["--together and --turn: choose one"]),
     ],
 )
 def test_cli_refuses_what_cannot_make_scenes(clips, words):

@@ -148,6 +148,7 @@ def compose_side_by_side(
     audio_codec: str = "aac",
     crf: int = 23,
     preset: str = "medium",
+    mix_gains: Sequence[float] | None = None,
 ) -> list[Rect]:
     """Place 1-4 clips left to right on a gray canvas and encode the result to ``out_path``.
 
@@ -172,6 +173,8 @@ def compose_side_by_side(
         audio_codec: FFmpeg encoder name for the 16 kHz mono audio track.
         crf: Constant rate factor for libx264 (ignored for the mpeg4 fallback).
         preset: libx264 speed preset; "veryfast" needs about 30% less CPU than "medium".
+        mix_gains: With ``audio="mix"``, a linear gain per clip applied before summing
+            (default: 1 each), e.g. to make every voice as loud as the others.
 
     Returns:
         One tile rectangle ``(x1, y1, x2, y2)`` in output pixels per clip.
@@ -182,6 +185,9 @@ def compose_side_by_side(
         raise ValueError(f"audio index {audio} out of range for {len(clips)} clips")
     if isinstance(audio, str) and audio != "mix":
         raise ValueError(f"audio must be a clip index, 'mix' or None, got {audio!r}")
+    if mix_gains is not None and (audio != "mix" or len(mix_gains) != len(clips)):
+        raise ValueError("mix_gains needs audio='mix' and one gain per clip")
+    gains = list(mix_gains) if mix_gains is not None else [1.0] * len(clips)
     turns = None
     if audio is not None and not isinstance(audio, (int, str)):
         turns = _turns(audio, len(clips))
@@ -246,8 +252,11 @@ def compose_side_by_side(
                 speaker = turns[1][np.searchsorted(turns[0], at, side="right") - 1]
                 sink.write(voices[speaker, np.arange(n)])
             elif audios:
-                mixed = sum(a.read(n).astype(np.int32) for a in audios)
-                sink.write(np.clip(mixed, -32768, 32767))
+                mixed = sum(
+                    gains[i] * a.read(n).astype(np.float64)
+                    for i, a in zip(audio_ids, audios, strict=True)
+                )
+                sink.write(np.clip(np.rint(mixed), -32768, 32767).astype(np.int16))
             else:
                 sink.write(np.zeros(n, np.int16))
 

@@ -89,16 +89,23 @@ class SampleConfig(AudioAugment):
     track_offsets: str | None = None
 
 
-def _rms(x: np.ndarray) -> float:
+def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
+
+
+def speech_rms(audio: np.ndarray, labels: np.ndarray) -> float | None:
+    """RMS of a window's audio (frame j = samples 640·j …) over its frames labelled speaking;
+    None when none is."""
+    speech = np.repeat(np.asarray(labels, bool), SAMPLES_PER_FRAME)[: len(audio)]
+    return rms(audio[: len(speech)][speech]) if speech.any() else None
 
 
 def mix_noise(
     audio: np.ndarray, noise: np.ndarray, snr_db: float, level: float | None = None
 ) -> np.ndarray:
     """`audio` plus `noise` scaled to `snr_db` below `level` (default: the audio's RMS)."""
-    level = _rms(audio) if level is None else level
-    return audio + noise * (level / _rms(noise)) * 10 ** (-snr_db / 20)
+    level = rms(audio) if level is None else level
+    return audio + noise * (level / rms(noise)) * 10 ** (-snr_db / 20)
 
 
 def track_audio(corpus: Corpus, track: int, start: int, samples: int) -> np.ndarray:
@@ -141,11 +148,11 @@ def gain_and_noise(audio: np.ndarray, rng: np.random.Generator, config: AudioAug
     with probability `pink_noise_prob` pink noise at an SNR from `pink_snr_db` (against the
     window's RMS)."""
     audio = audio * 10 ** (rng.uniform(*config.gain_db) / 20)
-    if rng.random() < config.white_noise_prob and _rms(audio) > 0:
+    if rng.random() < config.white_noise_prob and rms(audio) > 0:
         snr = rng.uniform(*config.white_snr_db)
-        audio = audio + rng.normal(0, _rms(audio) * 10 ** (-snr / 20), audio.shape)
+        audio = audio + rng.normal(0, rms(audio) * 10 ** (-snr / 20), audio.shape)
     # Only drawn when asked for, so that the recipes before it keep their random streams.
-    if config.pink_noise_prob and rng.random() < config.pink_noise_prob and _rms(audio) > 0:
+    if config.pink_noise_prob and rng.random() < config.pink_noise_prob and rms(audio) > 0:
         snr = rng.uniform(*config.pink_snr_db)
         audio = mix_noise(audio, pink_noise(len(audio), rng), snr)
     return audio
@@ -269,7 +276,7 @@ class BatchMaker:
             length = self.corpus.tracks[other].length
             o = int(rng.integers(0, max(1, length - n + 1)))
             noise = self._window_audio(other, o * SAMPLES_PER_FRAME, n)
-            if _rms(noise) > 0 and _rms(audio) > 0:
+            if rms(noise) > 0 and rms(audio) > 0:
                 audio = mix_noise(audio, noise, rng.uniform(*c.noise_snr_db))
         return gain_and_noise(audio, rng, c), labels
 
@@ -359,7 +366,7 @@ class VoiceDonors:
         donors = self.tracks[self.identities != identity]
         for a, b in speech_segments(labels):
             own = audio[a * SAMPLES_PER_FRAME : b * SAMPLES_PER_FRAME]
-            self._splice(rng, audio, a, b, donors, _rms(own))
+            self._splice(rng, audio, a, b, donors, rms(own))
         return audio
 
     def turn(
@@ -381,11 +388,31 @@ class VoiceDonors:
         if length == 0:
             return audio, labels
         a = int(rng.integers(0, n - length + 1))
-        speech = np.repeat(labels.astype(bool), SAMPLES_PER_FRAME)
-        loudness = _rms(audio[: len(speech)][speech]) if speech.any() else None
+        loudness = speech_rms(audio, labels)
         self._splice(rng, audio, a, a + length, self.tracks[self.identities != identity], loudness)
         labels[a : a + length] = 0
         return audio, labels
+
+    def talk_over(
+        self,
+        rng: np.random.Generator,
+        audio: np.ndarray,
+        labels: np.ndarray,
+        identity: str,
+        snr_db: float,
+    ) -> np.ndarray:
+        """A copy of a window's float audio with another identity's voice, from one of its
+        onsets, over all of it, `snr_db` below the window's own speech (below its whole RMS in
+        a window without speech): two people talking at once, the own voice still there."""
+        audio = np.array(audio, np.float32)
+        donors = self.tracks[self.identities != identity]
+        donor = int(donors[rng.integers(len(donors))])
+        onset = int(rng.choice(self.onsets[donor]))
+        voice = track_audio(self.corpus, donor, onset * SAMPLES_PER_FRAME, len(audio))
+        level = speech_rms(audio, labels) or rms(audio)
+        if level == 0 or rms(voice) == 0:
+            return audio
+        return mix_noise(audio, voice, snr_db, level).astype(np.float32)
 
     def _splice(
         self,
@@ -402,8 +429,8 @@ class VoiceDonors:
         onset = int(rng.choice(self.onsets[donor]))
         need = (b - a) * SAMPLES_PER_FRAME
         voice = track_audio(self.corpus, donor, onset * SAMPLES_PER_FRAME, need)
-        if loudness is not None and _rms(voice) > 0:
-            voice = voice * (loudness / _rms(voice))
+        if loudness is not None and rms(voice) > 0:
+            voice = voice * (loudness / rms(voice))
         fade = min(FADE, need // 2)
         ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
         voice[:fade] *= ramp

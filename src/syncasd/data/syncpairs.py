@@ -155,6 +155,11 @@ class SegmentSampleConfig(AudioAugment):
     # Also the segment's audio dubbed ("mfcc_dubbed", `samples.VoiceDonors`): its speech
     # replaced by another identity's voice timed to it, one more negative at offset 0.
     dubbed: bool = False
+    # Crosstalk: with this probability another identity's voice (from one of its onsets) is
+    # mixed over the segment's whole audio, `talk_over_snr_db` (lo, hi) below its own speech,
+    # labels and offsets kept: the own voice under another's is still in sync with the lips.
+    talk_over_prob: float = 0.0
+    talk_over_snr_db: tuple[float, float] = (-5.0, 5.0)
 
 
 def segment_starts(
@@ -196,7 +201,8 @@ class SegmentBatchMaker:
         # Frames by which each track's voice follows its lips (realignment); 0 when unknown.
         tracks, self.lag = realigned_tracks(config.track_offsets, corpus, tracks)
         self.starts = segment_starts(corpus, tracks, config, self.lag)
-        self.donors = VoiceDonors(corpus, tracks) if config.dubbed else None
+        wants_donors = config.dubbed or config.talk_over_prob > 0
+        self.donors = VoiceDonors(corpus, tracks) if wants_donors else None
         if len(self.starts) < config.batch:
             raise ValueError(
                 f"{len(self.starts)} speaking segments, fewer than one batch ({config.batch})"
@@ -223,6 +229,16 @@ class SegmentBatchMaker:
             (start + lag - k - m) * SAMPLES_PER_FRAME,
             (span + 1) * SAMPLES_PER_FRAME,
         )
+        if self.donors is not None:
+            first = start + lag - k - m  # the span's first frame, in track frames
+            frames = np.arange(first, first + span + 1)
+            inside = (frames >= 0) & (frames < t.length)
+            spoken = np.zeros(span + 1, bool)
+            spoken[inside] = self.corpus.labels[t.offset + frames[inside]]
+            # Drawn only when asked for, so that the recipes before it keep their streams.
+            if c.talk_over_prob > 0 and rng.random() < c.talk_over_prob:
+                snr = rng.uniform(*c.talk_over_snr_db)
+                audio = self.donors.talk_over(rng, audio, spoken, t.identity, snr)
         features = mfcc_rows(gain_and_noise(audio, rng, c), span)
         # Audio frame of lip frame j at offset i − K, in track frames.
         heard = start + lag + np.arange(s)[None, :] + np.arange(-k, k + 1)[:, None]
@@ -233,12 +249,7 @@ class SegmentBatchMaker:
             "valid": (heard >= m) & (heard < t.length - m),
             "speaking": labels,
         }
-        if self.donors is not None:
-            first = start + lag - k - m  # the span's first frame, in track frames
-            frames = np.arange(first, first + span + 1)
-            inside = (frames >= 0) & (frames < t.length)
-            spoken = np.zeros(span + 1, bool)
-            spoken[inside] = self.corpus.labels[t.offset + frames[inside]]
+        if c.dubbed:
             dubbed = self.donors.dub(rng, audio, spoken, t.identity)
             dubbed = mfcc_rows(gain_and_noise(dubbed, rng, c), span)
             sample["mfcc_dubbed"] = dubbed.astype(np.float32)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..data.labelled import LabelledTrack
-from ..data.samples import mix_noise, pink_noise, seen_at
+from ..data.samples import mix_noise, pink_noise, seen_at, speech_rms
 from ..timebase import SAMPLES_PER_FRAME
 from .report import Report
 from .tracks import TrackScorer, pooled_map, score_tracks
@@ -92,9 +92,8 @@ def _mixed(track: LabelledTrack, sound: np.ndarray, snr_db: float) -> LabelledTr
     """`track` with `sound` added `snr_db` below its speech's RMS (over its speaking frames,
     or all frames if none speaks), as int16."""
     audio = track.audio.astype(np.float64)
-    speech = audio[: len(track) * SAMPLES_PER_FRAME].reshape(len(track), -1)
-    voiced = speech[track.labels] if track.labels.any() else speech
-    mixed = mix_noise(audio, sound, snr_db, level=np.sqrt(np.mean(voiced**2)))
+    level = speech_rms(audio[: len(track) * SAMPLES_PER_FRAME], track.labels)
+    mixed = mix_noise(audio, sound, snr_db, level)
     return replace(track, audio=np.clip(np.rint(mixed), -32768, 32767).astype(np.int16))
 
 

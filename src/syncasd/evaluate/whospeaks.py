@@ -11,14 +11,23 @@ With `turn` seconds the scenes are conversations: the voice passes from face to 
 voice and in sync, so a face is labelled from its clip during its turns and not speaking
 outside them. That asks a model to follow the speaker within its scoring window.
 
+With `together`, every face is heard at once, each in its own voice (the clips' audio summed,
+each voice as loud as the others, as when people talk over each other), each labelled from its
+own clip. No face is "the heard
+one" there; what counts is whether each face's speech is still called speaking with others
+talking over it (at `detect`'s threshold, 0.5), and how often its silences are.
+
 The real pipeline (`syncasd.pipeline.Detector`: face detection, tracking, crops, scores) runs
 on each composed scene and each face track is given to the tile its median box centre lies in.
-Two numbers, per number of faces and over all scenes:
+Two numbers (three with `together`), per number of faces and over all scenes:
 
 - heard first: the share of voiced frames (the heard face labelled speaking) on which the heard
   face has the strictly highest speaking probability among the faces tracked in that frame;
   a voiced frame where the heard face has no track is a miss;
-- mAP: AVA-style pooled mAP over every tracked face-frame of every scene (`pooled_map`).
+- mAP: AVA-style pooled mAP over every tracked face-frame of every scene (`pooled_map`);
+- with `together`, in place of heard first: speech called, the share of the faces' speaking
+  frames with probability ≥ 0.5, and silence called, the same over their silent frames (an
+  untracked frame is not called speaking; `called_shares`).
 
 Scenes (the seeded choice of clips and of the heard one) are built once and the composed MP4s
 are cached under `$SYNCASD_CACHE/whospeaks/`, so every model is scored on the same videos.
@@ -40,6 +49,7 @@ from .. import media
 from ..atomic import atomic_write
 from ..data.compose import Rect, _Clip, compose_side_by_side
 from ..data.labelled import clip_labels
+from ..data.samples import rms, speech_rms
 from ..data.splits import Split, identity_of
 from ..errors import InputError
 from ..timebase import MODEL_FPS
@@ -123,6 +133,20 @@ def heard_first_share(
     return float(heard_first_mask(heard_probs, other_probs, voiced).sum()) / n
 
 
+def called_shares(
+    labels: Sequence[np.ndarray], probs: Sequence[np.ndarray], threshold: float = 0.5
+) -> tuple[float, float]:
+    """(share of speaking frames, share of silent frames) with probability ≥ `threshold`,
+    pooled over the (labels, probs) pairs of per-frame arrays; NaN (no track) is never called
+    speaking. Each share is NaN without frames of its kind."""
+    y = np.concatenate([np.asarray(x, bool) for x in labels])
+    p = np.concatenate([np.asarray(x, np.float64) for x in probs])
+    called = np.nan_to_num(p, nan=-np.inf) >= threshold
+    speech = float(called[y].mean()) if y.any() else float("nan")
+    silence = float(called[~y].mean()) if (~y).any() else float("nan")
+    return speech, silence
+
+
 def tile_of(boxes: np.ndarray, rects: Sequence[Rect]) -> int | None:
     """Index of the tile holding the track's median box centre, or None (background)."""
     boxes = np.asarray(boxes, np.float64)
@@ -140,18 +164,19 @@ def tile_of(boxes: np.ndarray, rects: Sequence[Rect]) -> int | None:
 @dataclass(frozen=True)
 class Scene:
     """One composed video: its clips left to right, which one is heard (first, and in `turns`
-    when the voice passes between them), each tile's labels."""
+    when the voice passes between them; no turns: all at once), each tile's labels."""
 
     clips: tuple[Path, ...]
-    turns: tuple[tuple[float, int], ...]  # (start seconds, tile); one turn: one voice throughout
+    # (start seconds, tile); one turn: one voice throughout; none: every face's voice at once
+    turns: tuple[tuple[float, int], ...]
     path: Path
     rects: tuple[Rect, ...]
     labels: tuple[np.ndarray, ...]  # per tile, (n_frames,) bool
 
     @property
-    def heard(self) -> int:
-        """The tile heard first (throughout, in a one-voice scene)."""
-        return self.turns[0][1]
+    def heard(self) -> int | None:
+        """The tile heard first (throughout, in a one-voice scene); None: all are heard."""
+        return self.turns[0][1] if self.turns else None
 
     @property
     def n_faces(self) -> int:
@@ -190,13 +215,18 @@ class WhoSpeaksResult:
     maps: dict[int, float] = field(default_factory=dict)
     share_all: float = float("nan")
     map_all: float = float("nan")
+    # `together` scenes: (speech called, silence called) shares (0-1) per number of faces.
+    called: dict[int, tuple[float, float]] = field(default_factory=dict)
+    called_all: tuple[float, float] = (float("nan"), float("nan"))
     scenes: list[SceneScore] = field(default_factory=list)
 
 
 def _summary(scores: Sequence[SceneScore]) -> tuple[float, float]:
-    """(heard-first share pooled over all voiced frames, pooled mAP) of some scenes."""
-    voiced = sum(int(y.sum()) for s in scores for y in s.scene.labels)
-    first = sum(int(s.heard_first().sum()) for s in scores)
+    """(heard-first share pooled over all voiced frames (NaN where all are heard at once),
+    pooled mAP) of some scenes."""
+    one_voice = [s for s in scores if s.scene.turns]
+    voiced = sum(int(y.sum()) for s in one_voice for y in s.scene.labels)
+    first = sum(int(s.heard_first().sum()) for s in one_voice)
     labels, probs = [], []
     for s in scores:
         for y, p in zip(s.scene.labels, s.probs, strict=True):
@@ -208,6 +238,12 @@ def _summary(scores: Sequence[SceneScore]) -> tuple[float, float]:
 
 
 DISTANCE_EDGES = (0, 5, 10, 19, 30)  # frames from a change of voice: the conversation report's bins
+
+
+def _called(scores: Sequence[SceneScore]) -> tuple[float, float]:
+    """`called_shares` over every tile of some scenes."""
+    pairs = [(y, p) for s in scores for y, p in zip(s.scene.labels, s.probs, strict=True)]
+    return called_shares([y for y, _ in pairs], [p for _, p in pairs])
 
 
 def heard_first_by_distance(
@@ -237,7 +273,8 @@ class WhoSpeaksTest:
     `clips` are filtered to the package split's identities of `part` (test; val to choose
     between candidates; negatives left out); each scene takes faces of different identities.
     `duration` is the scene length in seconds (default: its shortest clip); `turn`, if given,
-    makes each scene a conversation whose voice passes to the next face every `turn` seconds.
+    makes each scene a conversation whose voice passes to the next face every `turn` seconds;
+    `together` makes every face heard at once, each in its own voice.
     """
 
     def __init__(
@@ -251,6 +288,7 @@ class WhoSpeaksTest:
         split: Split | None = None,
         part: str = "test",
         turn: float | None = None,
+        together: bool = False,
     ) -> None:
         faces = tuple(sorted(set(faces)))
         if not faces or any(not 2 <= n <= 4 for n in faces):
@@ -261,6 +299,10 @@ class WhoSpeaksTest:
             raise InputError(f"--duration must be positive, got {duration}")
         if turn is not None and turn <= 0:
             raise InputError(f"--turn must be positive, got {turn}")
+        if together and turn is not None:
+            raise InputError(
+                "--together and --turn: choose one (all voices at once, or one after another)"
+            )
         split = split or Split.load()
         given = sorted({Path(c) for c in clips})
         for clip in given:
@@ -281,9 +323,10 @@ class WhoSpeaksTest:
             )
         self.identities = by_identity
         self.faces, self.n_scenes, self.seed = faces, scenes, seed
-        self.duration, self.size, self.turn = duration, size, turn
+        self.duration, self.size, self.turn, self.together = duration, size, turn, together
         self._hashes: dict[Path, str] = {}
         self._labels: dict[Path, np.ndarray] = {}
+        self._levels: dict[Path, float] = {}
         rng = np.random.default_rng(seed)
         names = sorted(by_identity)
         self.scenes: list[Scene] = []
@@ -304,7 +347,19 @@ class WhoSpeaksTest:
         if clip not in self._labels:
             audio = media.read_audio(clip, origin=media.probe(clip).origin)
             self._labels[clip] = clip_labels(clip, audio)
+            # The loudness of its speech (of all of it, if none is labelled), for `together`.
+            audio = audio.astype(np.float64)
+            self._levels[clip] = speech_rms(audio, self._labels[clip]) or rms(audio)
         return self._labels[clip]
+
+    def _mix_gains(self, clips: Sequence[Path]) -> list[float]:
+        """Gains that bring every clip's speech down to the quietest one's level: each voice
+        as loud as the others, none clipped."""
+        for clip in clips:
+            self._clip_labels(clip)
+        levels = [self._levels[c] for c in clips]
+        floor = min((x for x in levels if x > 0), default=1.0)
+        return [floor / x if x > 0 else 1.0 for x in levels]
 
     def _scene(self, clips: tuple[Path, ...], heard: int) -> Scene:
         """Compose (or find in the cache) one scene and label its tiles."""
@@ -317,6 +372,8 @@ class WhoSpeaksTest:
         key = [CACHE_VERSION, [self._hash(c) for c in clips], heard, self.size, duration, PRESET]
         if self.turn is not None:  # one voice throughout: the key (and cache) of before
             key.append(turns)
+        if self.together:
+            key.append("mix at equal loudness")
         key = json.dumps(key)
         digest = hashlib.sha256(key.encode()).hexdigest()[:20]
         folder = cache_dir() / "whospeaks"
@@ -329,18 +386,28 @@ class WhoSpeaksTest:
                 log.warning("%s: unreadable scene cache, composing again", meta)
         if rects is None:
             folder.mkdir(parents=True, exist_ok=True)
-            audio = heard if self.turn is None else turns
+            audio = "mix" if self.together else heard if self.turn is None else turns
+            gains = self._mix_gains(clips) if self.together else None
             rects = compose_side_by_side(
-                clips, video, size=self.size, audio=audio, duration=duration, preset=PRESET
+                clips,
+                video,
+                size=self.size,
+                audio=audio,
+                duration=duration,
+                preset=PRESET,
+                mix_gains=gains,
             )
             with atomic_write(meta) as f:  # after the video: a sidecar vouches for it
                 json.dump({"clips": [str(c) for c in clips], "turns": turns, "rects": rects}, f)
         n_frames = round(duration * MODEL_FPS)
         owner = heard_tiles(turns, n_frames)
         labels = [
-            looped_labels(self._clip_labels(c), src.duration, n_frames) & (owner == i)
+            looped_labels(self._clip_labels(c), src.duration, n_frames)
+            & ((owner == i) | self.together)
             for i, (c, src) in enumerate(zip(clips, sources, strict=True))
         ]
+        if self.together:
+            turns = []
         return Scene(clips, tuple(map(tuple, turns)), video, tuple(rects), tuple(labels))
 
     def _turns(self, heard: int, n_faces: int, duration: float) -> list[tuple[float, int]]:
@@ -383,6 +450,10 @@ class WhoSpeaksTest:
             picked = [s for s in result.scenes if s.scene.n_faces == n]
             result.share[n], result.maps[n] = _summary(picked)
         result.share_all, result.map_all = _summary(result.scenes)
+        if self.together:
+            for n in self.faces:
+                result.called[n] = _called([s for s in result.scenes if s.scene.n_faces == n])
+            result.called_all = _called(result.scenes)
         return result
 
     def describe(self) -> str:
@@ -393,40 +464,57 @@ class WhoSpeaksTest:
             if self.dropped
             else ""
         )
-        voice = (
-            "under the voice of one of them (the heard face, labelled from its clip's word "
-            "timings or Silero VAD); the others are labelled not speaking"
-            if self.turn is None
-            else f"as a conversation: the voice passes to the next face every {self.turn:g} s, "
-            "each face heard in its own voice, labelled from its clip's word timings or Silero "
-            "VAD during its turns and not speaking outside them"
-        )
+        if self.together:
+            voice = (
+                "all heard at once, each in its own voice (the clips' audio summed, each "
+                "voice's speech as loud as the others', as when people talk over each other), "
+                "each labelled from its clip's word timings or Silero VAD"
+            )
+            measures = (
+                "*Speech called*: share of the faces' speaking frames with a speaking "
+                "probability ≥ 0.5 (`detect`'s threshold; no track: not called). *Silence "
+                "called*: the same over their silent frames."
+            )
+        else:
+            voice = (
+                "under the voice of one of them (the heard face, labelled from its clip's word "
+                "timings or Silero VAD); the others are labelled not speaking"
+                if self.turn is None
+                else f"as a conversation: the voice passes to the next face every "
+                f"{self.turn:g} s, each face heard in its own voice, labelled from its clip's "
+                "word timings or Silero VAD during its turns and not speaking outside them"
+            )
+            measures = (
+                "*Heard first*: share of voiced frames on which the heard face has the strictly "
+                "highest speaking probability among the tracked faces (no heard-face track: a "
+                "miss; ranking at random gets 1/n with n faces, dashed in the plot)."
+            )
         return (
             f"{self.n_scenes} scene(s) per number of faces ({', '.join(map(str, self.faces))}), "
             f"{length}, {self.size[0]}×{self.size[1]}, drawn with seed {self.seed} from "
             f"{n_clips} clip(s) of {len(self.identities)} test identities{dropped}. Each scene "
-            f"shows faces of different identities side by side {voice}. *Heard first*: share "
-            "of voiced frames on which the heard face has the strictly highest speaking "
-            "probability among the tracked faces (no heard-face track: a miss; ranking at random "
-            "gets 1/n with n faces, dashed in the plot). *mAP*: pooled over every tracked "
-            "face-frame."
+            f"shows faces of different identities side by side {voice}. {measures} *mAP*: "
+            "pooled over every tracked face-frame."
         )
 
 
 def report(test: WhoSpeaksTest, results: Sequence[WhoSpeaksResult]) -> Report:
     """Markdown table per model and number of faces, the scenes, and a bar chart."""
-    r = Report(
-        "Who speaks: one voice, several moving faces"
-        if test.turn is None
-        else "Who speaks: a conversation, the voice passing between moving faces"
-    )
+    if test.together:
+        title = "Who speaks: several faces talking at once"
+    elif test.turn is None:
+        title = "Who speaks: one voice, several moving faces"
+    else:
+        title = "Who speaks: a conversation, the voice passing between moving faces"
+    r = Report(title)
     r.text(test.describe())
     rows = []
     for res in results:
-        for n in test.faces:
-            rows.append([res.model, n, 100 * res.share[n], res.maps[n]])
-        rows.append([res.model, "all", 100 * res.share_all, res.map_all])
-    r.table(["model", "faces", "heard first (%)", "mAP (%)"], rows)
+        for n, share, value, called in table_rows(res, test.faces):
+            measured = [100 * x for x in called] if test.together else [100 * share]
+            rows.append([res.model, n, *measured, value])
+    measured = ["speech called (%)", "silence called (%)"] if test.together else ["heard first (%)"]
+    r.table(["model", "faces", *measured, "mAP (%)"], rows)
     if test.turn is not None and results:
         r.text("Heard first by distance to the nearest change of voice (frames):")
         r.table(
@@ -441,30 +529,44 @@ def report(test: WhoSpeaksTest, results: Sequence[WhoSpeaksResult]) -> Report:
         scene_rows = []
         for i, s in enumerate(results[0].scenes):
             names = [f"{c.parent.name}/{c.name}" for c in s.scene.clips]
-            names[s.scene.heard] = f"**{names[s.scene.heard]}**"
+            if s.scene.heard is not None:
+                names[s.scene.heard] = f"**{names[s.scene.heard]}**"
             voiced = sum(int(y.sum()) for y in s.scene.labels)
             scene_rows.append(
                 [i, ", ".join(names), voiced, "/".join(map(str, s.tracks_per_tile)), s.unmatched]
             )
-        r.text(
-            "Scenes (heard clip, the first in a conversation, in bold; tracks as found "
-            f"for {results[0].model}):"
-        )
+        bold = "" if test.together else "heard clip, the first in a conversation, in bold; "
+        r.text(f"Scenes ({bold}tracks as found for {results[0].model}):")
         r.table(["scene", "clips", "voiced frames", "tracks per tile", "unmatched"], scene_rows)
-    _, ax = r.figure("heard_first", "Share of voiced frames with the heard face first")
+    if test.together:
+        _, ax = r.figure("speech_called", "Share of the faces' speech called speaking")
+    else:
+        _, ax = r.figure("heard_first", "Share of voiced frames with the heard face first")
     width = 0.8 / max(len(results), 1)
     groups = [*map(str, test.faces), "all"]
     for j, res in enumerate(results):
-        values = [100 * res.share[n] for n in test.faces] + [100 * res.share_all]
+        rows = table_rows(res, test.faces)
+        values = [100 * (c[0] if test.together else x) for _, x, _, c in rows]
         ax.bar(np.arange(len(groups)) + j * width, values, width, label=res.model)
-    for k, n in enumerate(test.faces):  # a model that ranks the faces at random
+    for k, n in enumerate(test.faces if not test.together else ()):  # ranking at random
         left = k - width / 2
         ax.hlines(100 / n, left, left + 0.8, colors="k", linestyles="--", linewidth=1)
     ax.set_xticks(np.arange(len(groups)) + width * (len(results) - 1) / 2, groups)
     ax.set_xlabel("faces per scene")
-    ax.set_ylabel("heard face first (%)")
+    ax.set_ylabel("speech called speaking (%)" if test.together else "heard face first (%)")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3, axis="y")
     if results:
         ax.legend()
     return r
+
+
+def table_rows(
+    result: WhoSpeaksResult, faces: Sequence[int]
+) -> list[tuple[int | str, float, float, tuple[float, float]]]:
+    """(faces or "all", heard-first share, mAP, (speech, silence) called) per row of a table."""
+    nan = (float("nan"), float("nan"))
+    rows: list[tuple[int | str, float, float, tuple[float, float]]] = [
+        (n, result.share[n], result.maps[n], result.called.get(n, nan)) for n in faces
+    ]
+    return [*rows, ("all", result.share_all, result.map_all, result.called_all)]
