@@ -13,9 +13,9 @@ outside them. That asks a model to follow the speaker within its scoring window.
 
 With `together`, every face is heard at once, each in its own voice (the clips' audio summed,
 each voice as loud as the others, as when people talk over each other), each labelled from its
-own clip. No face is "the heard
-one" there; what counts is whether each face's speech is still called speaking with others
-talking over it (at `detect`'s threshold, 0.5), and how often its silences are.
+own clip. No face is "the heard one" there; what counts is whether each face's speech is still
+called speaking with others talking over it (at `detect`'s threshold, 0.5), and how often its
+silences are.
 
 The real pipeline (`syncasd.pipeline.Detector`: face detection, tracking, crops, scores) runs
 on each composed scene and each face track is given to the tile its median box centre lies in.
@@ -368,7 +368,7 @@ class WhoSpeaksTest:
         # compose's own clip reader, so that the loop length matches what it encodes.
         sources = [_Clip(c) for c in clips]
         duration = self.duration or min(s.duration for s in sources)
-        turns = self._turns(heard, len(clips), duration)
+        turns = [] if self.together else self._turns(heard, len(clips), duration)
         key = [CACHE_VERSION, [self._hash(c) for c in clips], heard, self.size, duration, PRESET]
         if self.turn is not None:  # one voice throughout: the key (and cache) of before
             key.append(turns)
@@ -400,14 +400,13 @@ class WhoSpeaksTest:
             with atomic_write(meta) as f:  # after the video: a sidecar vouches for it
                 json.dump({"clips": [str(c) for c in clips], "turns": turns, "rects": rects}, f)
         n_frames = round(duration * MODEL_FPS)
-        owner = heard_tiles(turns, n_frames)
         labels = [
             looped_labels(self._clip_labels(c), src.duration, n_frames)
-            & ((owner == i) | self.together)
-            for i, (c, src) in enumerate(zip(clips, sources, strict=True))
+            for c, src in zip(clips, sources, strict=True)
         ]
-        if self.together:
-            turns = []
+        if turns:  # each face speaks only while it is heard
+            owner = heard_tiles(turns, n_frames)
+            labels = [y & (owner == i) for i, y in enumerate(labels)]
         return Scene(clips, tuple(map(tuple, turns)), video, tuple(rects), tuple(labels))
 
     def _turns(self, heard: int, n_faces: int, duration: float) -> list[tuple[float, int]]:
