@@ -16,7 +16,9 @@ Protocols: the unsynchronization test (mAP at 0-100 % mismatched / misaligned), 
 annotators label dubbed films; clips ranked by TPR), and who-speaks (2 and 3 test-identity
 faces side by side under one face's voice, through the whole pipeline) and its conversations
 (8 s scenes whose voice passes to the next face every 2 s, each face heard in its own voice
-during its turns). Reports go to
+during its turns) and crosstalk (the who-speaks faces all heard at once, each in its own voice
+and as loud: the share of their speech and of their silence called speaking at 0.5). Reports
+go to
 bench/results/eval/, and the summary table printed last is the README's.
 
     python bench/eval_suite.py [--quick]   # --quick: 1 clip per identity, 2 models, 4 scenes
@@ -163,6 +165,10 @@ def main(argv: list[str] | None = None, candidates: dict[str, ASDModel] | None =
     talks = whospeaks.WhoSpeaksTest(
         scene_clips, scenes=n_scenes, seed=SEED, duration=8.0, part=args.split, turn=TURN_S
     )
+    # Crosstalk: the same kind of scenes, every face heard at once in its own voice.
+    crosstalk = whospeaks.WhoSpeaksTest(
+        scene_clips, scenes=n_scenes, seed=SEED, duration=4.0, part=args.split, together=True
+    )
     n_frames = sum(len(t) for t in tracks)
     n_pos = sum(int(t.labels.sum()) for t in tracks)
     print(
@@ -184,7 +190,7 @@ def main(argv: list[str] | None = None, candidates: dict[str, ASDModel] | None =
     dubbed_tracks, dubbed = dubbed_set(tracks, SEED)
     summary = []
     unsync_results, ablation_results, dubbing_reports = [], [], []
-    who_results, talk_results = [], []
+    who_results, talk_results, cross_results = [], [], []
     for name, scorer in scorers:
         t1 = time.perf_counter()
         original = score_tracks(scorer, tracks)  # shared by both protocols
@@ -194,9 +200,11 @@ def main(argv: list[str] | None = None, candidates: dict[str, ASDModel] | None =
         sep = dubbing.separation(ranked, dubbed)
         who = scenes.run(detectors[name], name) if name in detectors else None
         talk = talks.run(detectors[name], name) if name in detectors else None
+        cross = crosstalk.run(detectors[name], name) if name in detectors else None
         if who is not None:
             who_results.append(who)
             talk_results.append(talk)
+            cross_results.append(cross)
         unsync_results.append(u)
         ablation_results.append(a)
         dubbing_reports.append((name, ranked))
@@ -214,6 +222,7 @@ def main(argv: list[str] | None = None, candidates: dict[str, ASDModel] | None =
                 who.map_all if who else float("nan"),
                 100 * talk.share_all if talk else float("nan"),
                 talk.map_all if talk else float("nan"),
+                *(100 * x for x in (cross.called_all if cross else (float("nan"),) * 2)),
             ]
         )
         print(f"{name}: {summary[-1][1:]} ({time.perf_counter() - t1:.0f} s)", flush=True)
@@ -222,6 +231,7 @@ def main(argv: list[str] | None = None, candidates: dict[str, ASDModel] | None =
     ablations.report(tracks, ablation_results).save(out / "ablate")
     whospeaks.report(scenes, who_results).save(out / "whospeaks")
     whospeaks.report(talks, talk_results).save(out / "conversation")
+    whospeaks.report(crosstalk, cross_results).save(out / "crosstalk")
     for name, ranked in dubbing_reports:
         slug = name.replace(" ", "_").replace("×", "x")
         dubbing.report(ranked, name, dubbed).save(out / "dubbing" / slug)
@@ -238,6 +248,8 @@ def main(argv: list[str] | None = None, candidates: dict[str, ASDModel] | None =
         "who-speaks mAP",
         "conversation heard first %",
         "conversation mAP",
+        "crosstalk speech called %",
+        "crosstalk silence called %",
     ]
     r = Report(f"Evaluation suite on ../shared/data, {args.split} identities")
     r.text(
@@ -245,6 +257,7 @@ def main(argv: list[str] | None = None, candidates: dict[str, ASDModel] | None =
         f"seed {SEED}; {len(dubbed)} clips dubbed for the dubbing test. Details: "
         "[unsync](unsync/report.md), [ablations](ablate/report.md), "
         "[who-speaks](whospeaks/report.md), [conversation](conversation/report.md), "
+        "[crosstalk](crosstalk/report.md), "
         "dubbing/<model>/report.md."
     )
     r.table(headers, summary)
