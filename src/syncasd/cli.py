@@ -718,7 +718,7 @@ def eval_whospeaks(
     ] = False,
     report: ReportOption = None,
 ) -> None:
-    """Who speaks: faces side by side under one face's voice; is the heard face ranked first?"""
+    """Who speaks: faces side by side under one face's voice (or taking turns, or all at once)."""
     from .evaluate import whospeaks
 
     try:
