@@ -222,7 +222,8 @@ def main(argv: list[str] | None = None, candidates: dict[str, ASDModel] | None =
                 who.map_all if who else float("nan"),
                 100 * talk.share_all if talk else float("nan"),
                 talk.map_all if talk else float("nan"),
-                *(100 * x for x in (cross.called_all if cross else (float("nan"),) * 2)),
+                100 * cross.called_all[0] if cross else float("nan"),  # speech called
+                100 * cross.called_all[1] if cross else float("nan"),  # silence called
             ]
         )
         print(f"{name}: {summary[-1][1:]} ({time.perf_counter() - t1:.0f} s)", flush=True)

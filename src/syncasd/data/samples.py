@@ -405,10 +405,7 @@ class VoiceDonors:
         onsets, over all of it, `snr_db` below the window's own speech (below its whole RMS in
         a window without speech): two people talking at once, the own voice still there."""
         audio = np.array(audio, np.float32)
-        donors = self.tracks[self.identities != identity]
-        donor = int(donors[rng.integers(len(donors))])
-        onset = int(rng.choice(self.onsets[donor]))
-        voice = track_audio(self.corpus, donor, onset * SAMPLES_PER_FRAME, len(audio))
+        voice = self._voice(rng, self.tracks[self.identities != identity], len(audio))
         level = speech_rms(audio, labels) or rms(audio)
         if level == 0 or rms(voice) == 0:
             return audio
@@ -425,10 +422,8 @@ class VoiceDonors:
     ) -> None:
         """Frames [a, b) of `audio`, in place: a donor's voice from one of its onsets at
         `loudness` (RMS; None keeps its own), joined to the audio around by 10 ms fades."""
-        donor = int(donors[rng.integers(len(donors))])
-        onset = int(rng.choice(self.onsets[donor]))
         need = (b - a) * SAMPLES_PER_FRAME
-        voice = track_audio(self.corpus, donor, onset * SAMPLES_PER_FRAME, need)
+        voice = self._voice(rng, donors, need)
         if loudness is not None and rms(voice) > 0:
             voice = voice * (loudness / rms(voice))
         fade = min(FADE, need // 2)
@@ -440,6 +435,12 @@ class VoiceDonors:
         outside[need - fade :] = ramp
         own = audio[a * SAMPLES_PER_FRAME : b * SAMPLES_PER_FRAME]
         audio[a * SAMPLES_PER_FRAME : b * SAMPLES_PER_FRAME] = own * outside + voice
+
+    def _voice(self, rng: np.random.Generator, donors: np.ndarray, samples: int) -> np.ndarray:
+        """`samples` of a random donor's audio read from a random one of its speech onsets."""
+        donor = int(donors[rng.integers(len(donors))])
+        onset = int(rng.choice(self.onsets[donor]))
+        return track_audio(self.corpus, donor, onset * SAMPLES_PER_FRAME, samples)
 
 
 FADE = 160  # samples (10 ms): the cross-fade between a dub's voice and the own audio around it

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..data.labelled import LabelledTrack
-from ..data.samples import mix_noise, pink_noise, seen_at, speech_rms
+from ..data.samples import mix_noise, pink_noise, rms, seen_at, speech_rms
 from ..timebase import SAMPLES_PER_FRAME
 from .report import Report
 from .tracks import TrackScorer, pooled_map, score_tracks
@@ -92,7 +92,8 @@ def _mixed(track: LabelledTrack, sound: np.ndarray, snr_db: float) -> LabelledTr
     """`track` with `sound` added `snr_db` below its speech's RMS (over its speaking frames,
     or all frames if none speaks), as int16."""
     audio = track.audio.astype(np.float64)
-    level = speech_rms(audio[: len(track) * SAMPLES_PER_FRAME], track.labels)
+    frames = audio[: len(track) * SAMPLES_PER_FRAME]
+    level = speech_rms(frames, track.labels) or rms(frames)
     mixed = mix_noise(audio, sound, snr_db, level)
     return replace(track, audio=np.clip(np.rint(mixed), -32768, 32767).astype(np.int16))
 

@@ -547,9 +547,10 @@ def report(test: WhoSpeaksTest, results: Sequence[WhoSpeaksResult]) -> Report:
         rows = table_rows(res, test.faces)
         values = [100 * (c[0] if test.together else x) for _, x, _, c in rows]
         ax.bar(np.arange(len(groups)) + j * width, values, width, label=res.model)
-    for k, n in enumerate(test.faces if not test.together else ()):  # ranking at random
-        left = k - width / 2
-        ax.hlines(100 / n, left, left + 0.8, colors="k", linestyles="--", linewidth=1)
+    if not test.together:  # a model that ranks the faces at random
+        for k, n in enumerate(test.faces):
+            left = k - width / 2
+            ax.hlines(100 / n, left, left + 0.8, colors="k", linestyles="--", linewidth=1)
     ax.set_xticks(np.arange(len(groups)) + width * (len(results) - 1) / 2, groups)
     ax.set_xlabel("faces per scene")
     ax.set_ylabel("speech called speaking (%)" if test.together else "heard face first (%)")
