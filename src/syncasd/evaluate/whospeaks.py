@@ -325,8 +325,7 @@ class WhoSpeaksTest:
         self.faces, self.n_scenes, self.seed = faces, scenes, seed
         self.duration, self.size, self.turn, self.together = duration, size, turn, together
         self._hashes: dict[Path, str] = {}
-        self._labels: dict[Path, np.ndarray] = {}
-        self._levels: dict[Path, float] = {}
+        self._clip_infos: dict[Path, tuple[np.ndarray, float]] = {}
         rng = np.random.default_rng(seed)
         names = sorted(by_identity)
         self.scenes: list[Scene] = []
@@ -343,21 +342,20 @@ class WhoSpeaksTest:
             self._hashes[clip] = sha256_file(clip)
         return self._hashes[clip]
 
-    def _clip_labels(self, clip: Path) -> np.ndarray:
-        if clip not in self._labels:
+    def _clip_info(self, clip: Path) -> tuple[np.ndarray, float]:
+        """A clip's frame labels and the loudness of its speech (of all of it, if none is
+        labelled; for `together`), its audio read once."""
+        if clip not in self._clip_infos:
             audio = media.read_audio(clip, origin=media.probe(clip).origin)
-            self._labels[clip] = clip_labels(clip, audio)
-            # The loudness of its speech (of all of it, if none is labelled), for `together`.
+            labels = clip_labels(clip, audio)
             audio = audio.astype(np.float64)
-            self._levels[clip] = speech_rms(audio, self._labels[clip]) or rms(audio)
-        return self._labels[clip]
+            self._clip_infos[clip] = labels, speech_rms(audio, labels) or rms(audio)
+        return self._clip_infos[clip]
 
     def _mix_gains(self, clips: Sequence[Path]) -> list[float]:
         """Gains that bring every clip's speech down to the quietest one's level: each voice
         as loud as the others, none clipped."""
-        for clip in clips:
-            self._clip_labels(clip)
-        levels = [self._levels[c] for c in clips]
+        levels = [self._clip_info(c)[1] for c in clips]
         floor = min((x for x in levels if x > 0), default=1.0)
         return [floor / x if x > 0 else 1.0 for x in levels]
 
@@ -401,7 +399,7 @@ class WhoSpeaksTest:
                 json.dump({"clips": [str(c) for c in clips], "turns": turns, "rects": rects}, f)
         n_frames = round(duration * MODEL_FPS)
         labels = [
-            looped_labels(self._clip_labels(c), src.duration, n_frames)
+            looped_labels(self._clip_info(c)[0], src.duration, n_frames)
             for c, src in zip(clips, sources, strict=True)
         ]
         if turns:  # each face speaks only while it is heard
