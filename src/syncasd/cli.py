@@ -95,6 +95,19 @@ DetectEveryOption = Annotated[
         help="Run the face detector every N model frames; boxes in between are interpolated."
     ),
 ]
+StartOption = Annotated[float, typer.Option(help="Start of the analysed interval (s).")]
+IntervalOption = Annotated[
+    float | None, typer.Option(help="Length of the analysed interval (s); default: to the end.")
+]
+MinTrackOption = Annotated[
+    int, typer.Option(help="Drop face tracks shorter than this (frames at 25 fps).")
+]
+AllowSilentOption = Annotated[
+    bool,
+    typer.Option(help="Analyse videos whose audio is digital silence instead of refusing them."),
+]
+ThreadsOption = Annotated[int, typer.Option(help="CPU threads for models (0 = library default).")]
+ProgressOption = Annotated[bool, typer.Option(help="Show progress bars.")]
 
 
 @app.command()
@@ -126,10 +139,8 @@ def detect(
             help="Inference backend: auto (ONNX Runtime on CPU, torch elsewhere), torch or ort."
         ),
     ] = "auto",
-    start: Annotated[float, typer.Option(help="Start of the analysed interval (s).")] = 0.0,
-    duration: Annotated[
-        float | None, typer.Option(help="Length of the analysed interval (s); default: to the end.")
-    ] = None,
+    start: StartOption = 0.0,
+    duration: IntervalOption = None,
     detect_every: DetectEveryOption = 2,
     detector_size: Annotated[
         int, typer.Option(help="Longer side (px) of the downscaled copy the face detector sees.")
@@ -152,9 +163,7 @@ def detect(
         Path | None,
         typer.Option(help="Use these face boxes (AVA CSV layout) instead of detecting faces."),
     ] = None,
-    min_track: Annotated[
-        int, typer.Option(help="Drop face tracks shorter than this (frames at 25 fps).")
-    ] = 10,
+    min_track: MinTrackOption = 10,
     max_gap: Annotated[
         int, typer.Option(help="Bridge detection gaps up to this many frames inside a track.")
     ] = 10,
@@ -177,10 +186,7 @@ def detect(
     merge_gap: Annotated[
         float, typer.Option(help="RTTM: merge turns of a face separated by at most this (s).")
     ] = 0.0,
-    allow_silent: Annotated[
-        bool,
-        typer.Option(help="Score videos whose audio is digital silence instead of refusing them."),
-    ] = False,
+    allow_silent: AllowSilentOption = False,
     audio_stream: AudioStreamOption = None,
     sync: Annotated[
         bool,
@@ -220,8 +226,8 @@ def detect(
     batch: Annotated[
         int, typer.Option(help="Frames per face-detector call (batched inference).")
     ] = 4,
-    threads: Annotated[int, typer.Option(help="CPU threads for models (0 = library default).")] = 0,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    threads: ThreadsOption = 0,
+    progress: ProgressOption = True,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log stage timings.")] = False,
 ) -> None:
     """Find the faces in each video and say, frame by frame, whether each one is speaking.
@@ -368,7 +374,7 @@ def train(
         str, typer.Option(help="Lightning strategy: auto, ddp, ddp_spawn, …")
     ] = "auto",
     accelerator: Annotated[str, typer.Option(help="cpu, gpu, auto.")] = "cpu",
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    progress: ProgressOption = True,
     prepare: Annotated[
         bool,
         typer.Option(
@@ -924,20 +930,14 @@ def sync_command(
     model: SyncModelOption = DEFAULT_SYNC_MODEL,
     weights: WeightsOption = None,
     device: DeviceOption = "cpu",
-    start: Annotated[float, typer.Option(help="Start of the analysed interval (s).")] = 0.0,
-    duration: Annotated[
-        float | None, typer.Option(help="Length of the analysed interval (s); default: to the end.")
-    ] = None,
+    start: StartOption = 0.0,
+    duration: IntervalOption = None,
     detect_every: DetectEveryOption = 2,
-    min_track: Annotated[
-        int, typer.Option(help="Ignore face tracks shorter than this (frames at 25 fps).")
-    ] = 10,
-    allow_silent: Annotated[
-        bool, typer.Option(help="Analyse videos whose audio is digital silence.")
-    ] = False,
+    min_track: MinTrackOption = 10,
+    allow_silent: AllowSilentOption = False,
     audio_stream: AudioStreamOption = None,
-    threads: Annotated[int, typer.Option(help="CPU threads for models (0 = library default).")] = 0,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = False,
+    threads: ThreadsOption = 0,
+    progress: ProgressOption = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log timings.")] = False,
 ) -> None:
     """Audio-visual offset and sync quality of every face track of each video.
