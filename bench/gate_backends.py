@@ -27,19 +27,18 @@ import hashlib
 import numpy as np
 import torch
 from eval_suite import SEED, dubbed_ranking, dubbed_set, material
-from scipy.ndimage import convolve1d
 from scipy.special import expit, logit
 
 from syncasd.defaults import DEFAULT_MODEL
 from syncasd.evaluate import dubbing, unsync
 from syncasd.evaluate.report import markdown_table
-from syncasd.evaluate.tracks import TrackScorer, asd_scorer, pooled_map, score_tracks
+from syncasd.evaluate.tracks import asd_scorer, pooled_map, score_tracks
 from syncasd.models import load_model
 from syncasd.models.ensemble import (
-    GATE_NEAR,
-    GATE_SIGMA,
     SyncGatedLightASD,
     TripleGatedLightASD,
+    gate_curves,
+    gate_evidence,
 )
 from syncasd.offsets import offset_backend
 from syncasd.train import decision_shift
@@ -78,37 +77,26 @@ class EnsembleScorer:
         return self.memo[key]
 
 
-def gaussian_kernel(sigma: float = GATE_SIGMA) -> np.ndarray:
-    half = int(np.ceil(3 * sigma))
-    return np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
+class GatedScorer:
+    """A track scorer: the ensemble's p × σ(slope (e − centre)), e the gate's evidence from
+    `backend_name`'s curves over the whole track (`ensemble.gate_curves`, `gate_evidence`:
+    the model's own arithmetic), then logit += `bias`."""
 
+    def __init__(
+        self, ensemble: EnsembleScorer, backend_name: str, slope: float, centre: float
+    ) -> None:
+        self.ensemble, self.slope, self.centre = ensemble, slope, centre
+        self.backend = offset_backend(backend_name, audio_lag_ms=0)
+        self.bias = 0.0
 
-def gate_evidence(logits: np.ndarray, weights: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """(2K + 1, T) sync logits, (T,) frame weights → (T,) evidence: the weighted local curve's
-    maximum within ±GATE_NEAR of offset 0 minus its median."""
-    k = (len(logits) - 1) // 2
-    w = np.broadcast_to(weights, logits.shape)
-    curve = convolve1d(logits * w, kernel, axis=1, mode="constant")
-    curve /= convolve1d(w, kernel, axis=1, mode="constant")
-    return curve[k - GATE_NEAR : k + GATE_NEAR + 1].max(0) - np.median(curve, 0)
-
-
-def gated_scorer(
-    ensemble: EnsembleScorer, backend_name: str, slope: float, centre: float
-) -> tuple[TrackScorer, list[float]]:
-    """A track scorer p · σ(slope (e − centre)), then logit += bias[0] (set by the caller)."""
-    backend = offset_backend(backend_name, audio_lag_ms=0)
-    kernel = gaussian_kernel()
-    bias = [0.0]
-
-    def score(crops: np.ndarray, audio: np.ndarray) -> np.ndarray:
-        p = ensemble(crops, audio)
-        q = np.clip(backend(crops, audio).astype(np.float64), 1e-6, 1 - 1e-6)
-        e = gate_evidence(np.log(q / (1 - q)), p + 1e-3, kernel)
-        log_p = np.log(p) - np.logaddexp(0.0, -slope * (e - centre))
-        return expit(log_p - np.log1p(-np.exp(log_p)) + bias[0])
-
-    return score, bias
+    def __call__(self, crops: np.ndarray, audio: np.ndarray) -> np.ndarray:
+        p = self.ensemble(crops, audio)
+        q = np.clip(self.backend(crops, audio).astype(np.float64), 1e-6, 1 - 1e-6)
+        with torch.no_grad():
+            curve = gate_curves(torch.from_numpy(logit(q))[None], torch.from_numpy(p)[None])
+            e = gate_evidence(curve)[0].numpy()
+        log_p = np.log(p) - np.logaddexp(0.0, -self.slope * (e - self.centre))
+        return expit(log_p - np.log1p(-np.exp(log_p)) + self.bias)
 
 
 def main() -> None:
@@ -128,13 +116,13 @@ def main() -> None:
     rows = []
     for spec in args.gate or GATES:
         name, slope, centre = spec.split(":")
-        scorer, bias = gated_scorer(ensemble, name, float(slope), float(centre))
+        scorer = GatedScorer(ensemble, name, float(slope), float(centre))
         uncalibrated = score_tracks(scorer, tracks)
-        bias[0] = decision_shift(np.concatenate(labels), np.concatenate(uncalibrated))
-        original = [expit(logit(np.clip(x, 1e-12, 1 - 1e-12)) + bias[0]) for x in uncalibrated]
+        scorer.bias = decision_shift(np.concatenate(labels), np.concatenate(uncalibrated))
+        original = [expit(logit(np.clip(x, 1e-12, 1 - 1e-12)) + scorer.bias) for x in uncalibrated]
         u = test.run(scorer, spec, original)
         auroc = dubbing.separation(dubbed_ranking(scorer, dubbed_tracks), dubbed)["auroc"]
-        row = [spec, f"{bias[0]:+.3f}", pooled_map(labels, original)]
+        row = [spec, f"{scorer.bias:+.3f}", pooled_map(labels, original)]
         rows.append(row + [u.maps["mismatch"][half], u.maps["misalign"][half], auroc])
         print(rows[-1], flush=True)
     headers = ["gate", "bias", "original", "50 % mismatched", "50 % misaligned", "dubbed AUROC"]

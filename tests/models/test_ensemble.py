@@ -11,7 +11,7 @@ from syncasd.audio import mfcc
 from syncasd.defaults import DEFAULT_MODEL
 from syncasd.errors import WeightsError
 from syncasd.models import load_model
-from syncasd.models.ensemble import SyncGatedLightASD, compose
+from syncasd.models.ensemble import SyncGatedLightASD, compose, gate_curves, gate_evidence
 from syncasd.models.light_asd import LightASD
 from syncasd.models.zoo import WEIGHTS_DIR
 
@@ -336,3 +336,29 @@ def test_the_default_is_the_three_halves_geometric_mean_times_the_lip_gate(input
     with torch.inference_mode():
         visual = model.visual_embeddings(inputs[0])
     assert visual.shape[-1] == 3 * 128 and torch.equal(visual[..., :128], visual[..., 256:])
+
+
+def test_gate_evidence_is_the_peak_near_zero_minus_the_median():
+    # Offsets -3..3: the maximum within ±2 is 5 (offset 0), the median of the seven is 1.
+    curve = torch.tensor([0.0, 1.0, 2.0, 5.0, 1.0, 0.0, -1.0])[None, :, None]
+    assert gate_evidence(curve).tolist() == [[4.0]]
+    # A peak at offset 3, outside ±2, is not counted: max(0, 1, 2, 1, 0) − median 1 = 1.
+    shifted = torch.tensor([-1.0, 0.0, 1.0, 2.0, 1.0, 0.0, 5.0])[None, :, None]
+    assert gate_evidence(shifted).tolist() == [[1.0]]
+
+
+def test_gate_curves_average_each_offset_over_the_weighted_frames_around():
+    logits = torch.tensor([[[2.0, 4.0], [1.0, 1.0], [0.0, 6.0]]])  # (1, 3 offsets, 2 frames)
+    # The two frames are 1 apart, so each sees the other at Gaussian weight g; the second frame
+    # has (almost) no speaking probability, so only the floor of 1e-3 weighs it.
+    g = float(np.exp(-0.5 / 18.75**2))
+    w0, w1 = 1.0 + 1e-3, 1e-3
+    curve = gate_curves(logits, torch.tensor([[1.0, 0.0]]))
+    expected_t0 = (w0 * logits[0, :, 0] + g * w1 * logits[0, :, 1]) / (w0 + g * w1)
+    expected_t1 = (g * w0 * logits[0, :, 0] + w1 * logits[0, :, 1]) / (g * w0 + w1)
+    torch.testing.assert_close(curve[0, :, 0], expected_t0)
+    torch.testing.assert_close(curve[0, :, 1], expected_t1)
+    # An offset no frame reaches (valid 0 throughout) takes the mean of the others.
+    valid = torch.tensor([[1.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
+    filled = gate_curves(logits, torch.tensor([[1.0, 1.0]]), valid)
+    torch.testing.assert_close(filled[0, 2], filled[0, :2].mean(0))

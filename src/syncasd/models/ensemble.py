@@ -161,11 +161,7 @@ class LipGatedLightASD(SyncGatedLightASD):
         self, video: torch.Tensor, mfcc: torch.Tensor, weights: torch.Tensor
     ) -> torch.Tensor:
         """(B, T) evidence e(t) of the class docstring; `weights` (B, T) ≥ 0 weigh the frames."""
-        k = GATE_MAX_OFFSET
-        curve = self.sync_curves(video, mfcc, weights)
-        near = curve[:, k - GATE_NEAR : k + GATE_NEAR + 1]
-        median = curve.sort(1).values[:, k]  # 2K + 1 values: the middle one
-        return near.max(1).values - median
+        return gate_evidence(self.sync_curves(video, mfcc, weights))
 
     def sync_curves(
         self, video: torch.Tensor, mfcc: torch.Tensor, weights: torch.Tensor
@@ -179,13 +175,7 @@ class LipGatedLightASD(SyncGatedLightASD):
         logits = self.lips.offset_logits(visual, audio)  # (B, 2K + 1, T)
         heard = heard_frames(visual.shape[1], k, video.device)
         valid = ((heard >= k) & (heard < k + visual.shape[1])).to(visual.dtype)
-        w = (weights + _WEIGHT_FLOOR)[:, None, :] * valid  # (B, 2K + 1, T)
-        total = _gaussian_sums(w, GATE_SIGMA)
-        curve = _gaussian_sums(w * logits, GATE_SIGMA) / total.clamp_min(1e-12)
-        # An offset that no frame near t reaches takes the mean of the others.
-        seen = (total > 1e-12).to(curve.dtype)
-        filler = (curve * seen).sum(1, keepdim=True) / seen.sum(1, keepdim=True).clamp_min(1)
-        return torch.where(total > 1e-12, curve, filler)
+        return gate_curves(logits, weights, valid)
 
 
 class TalkLipGatedLightASD(LipGatedLightASD):
@@ -258,6 +248,32 @@ def check_shared_visual_encoder(
                 f"{source}: its visual encoder is not light-asd.ava's ({key}): train it with "
                 "`freeze: [visual]` from the AVA checkpoint"
             )
+
+
+def gate_curves(
+    logits: torch.Tensor, weights: torch.Tensor, valid: torch.Tensor | None = None
+) -> torch.Tensor:
+    """(B, 2K + 1, T) sync logits z_k(s) of any lip-sync model → the gate's curves c_t(k)
+    (`LipGatedLightASD`): each frame's average of z_k over the frames s around it, weighted by
+    a Gaussian of t − s (σ = GATE_SIGMA) times `weights` (B, T) at s (plus a floor). `valid`
+    (broadcast to (B, 2K + 1, T)) leaves out the pairs whose audio lies outside what was heard."""
+    w = (weights + _WEIGHT_FLOOR)[:, None, :]
+    w = w * valid if valid is not None else w.expand_as(logits)
+    total = _gaussian_sums(w, GATE_SIGMA)
+    curve = _gaussian_sums(w * logits, GATE_SIGMA) / total.clamp_min(1e-12)
+    # An offset that no frame near t reaches takes the mean of the others.
+    seen = (total > 1e-12).to(curve.dtype)
+    filler = (curve * seen).sum(1, keepdim=True) / seen.sum(1, keepdim=True).clamp_min(1)
+    return torch.where(total > 1e-12, curve, filler)
+
+
+def gate_evidence(curve: torch.Tensor) -> torch.Tensor:
+    """(B, 2K + 1, T) curves → (B, T) evidence: the maximum within ±GATE_NEAR of offset 0
+    minus the median over all offsets."""
+    k = (curve.shape[1] - 1) // 2
+    near = curve[:, k - GATE_NEAR : k + GATE_NEAR + 1]
+    median = curve.sort(1).values[:, k]  # 2K + 1 values: the middle one
+    return near.max(1).values - median
 
 
 def _gaussian_sums(x: torch.Tensor, sigma: float) -> torch.Tensor:
