@@ -168,3 +168,30 @@ def test_mel_window_is_centred_on_the_five_images(t):
     assert (first[:, :8] == MEL_SILENCE).all()
     np.testing.assert_array_equal(first[:, 8:], mel[:, :24])
     assert (mel_window(mel, 100) == MEL_SILENCE).all()
+
+
+def test_log_mel_at_100_hz_shares_every_fifth_column_with_80_hz(audio014):
+    from syncasd.audio import MEL_HOP_100HZ, log_mel
+
+    audio = audio014[: 25 * 640]
+    at_100 = log_mel(audio, hop=MEL_HOP_100HZ)
+    assert at_100.shape == (80, 1 + len(audio) // 160)
+    # Column 5j at hop 160 and column 4j at hop 200 are both centred on sample 800·j.
+    np.testing.assert_array_equal(
+        at_100[:, ::5], log_mel(audio)[:, ::4][:, : at_100[:, ::5].shape[1]]
+    )
+
+
+def test_asd_features_are_the_mfccs_with_the_100_hz_log_mel_beside(audio014):
+    from syncasd.audio import MFCC_WIDTH, asd_features, log_mel, reads_mel
+    from syncasd.models.ensemble import MelGatedLightASD, TripleGatedLightASD
+
+    audio = audio014[: 50 * 640]
+    plain, both = asd_features(audio), asd_features(audio, with_mel=True)
+    assert plain.shape == (199, 13) and both.shape == (199, MFCC_WIDTH + 80)
+    np.testing.assert_array_equal(plain, mfcc(audio))
+    np.testing.assert_array_equal(both[:, :MFCC_WIDTH], plain)
+    np.testing.assert_array_equal(both[:, MFCC_WIDTH:], log_mel(audio, hop=160)[:, :199].T)
+    # Which a model reads it says itself.
+    assert reads_mel(MelGatedLightASD) and not reads_mel(TripleGatedLightASD)
+    assert not reads_mel(object())

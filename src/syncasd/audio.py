@@ -156,17 +156,20 @@ def _mel_filterbank(sample_rate: int) -> np.ndarray:
     return weights
 
 
-def log_mel(audio_int16: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """The normalised log-mel spectrogram IC-SyncNet reads: (80, 1 + N // 200) float32.
+def log_mel(
+    audio_int16: np.ndarray, sample_rate: int = SAMPLE_RATE, hop: int = MEL_HOP
+) -> np.ndarray:
+    """The normalised log-mel spectrogram IC-SyncNet reads: (80, 1 + N // hop) float32.
 
     Recipe (Wav2Lip's `audio.melspectrogram`, used by VocaLiST; the IC-SyncNet paper gives only
     window 800, hop 200 and 80 bins, so the rest follows the code its conventions come from):
     samples / 32768 → pre-emphasis 0.97 → STFT with an 800-sample periodic Hann window, FFT size
-    800, hop 200, centred (signal reflect-padded by 400 samples each side) → magnitude → 80
+    800, hop 200 (`hop`), centred (signal reflect-padded by 400 samples each side) → magnitude → 80
     Slaney mel filters, 55–7600 Hz → 20·log10(max(x, 1e-5)) − 20 dB → (dB + 100) / 100 mapped
     linearly onto [−4, 4] and clipped. Digital silence is −4 (`MEL_SILENCE`).
 
-    Alignment: column j is centred on sample 200·j, i.e. time j / 80 s. Video frame t (25 fps)
+    Alignment: column j is centred on sample hop·j, i.e. time j / 80 s at hop 200 (and j / 100 s
+    at hop 160, four columns per frame like the MFCC rows: `asd_features`). Video frame t (25 fps)
     covers samples [640t, 640(t + 1)), so its start is column 3.2·t and its centre column
     3.2·t + 1.6; five images starting at frame t span columns 3.2·t … 3.2·t + 16 with their
     centre at column 3.2·t + 8. See `mel_window_start` for the 32-column window.
@@ -177,7 +180,7 @@ def log_mel(audio_int16: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarr
     if sample_rate != SAMPLE_RATE:
         # The window, hop and the 3.2 columns per frame are all defined at 16 kHz.
         raise ValueError(f"log_mel expects 16 kHz audio, got {sample_rate} Hz")
-    n_cols = 1 + audio.size // MEL_HOP
+    n_cols = 1 + audio.size // hop
     if audio.size == 0:
         return np.full((MEL_BINS, n_cols), MEL_SILENCE, np.float32)
     x = audio.astype(np.float64) / 32768.0
@@ -185,13 +188,38 @@ def log_mel(audio_int16: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarr
     half = MEL_WINDOW // 2
     # Reflect padding needs more than `half` samples; shorter clips are zero-padded instead.
     x = np.pad(x, half, mode="reflect" if x.size > half else "constant")
-    frames = np.lib.stride_tricks.sliding_window_view(x, MEL_WINDOW)[::MEL_HOP][:n_cols]
+    frames = np.lib.stride_tricks.sliding_window_view(x, MEL_WINDOW)[::hop][:n_cols]
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(MEL_WINDOW) / MEL_WINDOW)  # periodic Hann
     magnitude = np.abs(np.fft.rfft(frames * window, axis=1)).T  # (401, n_cols)
     mel = _mel_filterbank(sample_rate) @ magnitude
     db = 20.0 * np.log10(np.maximum(mel, 1e-5)) - _REF_LEVEL_DB
     normalised = 2 * _MAX_ABS * (db - _MIN_LEVEL_DB) / -_MIN_LEVEL_DB - _MAX_ABS
     return np.clip(normalised, -_MAX_ABS, _MAX_ABS).astype(np.float32)
+
+
+MFCC_WIDTH = 13  # MFCCs per row: the first columns of `asd_features`
+MEL_HOP_100HZ = 160  # samples (10 ms): one log-mel column per MFCC row
+
+
+def asd_features(audio_int16: np.ndarray, with_mel: bool = False) -> np.ndarray:
+    """The audio rows an ASD model reads (`frame_logits(video, features)`), four per 25-fps
+    frame: the MFCCs (rows, 13), and `with_mel` (a model whose `reads_mel` is true: the default,
+    whose lip gate is IC-SyncNet's) the log-mel at 100 Hz beside them, (rows, 13 + 80).
+
+    The log-mel column of row r is centred on sample 160·r (`log_mel` at hop 160); the model
+    resamples it to IC-SyncNet's 80 Hz (`icsyncnet.mel_windows_at_100hz`). Rows are cut per
+    frame like the MFCCs, so every scorer slices both alike.
+    """
+    rows = mfcc(audio_int16)
+    if not with_mel:
+        return rows
+    mel = log_mel(audio_int16, hop=MEL_HOP_100HZ)[:, : len(rows)].T
+    return np.concatenate([rows, mel], axis=1)
+
+
+def reads_mel(model: object) -> bool:
+    """Whether an ASD model (torch or `OrtModel`) reads `asd_features(..., with_mel=True)`."""
+    return bool(getattr(model, "reads_mel", False))
 
 
 def mel_window_start(start_frame: int | np.ndarray) -> int | np.ndarray:

@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from . import __version__, media
-from .audio import is_silent, mfcc, speech_frames, track_speech
+from .audio import asd_features, is_silent, reads_mel, speech_frames, track_speech
 from .defaults import DEFAULT_ALIGN_MODEL, DEFAULT_MODEL, DEFAULT_SYNC_MODEL
 from .errors import InputError, MediaError
 from .faces.crop import CROPS
@@ -327,7 +327,7 @@ class Detector:
         self._finish_seconds = 0.0  # scoring done as tracks end, outside the stage clocks
         self._pass = models = self._pass_models(vote)
         self._voting = vote
-        features = mfcc(audio)
+        features = asd_features(audio, reads_mel(self.model))
         if models:
             sync_clock = time.perf_counter()
             self._sync_features = {k: self._sync_backends[k].features(audio) for k in models}

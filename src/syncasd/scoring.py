@@ -23,7 +23,8 @@ DEMO_DURATIONS = (1, 2, 3, 4, 5, 6)  # seconds; the peers' {1,1,1,2,2,2,3,3,4,5,
 
 
 def run_model(model: nn.Module | OrtModel, crops: np.ndarray, mfcc: np.ndarray) -> np.ndarray:
-    """(T, 112, 112) uint8 crops and (4T, 13) MFCC rows → (T, 2) float32 logits."""
+    """(T, 112, 112) uint8 crops and (4T, 13) MFCC rows (`audio.asd_features`) → (T, 2)
+    float32 logits."""
     with torch.inference_mode():
         video = torch.from_numpy(np.ascontiguousarray(crops)).float().unsqueeze(0)
         audio = torch.from_numpy(np.ascontiguousarray(mfcc, dtype=np.float32)).unsqueeze(0)
@@ -187,8 +188,9 @@ def score_track(
     `crops` (T, 112, 112) uint8, `audio` the track's own 16 kHz int16 samples (640·T): scored as
     `detect` scores it (`ChunkScorer`, 6 s windows with 1 s of context each side).
     """
-    from .audio import mfcc
+    from .audio import asd_features, reads_mel
 
-    scorer = ChunkScorer(model, mfcc(audio), 0, window=window, context=window // 6)
+    features = asd_features(audio, reads_mel(model))
+    scorer = ChunkScorer(model, features, 0, window=window, context=window // 6)
     scorer.push(crops)
     return scorer.finish()

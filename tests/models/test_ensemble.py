@@ -130,14 +130,19 @@ def test_the_composed_models_are_views_of_one_bundled_file():
 def _evidence_by_hand(
     lips, video: torch.Tensor, mfcc_rows: torch.Tensor, p: np.ndarray
 ) -> np.ndarray:
-    """The gate's evidence e(t) written out frame by frame, offset by offset (numpy)."""
-    from syncasd.models.ensemble import GATE_MAX_OFFSET as K
-    from syncasd.models.ensemble import GATE_NEAR, GATE_SIGMA
-
+    """The gate's evidence e(t) of light-syncnet's embeddings (`_evidence_of`)."""
     with torch.inference_mode():
         v = lips.visual_embeddings(video)[0].numpy().astype(np.float64)
         a = lips.audio_embeddings(mfcc_rows)[0].numpy().astype(np.float64)
-        tau = float(lips.temperature)
+    return _evidence_of(v, a, lips.temperature.item(), p)
+
+
+def _evidence_of(v: np.ndarray, a: np.ndarray, tau: float, p: np.ndarray) -> np.ndarray:
+    """The gate's evidence e(t) written out frame by frame, offset by offset (numpy), from
+    each frame's lip embedding v[t] and the voice embedding a[u] heard with it at u = t + k."""
+    from syncasd.models.ensemble import GATE_MAX_OFFSET as K
+    from syncasd.models.ensemble import GATE_NEAR, GATE_SIGMA
+
     t = len(v)
     half = int(np.ceil(3 * GATE_SIGMA))
     evidence = []
@@ -362,3 +367,121 @@ def test_gate_curves_average_each_offset_over_the_weighted_frames_around():
     valid = torch.tensor([[1.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
     filled = gate_curves(logits, torch.tensor([[1.0, 1.0]]), valid)
     torch.testing.assert_close(filled[0, 2], filled[0, :2].mean(0))
+
+
+# --- the default's ensemble × ic-syncnet's lip gate -------------------------------------------
+
+ICGATED = "sync-light-asd-talknet-icgated"
+
+
+def _with_mel(audio: np.ndarray, frames: int) -> torch.Tensor:
+    """(1, 4T − 1, 13 + 80): what `detect` feeds a model that reads the log-mel."""
+    from syncasd.audio import asd_features
+
+    return torch.from_numpy(asd_features(audio, with_mel=True)[: 4 * frames]).float()[None]
+
+
+def _ic_embeddings_by_hand(lips, crops: np.ndarray, features: np.ndarray):
+    """IC-SyncNet's embeddings of each frame's five mouths (t − 2 … t + 2, the ends repeated)
+    and of the 0.4 s window centred on each frame, its 80-Hz columns read by hand between the
+    100-Hz ones (silence outside): (T, D), (T, D), float64."""
+    from syncasd.audio import MEL_SILENCE, MFCC_WIDTH, mel_window_start
+    from syncasd.models.icsyncnet import mouth_crops
+
+    t = len(crops)
+    mouths = mouth_crops(crops, lips.dims)[:, 0]
+    images = np.stack([mouths[np.clip(np.arange(i - 2, i + 3), 0, t - 1)] for i in range(t)])
+    mel = features[:, MFCC_WIDTH:].T.astype(np.float64)
+
+    def column(c: int) -> np.ndarray:
+        x = 1.25 * c
+        i = int(np.floor(x))
+        at = [mel[:, j] if 0 <= j < mel.shape[1] else np.full(80, MEL_SILENCE) for j in (i, i + 1)]
+        return (1 - (x - i)) * at[0] + (x - i) * at[1]
+
+    windows = np.stack(
+        [np.stack([column(mel_window_start(c - 2) + j) for j in range(32)], 1) for c in range(t)]
+    )
+    with torch.inference_mode():
+        v = lips.visual_embeddings(torch.from_numpy(images).float())
+        a = lips.audio_embeddings(torch.from_numpy(windows).float())
+    return v.double().numpy(), a.double().numpy()
+
+
+@needs_shared
+def test_the_ic_gated_model_is_the_three_halves_times_ic_syncnets_gate(inputs):
+    """p = σ(logit(∛(p_asd · p_sync · p_talk) · gate) + shift), the gate's evidence by hand from
+    IC-SyncNet's embeddings of OpenCV-resized mouths and hand-interpolated log-mel windows."""
+    from syncasd.models.ensemble import MelGatedLightASD
+    from syncasd.models.icsyncnet import ICSyncNet
+
+    model = load_model(ICGATED)
+    assert isinstance(model, MelGatedLightASD) and isinstance(model.lips, ICSyncNet)
+    assert model.reads_mel and 5.1e6 < sum(p.numel() for p in model.parameters()) < 5.3e6
+    audio = np.load(FIXTURES / "inputs" / "clip014_audio16k_int16.npy")[: 75 * 640]
+    features = _with_mel(audio, 75)
+    # Its MFCC columns are the default's input: the three halves read only those.
+    np.testing.assert_array_equal(features[..., :13].numpy(), inputs[1].numpy())
+    halves = (load_model("light-asd", weights=AVA), load_model("sync-light-asd"))
+    halves += (load_model("sync-light-talknet-gated").sync,)
+    with torch.inference_mode():
+        p = model.predict(inputs[0], features)[0].double().numpy()
+        parts = [m.predict(*inputs)[0].double().numpy() for m in halves]
+    mean = np.cbrt(parts[0] * parts[1] * parts[2])
+    crops = inputs[0][0].numpy().astype(np.uint8)
+    v, a = _ic_embeddings_by_hand(model.lips, crops, features[0].numpy())
+    e = _evidence_of(v, a, model.lips.temperature.item(), mean)
+    gate = 1.0 / (1.0 + np.exp(-model.gate_slope * (e - model.gate_centre)))
+    np.testing.assert_allclose(p, _calibrated(mean * gate, model.decision_shift), atol=1e-4)
+    # This clip is in sync: the gate lets it through nearly whole, all along.
+    assert e.min() > 1.5 and gate.min() > 0.8
+
+
+@needs_shared
+def test_the_ic_gate_closes_on_another_voice_and_on_a_shifted_one(inputs):
+    model = load_model(ICGATED)
+    e = {}
+    for name, audio in _voices().items():
+        with torch.inference_mode():
+            weights = torch.ones(1, 75)
+            e[name] = model.sync_evidence(inputs[0], _with_mel(audio, 75), weights)[0].numpy()
+    gate = {
+        k: 1.0 / (1.0 + np.exp(-model.gate_slope * (x - model.gate_centre))) for k, x in e.items()
+    }
+    # Measured: evidence median 2.28 (own), 0.33 (other), 0.73 (8 frames late); gates
+    # 0.99, 0.08, 0.29.
+    assert np.median(e["own"]) > 1.5 and gate["own"].min() > 0.95
+    assert np.median(gate["other"]) < 0.15 and np.median(gate["late"]) < 0.35
+
+
+def test_the_ic_gated_model_is_the_bundled_file_and_ic_syncnets():
+    """Its `lips.` are the bundled ic-syncnet, the rest the default's; the bundled file given
+    as weights loads the same, completed by ic-syncnet's published file."""
+    model = load_model(ICGATED).state_dict()
+    ic = load_model("ic-syncnet").state_dict()
+    default = load_model("sync-light-asd-talknet-gated").state_dict()
+    assert {k for k in model if k.startswith("lips.")} == {f"lips.{k}" for k in ic}
+    assert all(torch.equal(model[f"lips.{k}"], v) for k, v in ic.items())
+    rest = {k for k in model if not k.startswith("lips.")}
+    assert rest == {k for k in default if not k.startswith("lips.")}
+    assert all(torch.equal(model[k], default[k]) for k in rest)
+    given = load_model(ICGATED, WEIGHTS_DIR / "sync_light_asd_gated.pt").state_dict()
+    assert given.keys() == model.keys() and all(torch.equal(v, model[k]) for k, v in given.items())
+
+
+@needs_shared
+def test_ic_gated_onnx_runtime_agrees(inputs, tmp_path):
+    from syncasd.models.onnx import to_ort
+
+    model = load_model(ICGATED)
+    ort = to_ort(model, ICGATED, tmp_path)
+    assert ort.reads_mel
+    audio = np.load(FIXTURES / "inputs" / "clip014_audio16k_int16.npy")[: 75 * 640]
+    video = torch.cat([inputs[0], inputs[0].flip(1)], 1)
+    rows = _with_mel(audio, 75)
+    rows = torch.cat([rows, rows[:, :1], rows.flip(1)], 1)  # 4 rows per frame
+    for n in (150, 75, 20):
+        video_n, rows_n = video[:, :n], rows[:, : 4 * n]
+        with torch.inference_mode():
+            expected = model.frame_logits(video_n, rows_n).numpy()
+        np.testing.assert_allclose(ort.frame_logits(video_n, rows_n), expected, atol=1e-4)

@@ -372,3 +372,54 @@ def test_bundled_weights_move_their_offset_with_the_audio_of_a_test_clip():
     own = offset(0)
     assert abs(own) <= 3
     assert [offset(d) - own for d in (5, -7)] == [5, -7]
+
+
+# --- inside the default model: mouths and windows as tensor arithmetic ---------------------------
+
+
+@needs_shared
+def test_mouth_images_are_opencv_area_resizes_of_the_lower_half():
+    import cv2
+
+    from syncasd.models.icsyncnet import mouth_crops, mouth_images
+
+    crops = np.load(FIXTURES / "inputs" / "clip014_gray112.npy")[:20]
+    dims = CONFIGS["cpu"]
+    expected = np.stack([cv2.resize(c[56:], (96, 48), interpolation=cv2.INTER_AREA) for c in crops])
+    images = mouth_images(torch.from_numpy(crops).float(), dims)
+    assert images.shape == (20, 48, 96)
+    np.testing.assert_array_equal(images.numpy(), expected)
+    np.testing.assert_array_equal(mouth_crops(crops, dims)[:, 0], expected)
+
+
+@needs_shared
+def test_windows_from_the_100_hz_log_mel_are_the_80_hz_windows():
+    from syncasd.audio import MEL_HOP_100HZ
+    from syncasd.models.icsyncnet import mel_windows_at_100hz, window_starts
+
+    audio = np.load(FIXTURES / "inputs" / "clip014_audio16k_int16.npy")[: 30 * 640]
+    at_80, at_100 = log_mel(audio), log_mel(audio, hop=MEL_HOP_100HZ)[:, : 4 * 30]
+    centres = torch.arange(-4, 34)
+    windows = mel_windows_at_100hz(torch.from_numpy(at_100)[None], centres, max_offset=4)
+    expected = audio_windows(torch.from_numpy(at_80), frames=30, max_offset=4)
+    assert windows.shape == (1, *expected.shape)
+    # Every 80-Hz column 4j is 100-Hz column 5j (both centred on sample 800·j): equal there,
+    # inside the audio; the others lie between two 100-Hz columns.
+    columns = window_starts(centres)[:, None] + torch.arange(32)
+    inside = (columns % 4 == 0) & (columns >= 0) & (5 * columns // 4 < at_100.shape[1])
+    got, want = windows[0].permute(0, 2, 1)[inside], expected.permute(0, 2, 1)[inside]
+    assert inside.sum() > 200
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+    # Before the audio: silence.
+    assert (windows[0, 0, :, columns[0] < 0] == MEL_SILENCE).all()
+
+
+def test_windows_from_the_100_hz_log_mel_interpolate_linearly():
+    """A log-mel that rises by 1 per 100-Hz column reads 1.25 per 80-Hz column, exactly."""
+    from syncasd.models.icsyncnet import mel_windows_at_100hz, window_starts
+
+    ramp = torch.arange(400.0).expand(80, 400)[None]  # 100 frames
+    centres = torch.arange(20, 80)
+    windows = mel_windows_at_100hz(ramp, centres, max_offset=15)
+    columns = window_starts(centres)[:, None] + torch.arange(32)
+    np.testing.assert_allclose(windows[0, :, 3].numpy(), 1.25 * columns.numpy(), atol=1e-4)

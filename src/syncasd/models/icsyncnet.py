@@ -45,9 +45,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -523,18 +523,48 @@ def audio_windows(
     filled with `MEL_SILENCE`.
     """
     centres = torch.arange(-max_offset + lead, frames + max_offset + lead, device=mel.device)
-    # floor(3.2·s) − 8 for 32 columns (audio.mel_window_start); other widths centre alike.
-    context = MEL_CONTEXT + (columns - MEL_WINDOW_COLUMNS) // 2
-    starts = torch.div(16 * (centres - HALF), 5, rounding_mode="floor") - context
+    starts = window_starts(centres, columns)
     left = max(0, -int(starts.min()))
     right = max(0, int(starts.max()) + columns - mel.shape[1])
     padded = F.pad(mel, (left, right), value=MEL_SILENCE)
     return padded.unfold(1, columns, 1).permute(1, 0, 2)[starts + left]  # (n, 80, 32)
 
 
+def window_starts(centres: torch.Tensor, columns: int = MEL_WINDOW_COLUMNS) -> torch.Tensor:
+    """First 80-Hz log-mel column of the audio window of the five images centred on each frame
+    of `centres`: floor(3.2·(c − 2)) − 8 for 32 columns (`audio.mel_window_start`); other
+    widths centre alike."""
+    context = MEL_CONTEXT + (columns - MEL_WINDOW_COLUMNS) // 2
+    return torch.div(16 * (centres - HALF), 5, rounding_mode="floor") - context
+
+
+def mel_windows_at_100hz(
+    mel: torch.Tensor, centres: torch.Tensor, max_offset: int, columns: int = MEL_WINDOW_COLUMNS
+) -> torch.Tensor:
+    """`audio_windows` from a log-mel at 100 Hz: mel (B, 80, R) whose column r is centred on
+    sample 160·r (`audio.asd_features`), R = 4T for T frames; `centres` (N,) frames within
+    −K … T − 1 + K → (B, N, 80, 32).
+
+    Column c at 80 Hz (centred on sample 200·c) lies at 1.25·c at 100 Hz: read linearly
+    between its two neighbours (on validation tracks IC-SyncNet's logits from it correlate
+    0.998 with those from the 80-Hz spectrogram). Columns outside the audio read as silence.
+    Pure tensor arithmetic with a fixed padding, so ONNX exports it for any number of frames.
+    """
+    pad = 4 * (max_offset + HALF) + 16  # covers every window of centres within ±K of the frames
+    padded = F.pad(mel, (pad, pad), value=MEL_SILENCE)
+    at = 1.25 * (
+        window_starts(centres, columns)[:, None] + torch.arange(columns, device=mel.device)
+    )
+    below = at.floor()
+    weight = (at - below).to(mel.dtype)  # (N, columns)
+    index = below.long() + pad
+    low, high = padded[:, :, index], padded[:, :, index + 1]  # (B, 80, N, columns)
+    return (low + weight * (high - low)).permute(0, 2, 1, 3)
+
+
 def mouth_crops(crops: np.ndarray, dims: ICSyncNetDims) -> np.ndarray:
     """The mouths of gray face crops (T, 112, 112) uint8 (the official crop `detect` makes):
-    their lower half, resized to the model's mouth size → (T, 1, H, W) uint8.
+    their lower half, resized to the model's mouth size → (T, 1, H, W) uint8 (`mouth_images`).
 
     The official crop is the centre of the face box padded by 40 %, so its lower half runs
     from the nose to the chin: the mouth region the paper takes from the face box."""
@@ -543,12 +573,30 @@ def mouth_crops(crops: np.ndarray, dims: ICSyncNetDims) -> np.ndarray:
         raise ValueError(f"crops must be (T, H, W) gray, got {crops.shape}")
     if dims.image_channels != 1:
         raise ValueError("mouth_crops makes gray mouths; this model reads colour")
-    half = crops[:, crops.shape[1] // 2 :]
-    size = (dims.mouth_width, dims.mouth_height)
-    out = np.empty((len(crops), 1, dims.mouth_height, dims.mouth_width), np.uint8)
-    for i, image in enumerate(half):
-        out[i, 0] = cv2.resize(np.ascontiguousarray(image), size, interpolation=cv2.INTER_AREA)
-    return out
+    mouths = mouth_images(torch.from_numpy(crops).float(), dims)
+    return mouths.numpy().astype(np.uint8)[:, None]
+
+
+def mouth_images(crops: torch.Tensor, dims: ICSyncNetDims) -> torch.Tensor:
+    """(..., H0, W0) gray crops 0–255 → (..., H, W) their lower half resized to the model's
+    mouth size by pixel area, rounded: what OpenCV's `INTER_AREA` makes of uint8 images, as
+    two matrix products (so it runs inside a model and exports to ONNX)."""
+    height, width = (int(n) for n in crops.shape[-2:])  # static sizes, also when traced
+    rows = _area_weights(height - height // 2, dims.mouth_height)
+    cols = _area_weights(width, dims.mouth_width)
+    lower = crops[..., height // 2 :, :]
+    return (torch.from_numpy(rows) @ lower @ torch.from_numpy(cols).T).round()
+
+
+@lru_cache(maxsize=8)
+def _area_weights(size: int, out: int) -> np.ndarray:
+    """(out, size) float32: output pixel i averages the input span [i·s, (i + 1)·s), s =
+    size / out, each input pixel weighted by how much of it the span covers."""
+    scale = size / out
+    starts = np.arange(out)[:, None] * scale
+    pixels = np.arange(size)[None, :]
+    overlap = np.minimum(starts + scale, pixels + 1) - np.maximum(starts, pixels)
+    return (np.clip(overlap, 0.0, None) / scale).astype(np.float32)
 
 
 def parameter_count(model: nn.Module) -> int:
@@ -563,6 +611,9 @@ __all__ = [
     "ICSyncNetDims",
     "ResBlock",
     "audio_windows",
+    "mel_windows_at_100hz",
     "mouth_crops",
+    "mouth_images",
     "parameter_count",
+    "window_starts",
 ]

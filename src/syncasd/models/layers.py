@@ -15,7 +15,11 @@ class ASDModel(nn.Module):
 
     Subclasses implement `frame_logits(video, mfcc)`: video (B, T, 112, 112) gray 0–255 face
     crops at 25 fps, mfcc (B, 4T, 13) → (B, T, 2) speaking logits (class 1 = speaking).
+    A model that `reads_mel` takes the 100-Hz log-mel beside the MFCCs, (B, 4T, 13 + 80)
+    (`syncasd.audio.asd_features`).
     """
+
+    reads_mel = False
 
     def frame_logits(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

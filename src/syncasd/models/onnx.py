@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_path
+from ..audio import MEL_BINS, MFCC_WIDTH, reads_mel
 from ..errors import WeightsError
 
 
@@ -55,7 +56,7 @@ def export_onnx(model: nn.Module, path: str | Path, frames: int = 50) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     video = torch.rand(1, frames, 112, 112) * 255
-    mfcc = torch.randn(1, 4 * frames, 13)
+    mfcc = torch.randn(1, 4 * frames, MFCC_WIDTH + (MEL_BINS if reads_mel(model) else 0))
     with atomic_path(path) as tmp:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer warnings about the GRU's fixed batch
@@ -92,7 +93,10 @@ class OrtModel:
         self.path = Path(onnx_path)
         self.device = torch.device("cpu")
         # A model that ignores an input (a face-only head) is exported without it.
-        self._inputs = {i.name for i in self.session.get_inputs()}
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        self._inputs = set(inputs)
+        # The audio input's width says whether the log-mel rides beside the MFCCs.
+        self.reads_mel = "mfcc" in inputs and inputs["mfcc"].shape[-1] != MFCC_WIDTH
 
     def frame_logits(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
         """video (1, T, 112, 112) gray 0–255, mfcc (1, 4T, 13) → (1, T, 2) logits."""

@@ -20,6 +20,7 @@ from torch import nn
 from ..errors import InputError, WeightsError
 from .ensemble import (
     LipGatedLightASD,
+    MelGatedLightASD,
     SyncGatedLightASD,
     SyncPair,
     TalkLipGatedLightASD,
@@ -54,6 +55,9 @@ class Checkpoint:
     # early. The sync backends feed them the audio as late (`offsets.shifted`), so that
     # offset 0 means in sync. 0: the trainers' footage was in sync, or we do not know.
     audio_lag_ms: float = 0.0
+    # Other registry models' published weights that complete this one: (prefix in the model,
+    # model name) pairs, e.g. IC-SyncNet's own file under `lips.` of a composed model.
+    companions: tuple[tuple[str, str], ...] = ()
 
     @property
     def bundled(self) -> bool:
@@ -109,9 +113,19 @@ BUNDLED_SHA256 = "6d3e47d5815086a37bde978932a4c7c5d25e409c7c0786efe155ea9039cd0d
 SHARED_DATA_AUDIO_LAG_MS = 40.0
 
 
-def _bundled(description: str, *subtrees: tuple[str, str]) -> Checkpoint:
+def _bundled(
+    description: str,
+    *subtrees: tuple[str, str],
+    companions: tuple[tuple[str, str], ...] = (),
+) -> Checkpoint:
     return Checkpoint(
-        None, BUNDLED_SHA256, BUNDLED_FILE, description, subtrees, SHARED_DATA_AUDIO_LAG_MS
+        None,
+        BUNDLED_SHA256,
+        BUNDLED_FILE,
+        description,
+        subtrees,
+        SHARED_DATA_AUDIO_LAG_MS,
+        companions,
     )
 
 
@@ -129,6 +143,8 @@ _TALKNET_PAPER = (
     "Active Speaker Detection, ACM MM 2021"
 )
 
+_IC_SYNCNET_PAPER = "Park et al., Interpretable Convolutional SyncNet, 2024"
+
 _OURS_LICENSE = (
     "MIT code and weights (Light-ASD's MIT AVA checkpoint and our models trained from it); "
     "trained on research-use footage, see the model card"
@@ -142,22 +158,39 @@ def _composed(
     parts: str,
     *subtrees: tuple[str, str],
     paper: str = _SYNC_LIGHT_ASD_PAPER,
+    companions: tuple[tuple[str, str], ...] = (),
 ) -> ModelSpec:
-    """One of our composed models: sync-aware, a view (`subtrees`) of the bundled file."""
+    """One of our composed models: sync-aware, a view (`subtrees`) of the bundled file,
+    completed by `companions` (`Checkpoint.companions`)."""
     card = "(model card: syncasd/models/weights/sync_light_asd.md)"
+    checkpoint = _bundled(f"{parts} composed {card}", *subtrees, companions=companions)
     return ModelSpec(
         name=name,
         builder=builder,
         description=description,
         license=_OURS_LICENSE,
         paper=paper,
-        checkpoints={"shared": _bundled(f"{parts} composed {card}", *subtrees)},
+        checkpoints={"shared": checkpoint},
         default_checkpoint="shared",
         sync_aware=True,
     )
 
 
 REGISTRY: dict[str, ModelSpec] = {
+    "sync-light-asd-talknet-icgated": _composed(
+        "sync-light-asd-talknet-icgated",
+        MelGatedLightASD,
+        "Ours: ∛(light-asd.ava × sync-light-asd × light-talknet-band) × the lip-sync gate of "
+        "ic-syncnet (log-mel): speaking, in sync with the voice, and following a "
+        "conversation's turns (5.2 M params)",
+        "light-asd.ava, sync-light-asd, light-talknet-band and ic-syncnet",
+        ("asd.", "asd."),
+        ("sync.", "sync."),
+        ("talk.model.visualEncoder.", "asd.model.visualEncoder."),
+        ("talk.", "talk."),
+        paper=_SYNC_LIGHT_ASD_PAPER + "; " + _TALKNET_PAPER + "; " + _IC_SYNCNET_PAPER,
+        companions=(("lips.", "ic-syncnet"),),
+    ),
     "sync-light-asd-talknet-gated": _composed(
         "sync-light-asd-talknet-gated",
         TripleGatedLightASD,
@@ -396,7 +429,7 @@ REGISTRY: dict[str, ModelSpec] = {
             "MIT code and weights (trained from scratch here); trained on research-use footage, "
             "see the model card"
         ),
-        paper="Park et al., Interpretable Convolutional SyncNet, 2024",
+        paper=_IC_SYNCNET_PAPER,
         checkpoints={
             "shared": Checkpoint(
                 None,
@@ -602,19 +635,28 @@ def _published(name: str) -> tuple[Path, dict[str, torch.Tensor]]:
     subtrees of it that are this model's."""
     _, ckpt = _resolve(name)
     path = download(name)
-    return path, ckpt.select(load_state_dict(path))
+    return path, with_companions(ckpt, ckpt.select(load_state_dict(path)))
+
+
+def with_companions(ckpt: Checkpoint, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`state` completed by the published weights of `ckpt.companions` under their prefixes
+    (those it lacks)."""
+    for prefix, name in ckpt.companions:
+        if not any(key.startswith(prefix) for key in state):
+            state = state | {prefix + k: v for k, v in _published(name)[1].items()}
+    return state
 
 
 def _own_part(spec: ModelSpec, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A file laid out as the bundled one (`ensemble.write_gated_checkpoint` writes it: all
     our composed models in one) passed as weights: this model's subtrees of it, as the
-    bundled checkpoint takes them. Any other file as it is."""
+    bundled checkpoint takes them (completed by its companions). Any other file as it is."""
     bundled = spec.checkpoints.get(spec.default_checkpoint or "")
     if bundled is None or not bundled.bundled or not bundled.subtrees:
         return state
     theirs = [prefix for _, prefix in bundled.subtrees if prefix]
     if theirs and all(any(k.startswith(p) for k in state) for p in theirs):
-        return bundled.select(state)
+        return with_companions(bundled, bundled.select(state))
     return state
 
 
