@@ -54,6 +54,7 @@ WEIGHTS = DATA / "weights"
 # Registry checkpoints whose files are in ../shared/data/weights.
 MODELS = {
     "sync-light-asd-talknet-gated": None,  # ours, the default, bundled in the package
+    "sync-light-asd-talknet-icgated": None,  # ours, bundled: the default with ic-syncnet's gate
     "sync-light-asd-gated": None,  # ours, bundled: the default without its attention half
     "sync-light-asd-ensemble": None,  # ours, bundled: sync-light-asd-gated without its gate
     "sync-light-asd": None,  # ours, bundled

@@ -86,7 +86,8 @@ class ModelSpec:
     paper: str
     checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
     default_checkpoint: str | None = None
-    # Inputs of frame_logits: face crops (T, 112, 112) gray 0–255 and MFCC (4T, 13) at 25 fps.
+    # Inputs of frame_logits: face crops (T, 112, 112) gray 0–255 and MFCC (4T, 13) at 25 fps
+    # (with the 100-Hz log-mel beside them, (4T, 13 + 80), for a model that `reads_mel`).
     input_size: tuple[int, int] = (112, 112)
     fps: int = 25
     mfcc_rows_per_frame: int = 4
