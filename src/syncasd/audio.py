@@ -203,8 +203,9 @@ MEL_HOP_100HZ = 160  # samples (10 ms): one log-mel column per MFCC row
 
 def asd_features(audio_int16: np.ndarray, with_mel: bool = False) -> np.ndarray:
     """The audio rows an ASD model reads (`frame_logits(video, features)`), four per 25-fps
-    frame: the MFCCs (rows, 13), and `with_mel` (a model whose `reads_mel` is true: the default,
-    whose lip gate is IC-SyncNet's) the log-mel at 100 Hz beside them, (rows, 13 + 80).
+    frame: the MFCCs (rows, 13), and `with_mel` (a model whose `reads_mel` is true, such as
+    `sync-light-asd-talknet-icgated`, whose lip gate is IC-SyncNet's) the log-mel at 100 Hz
+    beside them, (rows, 13 + 80).
 
     The log-mel column of row r is centred on sample 160·r (`log_mel` at hop 160); the model
     resamples it to IC-SyncNet's 80 Hz (`icsyncnet.mel_windows_at_100hz`). Rows are cut per

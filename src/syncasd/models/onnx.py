@@ -99,7 +99,8 @@ class OrtModel:
         self.reads_mel = "mfcc" in inputs and inputs["mfcc"].shape[-1] != MFCC_WIDTH
 
     def frame_logits(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
-        """video (1, T, 112, 112) gray 0–255, mfcc (1, 4T, 13) → (1, T, 2) logits."""
+        """video (1, T, 112, 112) gray 0–255, mfcc (1, 4T, 13) (13 + 80 where `reads_mel`)
+        → (1, T, 2) logits."""
         feeds = {"video": video, "mfcc": mfcc}
         outputs = self.session.run(
             None,
