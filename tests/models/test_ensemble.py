@@ -485,3 +485,13 @@ def test_ic_gated_onnx_runtime_agrees(inputs, tmp_path):
         with torch.inference_mode():
             expected = model.frame_logits(video_n, rows_n).numpy()
         np.testing.assert_allclose(ort.frame_logits(video_n, rows_n), expected, atol=1e-4)
+
+
+def test_the_ic_gated_models_own_state_dict_loads_whole(tmp_path):
+    """A state dict of the whole model as --weights keeps its own `lips.`: the published
+    ic-syncnet completes only a file in the bundled layout, which lacks them."""
+    state = load_model(ICGATED).state_dict()
+    key = next(k for k in state if k.startswith("lips.") and k.endswith("weight"))
+    torch.save(state | {key: state[key] + 1.0}, tmp_path / "own.pt")
+    loaded = load_model(ICGATED, tmp_path / "own.pt").state_dict()
+    assert torch.equal(loaded[key], state[key] + 1.0)

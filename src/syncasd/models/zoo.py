@@ -738,14 +738,16 @@ def load_model(
             f"{spec.name} is {_KIND_NAMES[spec.kind]}, not {_KIND_NAMES[kind]}; "
             f"choose one of {', '.join(available_models(kind))}"
         )
+    model = spec.builder()
+    expected = model.state_dict()
     if weights is None:
         path, state = _published(name)  # verifies the sha256 of a cached file too
     else:
         path = Path(weights)
-        state = _own_part(spec, load_state_dict(path))
-    model = spec.builder()
+        state = load_state_dict(path)
+        if state.keys() != expected.keys():  # else the model's own state dict, taken whole
+            state = _own_part(spec, state)
     # Compare key trees and shapes first: torch's own errors are long and not actionable.
-    expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
