@@ -35,10 +35,10 @@ from torch.nn import functional as F
 from ..audio import MFCC_WIDTH
 from ..defaults import DEFAULT_MODEL
 from ..errors import WeightsError
-from .icsyncnet import HALF, ICSyncNet, mel_windows_at_100hz, mouth_images
+from .icsyncnet import ICSyncNet, image_windows, mel_windows_at_100hz, mouth_images
 from .layers import ASDModel
 from .light_asd import LightASD
-from .light_syncnet import LightSyncNet, heard_frames
+from .light_syncnet import LightSyncNet, heard_frames, offset_logits
 from .light_talknet import ATTENTION_BAND, LightTalkNet
 
 WIDTH = 128  # one Light-ASD's embedding width
@@ -176,15 +176,20 @@ class LipGatedLightASD(SyncGatedLightASD):
         self, video: torch.Tensor, mfcc: torch.Tensor, weights: torch.Tensor
     ) -> torch.Tensor:
         """(B, 2K + 1, T) the curves c_t(k) of the class docstring, k = −K…K by row."""
+        k, t = GATE_MAX_OFFSET, video.shape[1]
+        logits = self.sync_logits(video, mfcc)
+        # Pairs whose audio lies outside the window are left out of every average.
+        heard = heard_frames(t, k, video.device)
+        valid = ((heard >= k) & (heard < k + t)).to(logits.dtype)
+        return gate_curves(logits, weights, valid)
+
+    def sync_logits(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
+        """(B, 2K + 1, T) light-syncnet's sync logits z_k(t), k = −K…K by row."""
         k = GATE_MAX_OFFSET
         visual = self.lips.visual_embeddings(video)  # (B, T, D)
-        # The window's audio only: K zero embeddings on each side stand for what it lacks,
-        # and `valid` leaves them out of every average.
+        # The window's audio only: K zero embeddings on each side stand for what it lacks.
         audio = F.pad(self.lips.audio_embeddings(mfcc[..., :MFCC_WIDTH]), (0, 0, k, k))
-        logits = self.lips.offset_logits(visual, audio)  # (B, 2K + 1, T)
-        heard = heard_frames(visual.shape[1], k, video.device)
-        valid = ((heard >= k) & (heard < k + visual.shape[1])).to(visual.dtype)
-        return gate_curves(logits, weights, valid)
+        return self.lips.offset_logits(visual, audio)
 
 
 class TalkLipGatedLightASD(LipGatedLightASD):
@@ -268,27 +273,19 @@ class MelGatedLightASD(TripleGatedLightASD):
         super().__init__(talk)
         self.lips = ICSyncNet.from_config("cpu")
 
-    def sync_curves(
-        self, video: torch.Tensor, mfcc: torch.Tensor, weights: torch.Tensor
-    ) -> torch.Tensor:
-        """(B, 2K + 1, T) the curves c_t(k) of `LipGatedLightASD`, from IC-SyncNet; `mfcc`
-        the model's (B, 4T, 13 + 80) audio input."""
+    def sync_logits(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
+        """(B, 2K + 1, T) IC-SyncNet's sync logits z_k(t), k = −K…K by row; `mfcc` the
+        model's (B, 4T, 13 + 80) audio input."""
         k, lips = GATE_MAX_OFFSET, self.lips
         b, t = video.shape[:2]
-        frames = torch.arange(t, device=video.device)
-        images = (frames[:, None] + torch.arange(-HALF, HALF + 1, device=video.device)).clamp(
-            0, t - 1
-        )
-        mouths = mouth_images(video, lips.dims)[:, images]  # (B, T, 5, H, W)
-        visual = lips.visual_embeddings(mouths.flatten(0, 1)).unflatten(0, (b, t))
+        mouths = mouth_images(video, lips.dims)[:, image_windows(t, video.device)]
+        # `reshape`, not `unflatten`: the ONNX export keeps the number of frames dynamic.
+        visual = lips.visual_embeddings(mouths.flatten(0, 1)).reshape(b, t, -1)
         mel = mfcc[..., MFCC_WIDTH:].transpose(1, 2)  # (B, 80, 4T)
-        centres = torch.arange(-k, t + k, device=video.device)
+        centres = torch.arange(-k, t + k, device=video.device)  # the images each window hears
         windows = mel_windows_at_100hz(mel, centres, k, lips.dims.mel_columns)
-        audio = lips.audio_embeddings(windows.flatten(0, 1)).unflatten(0, (b, t + 2 * k))
-        heard = heard_frames(t, k, video.device)  # audio row of (offset k, frame t)
-        logits = torch.einsum("btd,bktd->bkt", visual, audio[:, heard]) / lips.temperature
-        valid = ((heard >= k) & (heard < k + t)).to(visual.dtype)
-        return gate_curves(logits, weights, valid)
+        audio = lips.audio_embeddings(windows.flatten(0, 1)).reshape(b, t + 2 * k, -1)
+        return offset_logits(visual, audio, lips.temperature)
 
 
 def _on_visual_encoder_of(asd: LightASD, talk: LightTalkNet | None) -> LightTalkNet:
@@ -403,10 +400,9 @@ def write_gated_checkpoint(
         DEFAULT_MODEL,
     )
     for name in composed:  # each model's view of the file, as the registry reads it, checked
-        view = get_spec(name).checkpoints["shared"]
-        get_spec(name).builder().load_state_dict(
-            with_companions(view, view.select(state)), strict=True
-        )
+        spec = get_spec(name)
+        view = spec.checkpoints["shared"]
+        spec.builder().load_state_dict(with_companions(view, view.select(state)), strict=True)
     out = Path(out)
     with atomic_path(out) as tmp:
         torch.save(state, tmp)

@@ -441,9 +441,7 @@ class ICSyncNet(nn.Module):
         if t_frames == 0:
             return torch.zeros(n_off, 0, device=device)
 
-        frames = torch.arange(t_frames, device=mouths.device)
-        window_index = frames[:, None] + torch.arange(-HALF, HALF + 1, device=mouths.device)
-        window_index = window_index.clamp(0, t_frames - 1)  # (T, 5)
+        window_index = image_windows(t_frames, mouths.device)  # (T, 5)
         visual = []
         for s in range(0, t_frames, batch_size):
             idx = window_index[s : s + batch_size]
@@ -507,6 +505,13 @@ class ICSyncNet(nn.Module):
         """
         self.set_drop_rate(0.0)
         return self.freeze_all_but_batchnorm()
+
+
+def image_windows(frames: int, device: torch.device | None = None) -> torch.Tensor:
+    """(T, 5) the images of each frame's visual window: t − 2 … t + 2, the first and last
+    image repeated at the ends."""
+    index = torch.arange(frames, device=device)[:, None]
+    return (index + torch.arange(-HALF, HALF + 1, device=device)).clamp(0, frames - 1)
 
 
 def audio_windows(
@@ -611,6 +616,7 @@ __all__ = [
     "ICSyncNetDims",
     "ResBlock",
     "audio_windows",
+    "image_windows",
     "mel_windows_at_100hz",
     "mouth_crops",
     "mouth_images",

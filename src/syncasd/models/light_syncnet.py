@@ -63,6 +63,19 @@ def heard_frames(t: int, k: int, device: torch.device | None = None) -> torch.Te
     return torch.arange(2 * k + 1, device=device)[:, None] + torch.arange(t, device=device)
 
 
+def offset_logits(
+    visual: torch.Tensor, audio: torch.Tensor, temperature: torch.Tensor
+) -> torch.Tensor:
+    """Unit embeddings visual (B, T, D) and audio (B, T + 2K, D), the audio starting K frames
+    before the lips → (B, 2K + 1, T) logits cos(v_t, a_{t+k}) / τ, row k + K for k = -K..K."""
+    t, u = visual.shape[1], audio.shape[1]
+    if u < t or (u - t) % 2:
+        raise ValueError(f"audio must cover the {t} lip frames ± K, got {u} frames")
+    # Indexing, not `unfold`: ONNX exports it with a dynamic number of frames.
+    windows = audio[:, heard_frames(t, (u - t) // 2, audio.device)]  # (B, 2K + 1, T, D)
+    return torch.einsum("btd,bktd->bkt", visual, windows) / temperature
+
+
 class LightSyncNet(nn.Module):
     """Per-frame unit-norm lip and voice embeddings; sync logits cos / τ at every offset."""
 
@@ -92,14 +105,8 @@ class LightSyncNet(nn.Module):
         return self._project(self.audio_head, self.model.forward_audio_frontend(mfcc))
 
     def offset_logits(self, visual: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        """visual (B, T, D), audio (B, T + 2K, D) starting K frames before the lips →
-        (B, 2K + 1, T) logits cos(v_t, a_{t+k}) / τ, row k + K for k = -K..K."""
-        t, u = visual.shape[1], audio.shape[1]
-        if u < t or (u - t) % 2:
-            raise ValueError(f"audio must cover the {t} lip frames ± K, got {u} frames")
-        # Indexing, not `unfold`: ONNX exports it with a dynamic number of frames.
-        windows = audio[:, heard_frames(t, (u - t) // 2, audio.device)]  # (B, 2K + 1, T, D)
-        return torch.einsum("btd,bktd->bkt", visual, windows) / self.temperature
+        """`offset_logits` of this model's embeddings at its temperature."""
+        return offset_logits(visual, audio, self.temperature)
 
     def forward(self, crops: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
         """crops (B, T, 112, 112), mfcc (B, 4(T + 2K), 13) starting K frames before the first
@@ -107,4 +114,4 @@ class LightSyncNet(nn.Module):
         return self.offset_logits(self.visual_embeddings(crops), self.audio_embeddings(mfcc))
 
 
-__all__ = ["LightSyncNet", "MOUTH_TOP"]
+__all__ = ["LightSyncNet", "MOUTH_TOP", "offset_logits"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -648,12 +648,15 @@ def with_companions(ckpt: Checkpoint, state: dict[str, torch.Tensor]) -> dict[st
     return state
 
 
-def _own_part(spec: ModelSpec, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _own_part(
+    spec: ModelSpec, state: dict[str, torch.Tensor], keys: Iterable[str]
+) -> dict[str, torch.Tensor]:
     """A file laid out as the bundled one (`ensemble.write_gated_checkpoint` writes it: all
     our composed models in one) passed as weights: this model's subtrees of it, as the
-    bundled checkpoint takes them (completed by its companions). Any other file as it is."""
+    bundled checkpoint takes them (completed by its companions). Any other file, and one
+    with exactly the model's `keys` (its own state dict), as it is."""
     bundled = spec.checkpoints.get(spec.default_checkpoint or "")
-    if bundled is None or not bundled.bundled or not bundled.subtrees:
+    if bundled is None or not bundled.bundled or not bundled.subtrees or state.keys() == set(keys):
         return state
     theirs = [prefix for _, prefix in bundled.subtrees if prefix]
     if theirs and all(any(k.startswith(p) for k in state) for p in theirs):
@@ -744,9 +747,7 @@ def load_model(
         path, state = _published(name)  # verifies the sha256 of a cached file too
     else:
         path = Path(weights)
-        state = load_state_dict(path)
-        if state.keys() != expected.keys():  # else the model's own state dict, taken whole
-            state = _own_part(spec, state)
+        state = _own_part(spec, load_state_dict(path), expected)
     # Compare key trees and shapes first: torch's own errors are long and not actionable.
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
