@@ -40,6 +40,24 @@ def test_mfcc_row_count():
     assert mfcc(np.ones(399, np.int16)).shape == (0, 13)
 
 
+@needs_shared
+@pytest.mark.parametrize("cut", [1004 * 160 + 240, 97 * 160 * 3 + 240, 97 * 160 * 3 + 241])
+def test_mfcc_in_blocks_equals_one_call_on_the_whole_signal(audio014, monkeypatch, cut):
+    # Blocks of 97 rows, each pre-emphasised from the sample before it; cuts that end a block
+    # exactly on the last row, and one sample past it (a zero-padded last window).
+    import python_speech_features
+
+    import syncasd.audio
+
+    audio = audio014[:cut]
+    whole = python_speech_features.mfcc(audio, 16000, numcep=13, winlen=0.025, winstep=0.010)
+    monkeypatch.setattr(syncasd.audio, "BLOCK_ROWS", 97)
+    blocks = mfcc(audio)
+    assert blocks.shape == whole.shape
+    # Equal to rounding: BLAS sums the filterbank products in an order that depends on shape.
+    np.testing.assert_allclose(blocks, whole, rtol=1e-12, atol=1e-12)
+
+
 def test_is_silent_hand_cases():
     assert is_silent(np.zeros(16000, np.int16))
     assert is_silent(np.zeros(0, np.int16))
@@ -180,6 +198,36 @@ def test_log_mel_at_100_hz_shares_every_fifth_column_with_80_hz(audio014):
     np.testing.assert_array_equal(
         at_100[:, ::5], log_mel(audio)[:, ::4][:, : at_100[:, ::5].shape[1]]
     )
+
+
+@needs_shared
+@pytest.mark.parametrize("hop", [200, 160])
+def test_log_mel_in_blocks_equals_one_block(audio014, monkeypatch, hop):
+    # The whole clip (1,004 rows) is one block by default; blocks of 97 rows' worth of audio
+    # cross it 11 times, the reflected ends included.
+    import syncasd.audio
+    from syncasd.audio import log_mel
+
+    audio = audio014[: 1004 * 160 + 333]
+    whole = log_mel(audio, hop=hop)
+    monkeypatch.setattr(syncasd.audio, "BLOCK_ROWS", 97)
+    np.testing.assert_array_equal(log_mel(audio, hop=hop), whole)
+    # A clip no longer than half a window is zero-padded, not reflected, either way.
+    np.testing.assert_array_equal(log_mel(audio[:300], hop=hop), whole_short(audio[:300], hop))
+
+
+def whole_short(audio: np.ndarray, hop: int) -> np.ndarray:
+    """`log_mel`'s recipe by hand for a clip of at most 400 samples (zero padding)."""
+    from syncasd.audio import _mel_filterbank
+
+    x = audio.astype(np.float64) / 32768.0
+    x = np.pad(np.concatenate([x[:1], x[1:] - 0.97 * x[:-1]]), 400)
+    n_cols = 1 + audio.size // hop
+    frames = np.stack([x[j * hop : j * hop + 800] for j in range(n_cols)])
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(800) / 800)
+    mel = _mel_filterbank(16000) @ np.abs(np.fft.rfft(frames * window, axis=1)).T
+    db = 20.0 * np.log10(np.maximum(mel, 1e-5)) - 20.0
+    return np.clip(8 * (db + 100) / 100 - 4, -4, 4).astype(np.float32)
 
 
 def test_asd_features_are_the_mfccs_with_the_100_hz_log_mel_beside(audio014):

@@ -10,20 +10,51 @@ import torch
 
 from .timebase import SAMPLE_RATE, SAMPLES_PER_FRAME
 
+# Long soundtracks are analysed in blocks of this many 10 ms rows (60 s): framing a whole
+# signal at once holds 400 (MFCC) or 800 (log-mel) float64 samples per row, about 730 MB per
+# 10 minutes of audio, so an hour-long video needed gigabytes for its features alone.
+BLOCK_ROWS = 6000
+
+MFCC_WINDOW = 400  # samples (25 ms)
+MFCC_HOP = 160  # samples (10 ms)
+_MFCC_PREEMPHASIS = 0.97
+
 
 def mfcc(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """13 MFCCs per 10 ms exactly as the TalkNet family computes them: (rows, 13) float64.
 
     python_speech_features defaults on unnormalised int16 samples (25 ms window, 26 filters,
-    nfft 512, pre-emphasis 0.97, lifter 22, c0 replaced by log energy). One second of audio
-    gives 99 rows, not 100: the last, partial window is not counted.
+    nfft 512, pre-emphasis 0.97, lifter 22, c0 replaced by log energy). Rows start every 160
+    samples while a 400-sample window starts inside the audio, the last one zero-padded: one
+    second gives 99 rows, not 100.
+
+    Computed in blocks of `BLOCK_ROWS` rows so memory does not grow with the audio's length;
+    each block is pre-emphasised from the sample before it, so the rows equal one call on the
+    whole signal.
     """
     # Imported here: the log-mel sync-nets (and a GPU box that trains them) need only numpy.
     import python_speech_features
 
-    if audio.size < int(0.025 * sample_rate):
+    if sample_rate != SAMPLE_RATE:
+        raise ValueError(f"mfcc expects 16 kHz audio, got {sample_rate} Hz")
+    audio = np.asarray(audio)
+    if audio.size < MFCC_WINDOW:
         return np.zeros((0, 13))
-    return python_speech_features.mfcc(audio, sample_rate, numcep=13, winlen=0.025, winstep=0.010)
+    n_rows = 1 + -(-(audio.size - MFCC_WINDOW) // MFCC_HOP)
+    blocks = []
+    for r0 in range(0, n_rows, BLOCK_ROWS):
+        r1 = min(r0 + BLOCK_ROWS, n_rows)
+        s0, s1 = r0 * MFCC_HOP, min((r1 - 1) * MFCC_HOP + MFCC_WINDOW, audio.size)
+        x = audio[max(s0 - 1, 0) : s1].astype(np.float64)
+        emphasised = x[1:] - _MFCC_PREEMPHASIS * x[:-1]
+        if s0 == 0:
+            emphasised = np.concatenate([x[:1], emphasised])
+        blocks.append(
+            python_speech_features.mfcc(
+                emphasised, sample_rate, numcep=13, winlen=0.025, winstep=0.010, preemph=0
+            )
+        )
+    return np.concatenate(blocks)
 
 
 def is_silent(audio: np.ndarray, peak: int = 16) -> bool:
@@ -183,18 +214,37 @@ def log_mel(
     n_cols = 1 + audio.size // hop
     if audio.size == 0:
         return np.full((MEL_BINS, n_cols), MEL_SILENCE, np.float32)
-    x = audio.astype(np.float64) / 32768.0
-    x = np.concatenate([x[:1], x[1:] - _PREEMPHASIS * x[:-1]])  # lfilter([1, -k], [1], x)
-    half = MEL_WINDOW // 2
-    # Reflect padding needs more than `half` samples; shorter clips are zero-padded instead.
-    x = np.pad(x, half, mode="reflect" if x.size > half else "constant")
-    frames = np.lib.stride_tricks.sliding_window_view(x, MEL_WINDOW)[::hop][:n_cols]
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(MEL_WINDOW) / MEL_WINDOW)  # periodic Hann
-    magnitude = np.abs(np.fft.rfft(frames * window, axis=1)).T  # (401, n_cols)
-    mel = _mel_filterbank(sample_rate) @ magnitude
-    db = 20.0 * np.log10(np.maximum(mel, 1e-5)) - _REF_LEVEL_DB
-    normalised = 2 * _MAX_ABS * (db - _MIN_LEVEL_DB) / -_MIN_LEVEL_DB - _MAX_ABS
-    return np.clip(normalised, -_MAX_ABS, _MAX_ABS).astype(np.float32)
+    out = np.empty((MEL_BINS, n_cols), np.float32)
+    block = BLOCK_ROWS * MEL_HOP_100HZ // hop  # columns: as much audio as an MFCC block
+    for j0 in range(0, n_cols, block):
+        j1 = min(j0 + block, n_cols)
+        x = _emphasised_padded(audio, j0 * hop, (j1 - 1) * hop + MEL_WINDOW)
+        frames = np.lib.stride_tricks.sliding_window_view(x, MEL_WINDOW)[::hop]
+        magnitude = np.abs(np.fft.rfft(frames * window, axis=1)).T  # (401, columns)
+        mel = _mel_filterbank(sample_rate) @ magnitude
+        db = 20.0 * np.log10(np.maximum(mel, 1e-5)) - _REF_LEVEL_DB
+        normalised = 2 * _MAX_ABS * (db - _MIN_LEVEL_DB) / -_MIN_LEVEL_DB - _MAX_ABS
+        out[:, j0:j1] = np.clip(normalised, -_MAX_ABS, _MAX_ABS)
+    return out
+
+
+def _emphasised_padded(audio: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Samples [start, stop) of the pre-emphasised signal / 32768 padded by half a window on
+    each side (reflected, or zeros for a clip no longer than that), as `log_mel`'s STFT reads
+    it: one block's worth, so a long soundtrack is never copied whole in float64."""
+    half = MEL_WINDOW // 2
+    index = np.arange(start, stop) - half  # positions in the unpadded signal
+    n = audio.size
+    inside = (index >= 0) & (index < n)
+    if n > half:  # numpy's reflect padding: -i before the start, 2(n - 1) - i after the end
+        index = np.where(index < 0, -index, np.where(index >= n, 2 * (n - 1) - index, index))
+        inside[:] = True
+    index = np.clip(index, 0, n - 1)
+    x = audio[index].astype(np.float64) / 32768.0
+    before = audio[np.maximum(index - 1, 0)].astype(np.float64) / 32768.0
+    emphasised = np.where(index > 0, x - _PREEMPHASIS * before, x)  # lfilter([1, -k], [1], x)
+    return np.where(inside, emphasised, 0.0)
 
 
 MFCC_WIDTH = 13  # MFCCs per row: the first columns of `asd_features`
