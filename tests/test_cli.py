@@ -329,7 +329,7 @@ def test_weights_of_another_model(tmp_path):
     other = DATA / "weights" / "lr_asd_ava.model"
     proc = syncasd("detect", CLIP, "-o", tmp_path / "out", "--weights", other, "--no-progress")
     assert_one_error_line(
-        proc, "not a sync-light-asd-talknet-gated checkpoint", "missing", "it fits lr-asd"
+        proc, "not a sync-light-asd-talknet-icgated checkpoint", "missing", "it fits lr-asd"
     )
 
 

@@ -126,9 +126,9 @@ def detect(
         str,
         typer.Option(
             help=f"Registry model name (`syncasd models` lists them): ours, sync-aware, "
-            f"{DEFAULT_MODEL} (the default), sync-light-asd-gated (without its attention half), "
-            "sync-light-talknet-gated (conversations); the peers' light-asd, light-asd.talkset, "
-            "lr-asd, …"
+            f"{DEFAULT_MODEL} (the default), sync-light-asd-talknet-gated (light-syncnet's "
+            "lip gate; the default until 7 Dec 2026), sync-light-talknet-gated (conversations); "
+            "the peers' light-asd, light-asd.talkset, lr-asd, …"
         ),
     ] = DEFAULT_MODEL,
     weights: WeightsOption = None,

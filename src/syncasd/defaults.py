@@ -5,9 +5,10 @@ from pathlib import Path
 # The model `detect`, `eval` and `Detector` use unless told otherwise: ours, synchronization-
 # aware, bundled in the package (so it runs offline): Light-ASD's AVA checkpoint, our sync-aware
 # fine-tune of it and our banded-attention backend on its encoders, their geometric mean gated
-# by light-syncnet's lip-sync evidence around each frame (models/ensemble.TripleGatedLightASD;
-# sync-light-asd-gated, the default until 5 Dec 2026, is the same without the attention half).
-DEFAULT_MODEL = "sync-light-asd-talknet-gated"
+# by ic-syncnet's lip-sync evidence around each frame (models/ensemble.MelGatedLightASD, since
+# 7 Dec 2026; sync-light-asd-talknet-gated, the default 5-7 Dec, is the same with light-syncnet's
+# gate).
+DEFAULT_MODEL = "sync-light-asd-talknet-icgated"
 
 # The sync backend of `sync`, `scan`, `detect --sync` and `eval sync-accuracy` unless told
 # otherwise: sync-light-asd's offset rows and light-syncnet's summed in logit

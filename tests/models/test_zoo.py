@@ -25,6 +25,7 @@ def no_network(monkeypatch):
 @pytest.mark.parametrize(
     "name",
     [
+        "sync-light-asd-talknet-icgated",
         "sync-light-asd-talknet-gated",
         "sync-light-asd-gated",
         "sync-light-talknet-gated",
@@ -57,14 +58,14 @@ def test_every_bundled_file_is_a_registry_checkpoint_with_its_model_card():
         assert path.stat().st_size < 25 * 2**20 and (zoo.WEIGHTS_DIR / cards[name]).is_file()
 
 
-def test_the_default_is_the_gated_triple():
-    assert DetectOptions().model == DEFAULT_MODEL == "sync-light-asd-talknet-gated"
+def test_the_default_is_the_ic_gated_triple():
+    assert DetectOptions().model == DEFAULT_MODEL == "sync-light-asd-talknet-icgated"
 
 
 def test_bundled_weights_load_offline(no_network):
     model = load_model(DEFAULT_MODEL)
     assert not model.training
-    shared = load_model("sync-light-asd-talknet-gated.shared")
+    shared = load_model(f"{DEFAULT_MODEL}.shared")
     assert shared.state_dict().keys() == model.state_dict().keys()
     assert not load_model("sync-light-asd").training
 

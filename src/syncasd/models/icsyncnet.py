@@ -593,6 +593,23 @@ def mouth_images(crops: torch.Tensor, dims: ICSyncNetDims) -> torch.Tensor:
     return (torch.from_numpy(rows) @ lower @ torch.from_numpy(cols).T).round()
 
 
+# A standard deviation under this many gray levels is not scaled up further: a flat image
+# (a black frame, a lens cap) stays flat instead of having its noise blown up.
+_MIN_CONTRAST = 4.0
+
+
+def standardised(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    """Each image (the last two dims) moved and scaled to gray mean `mean` and standard
+    deviation `std`, clipped to 0–255.
+
+    Why: a dim or low-contrast camera otherwise shows the lip-sync model mouths unlike any it
+    was trained on (its training varied brightness by ±20 levels and contrast by ±20 %); mapped
+    to its training clips' typical gray levels, a dim mouth moves as a lit one does."""
+    centre = images.mean(dim=(-2, -1), keepdim=True)
+    spread = images.std(dim=(-2, -1), keepdim=True).clamp_min(_MIN_CONTRAST)
+    return (mean + (images - centre) * (std / spread)).clamp(0.0, 255.0)
+
+
 @lru_cache(maxsize=8)
 def _area_weights(size: int, out: int) -> np.ndarray:
     """(out, size) float32: output pixel i averages the input span [i·s, (i + 1)·s), s =
@@ -621,5 +638,6 @@ __all__ = [
     "mouth_crops",
     "mouth_images",
     "parameter_count",
+    "standardised",
     "window_starts",
 ]
