@@ -423,3 +423,27 @@ def test_windows_from_the_100_hz_log_mel_interpolate_linearly():
     windows = mel_windows_at_100hz(ramp, centres, max_offset=15)
     columns = window_starts(centres)[:, None] + torch.arange(32)
     np.testing.assert_allclose(windows[0, :, 3].numpy(), 1.25 * columns.numpy(), atol=1e-4)
+
+
+def test_standardised_by_hand():
+    from syncasd.models.icsyncnet import standardised
+
+    image = torch.tensor([[[10.0, 20.0, 30.0], [40.0, 50.0, 60.0]]])  # mean 35, std 18.708
+    out = standardised(image, 100.0, 30.0)
+    spread = np.std([10, 20, 30, 40, 50, 60], ddof=1)
+    expected = 100.0 + (np.array([10, 20, 30, 40, 50, 60]) - 35.0) * 30.0 / spread
+    np.testing.assert_allclose(out.numpy().ravel(), expected, rtol=1e-6)
+    # A dim, low-contrast copy of a mouth looks like the mouth itself.
+    rng = np.random.default_rng(0)
+    mouth = torch.from_numpy(rng.uniform(60, 160, (2, 48, 96)).astype(np.float32))
+    np.testing.assert_allclose(
+        standardised(0.35 * mouth + 5, 85.0, 32.0), standardised(mouth, 85.0, 32.0), atol=1e-3
+    )
+    # A flat image stays flat at the mean; values are clipped to 0-255.
+    assert torch.equal(
+        standardised(torch.full((1, 4, 4), 7.0), 85.0, 32.0), torch.full((1, 4, 4), 85.0)
+    )
+    assert (
+        standardised(image, 250.0, 200.0).max() == 255.0
+        and standardised(image, 5.0, 200.0).min() == 0.0
+    )
