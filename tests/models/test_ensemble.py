@@ -318,13 +318,14 @@ def test_talk_gated_probability_is_the_asd_and_attention_mean_times_the_lip_gate
 
 
 @needs_shared
-def test_the_default_is_the_three_halves_geometric_mean_times_the_lip_gate(inputs):
-    """p = σ(logit(∛(p_asd · p_sync · p_talk) · gate) + shift), each part computed apart:
-    light-asd.ava, sync-light-asd, the conversation model's attention half, and the gate's
-    evidence by hand; the attention half's visual encoder is `asd`'s, one module."""
+def test_the_triple_is_the_three_halves_geometric_mean_times_the_lip_gate(inputs):
+    """`sync-light-asd-talknet-gated` (the default until stop 42): p = σ(logit(∛(p_asd ·
+    p_sync · p_talk) · gate) + shift), each part computed apart: light-asd.ava,
+    sync-light-asd, the conversation model's attention half, and the gate's evidence by hand;
+    the attention half's visual encoder is `asd`'s, one module."""
     from syncasd.models.ensemble import GATE_CENTRE, GATE_SLOPE, TripleGatedLightASD
 
-    model = load_model(DEFAULT_MODEL)
+    model = load_model("sync-light-asd-talknet-gated")
     assert isinstance(model, TripleGatedLightASD)
     assert model.talk.model.visualEncoder is model.asd.model.visualEncoder
     ava = load_model("light-asd", weights=AVA)
@@ -420,6 +421,7 @@ def test_the_ic_gated_model_is_the_three_halves_times_ic_syncnets_gate(inputs):
     from syncasd.models.ensemble import MelGatedLightASD
     from syncasd.models.icsyncnet import ICSyncNet
 
+    assert DEFAULT_MODEL == ICGATED  # the default since stop 42
     model = load_model(ICGATED)
     assert isinstance(model, MelGatedLightASD) and isinstance(model.lips, ICSyncNet)
     assert model.reads_mel and 5.1e6 < sum(p.numel() for p in model.parameters()) < 5.3e6

@@ -1,8 +1,8 @@
 """Our composed models: two Light-ASD models on one visual stem ("is this face speaking" ×
 "is the voice in sync"), the same gated by light-syncnet (`LipGatedLightASD`), with a banded
-attention backend as a third half (`TripleGatedLightASD`, the default ASD model) or as the
-second (`TalkLipGatedLightASD`), the default with IC-SyncNet's lip gate (`MelGatedLightASD`),
-and the default sync backend (`SyncPair`).
+attention backend as a third half (`TripleGatedLightASD`) or as the second
+(`TalkLipGatedLightASD`), the three halves with IC-SyncNet's lip gate (`MelGatedLightASD`, the
+default ASD model), and the default sync backend (`SyncPair`).
 
 `SyncGatedLightASD` pairs Light-ASD's public AVA checkpoint (`asd`: good at who is speaking,
 blind to whether the voice is this face's) with our synchronization-aware fine-tune of it
@@ -223,7 +223,8 @@ class TalkLipGatedLightASD(LipGatedLightASD):
 
 
 class TripleGatedLightASD(LipGatedLightASD):
-    """The default: `LipGatedLightASD`'s two halves and `TalkLipGatedLightASD`'s attention
+    """The default until stop 42 (now `MelGatedLightASD`, these halves with IC-SyncNet's gate):
+    `LipGatedLightASD`'s two halves and `TalkLipGatedLightASD`'s attention
     half, all three, × the lip gate: p = ∛(p_asd · p_sync · p_talk) · g, calibrated. The
     attention half follows the turns of a conversation and adds a third view of whether the
     voice is this face's: on the validation identities it gained 1.2 points of mAP on
