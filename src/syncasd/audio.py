@@ -51,7 +51,12 @@ def mfcc(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
             emphasised = np.concatenate([x[:1], emphasised])
         blocks.append(
             python_speech_features.mfcc(
-                emphasised, sample_rate, numcep=13, winlen=0.025, winstep=0.010, preemph=0
+                emphasised,
+                sample_rate,
+                numcep=13,
+                winlen=MFCC_WINDOW / sample_rate,
+                winstep=MFCC_HOP / sample_rate,
+                preemph=0,
             )
         )
     return np.concatenate(blocks)
@@ -216,7 +221,7 @@ def log_mel(
         return np.full((MEL_BINS, n_cols), MEL_SILENCE, np.float32)
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(MEL_WINDOW) / MEL_WINDOW)  # periodic Hann
     out = np.empty((MEL_BINS, n_cols), np.float32)
-    block = BLOCK_ROWS * MEL_HOP_100HZ // hop  # columns: as much audio as an MFCC block
+    block = BLOCK_ROWS * MFCC_HOP // hop  # columns: as much audio as an MFCC block
     for j0 in range(0, n_cols, block):
         j1 = min(j0 + block, n_cols)
         x = _emphasised_padded(audio, j0 * hop, (j1 - 1) * hop + MEL_WINDOW)
@@ -233,18 +238,19 @@ def _emphasised_padded(audio: np.ndarray, start: int, stop: int) -> np.ndarray:
     """Samples [start, stop) of the pre-emphasised signal / 32768 padded by half a window on
     each side (reflected, or zeros for a clip no longer than that), as `log_mel`'s STFT reads
     it: one block's worth, so a long soundtrack is never copied whole in float64."""
-    half = MEL_WINDOW // 2
-    index = np.arange(start, stop) - half  # positions in the unpadded signal
     n = audio.size
-    inside = (index >= 0) & (index < n)
-    if n > half:  # numpy's reflect padding: -i before the start, 2(n - 1) - i after the end
-        index = np.where(index < 0, -index, np.where(index >= n, 2 * (n - 1) - index, index))
-        inside[:] = True
-    index = np.clip(index, 0, n - 1)
+    index = np.arange(start, stop) - MEL_WINDOW // 2  # positions in the unpadded signal
+    outside = None
+    if n > MEL_WINDOW // 2:  # numpy's reflect padding: -i before the start, 2(n - 1) - i after
+        index = np.abs(index)
+        index = np.where(index >= n, 2 * (n - 1) - index, index)
+    else:
+        outside = (index < 0) | (index >= n)
+        index = np.clip(index, 0, n - 1)
     x = audio[index].astype(np.float64) / 32768.0
     before = audio[np.maximum(index - 1, 0)].astype(np.float64) / 32768.0
     emphasised = np.where(index > 0, x - _PREEMPHASIS * before, x)  # lfilter([1, -k], [1], x)
-    return np.where(inside, emphasised, 0.0)
+    return emphasised if outside is None else np.where(outside, 0.0, emphasised)
 
 
 MFCC_WIDTH = 13  # MFCCs per row: the first columns of `asd_features`

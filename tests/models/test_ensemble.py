@@ -382,9 +382,9 @@ def _with_mel(audio: np.ndarray, frames: int) -> torch.Tensor:
     return torch.from_numpy(asd_features(audio, with_mel=True)[: 4 * frames]).float()[None]
 
 
-def _ic_embeddings_by_hand(lips, crops: np.ndarray, features: np.ndarray, contrast=None):
+def _ic_embeddings_by_hand(lips, crops: np.ndarray, features: np.ndarray, contrast):
     """IC-SyncNet's embeddings of each frame's five mouths (t − 2 … t + 2, the ends repeated;
-    each mouth moved to gray mean and standard deviation `contrast` if given) and of the 0.4 s
+    each mouth moved to gray mean and standard deviation `contrast`) and of the 0.4 s
     window centred on each frame, its 80-Hz columns read by hand between the 100-Hz ones
     (silence outside): (T, D), (T, D), float64."""
     from syncasd.audio import MEL_SILENCE, MFCC_WIDTH, mel_window_start
@@ -392,10 +392,9 @@ def _ic_embeddings_by_hand(lips, crops: np.ndarray, features: np.ndarray, contra
 
     t = len(crops)
     mouths = mouth_crops(crops, lips.dims)[:, 0].astype(np.float64)
-    if contrast is not None:
-        centre = mouths.mean(axis=(1, 2), keepdims=True)
-        spread = np.maximum(mouths.std(axis=(1, 2), ddof=1, keepdims=True), 4.0)
-        mouths = np.clip(contrast[0] + (mouths - centre) * contrast[1] / spread, 0, 255)
+    centre = mouths.mean(axis=(1, 2), keepdims=True)
+    spread = np.maximum(mouths.std(axis=(1, 2), ddof=1, keepdims=True), 4.0)
+    mouths = np.clip(contrast[0] + (mouths - centre) * contrast[1] / spread, 0, 255)
     images = np.stack([mouths[np.clip(np.arange(i - 2, i + 3), 0, t - 1)] for i in range(t)])
     mel = features[:, MFCC_WIDTH:].T.astype(np.float64)
 

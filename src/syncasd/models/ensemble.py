@@ -33,7 +33,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..audio import MFCC_WIDTH
-from ..defaults import DEFAULT_MODEL
 from ..errors import WeightsError
 from .icsyncnet import (
     ICSyncNet,
@@ -280,8 +279,8 @@ class MelGatedLightASD(TripleGatedLightASD):
     decision_shift = 0.752
     # The gray mean and standard deviation each mouth image is standardised to before the gate
     # reads it (`icsyncnet.standardised`): the medians over IC-SyncNet's training identities
-    # (two clips each, 8,697 frames); None reads the mouths as they are.
-    mouth_contrast: tuple[float, float] | None = (85.4, 32.5)
+    # (two clips each, 8,697 frames).
+    mouth_contrast = (85.4, 32.5)
 
     def __init__(self, talk: LightTalkNet | None = None) -> None:
         super().__init__(talk)
@@ -292,9 +291,7 @@ class MelGatedLightASD(TripleGatedLightASD):
         model's (B, 4T, 13 + 80) audio input."""
         k, lips = GATE_MAX_OFFSET, self.lips
         b, t = video.shape[:2]
-        mouths = mouth_images(video, lips.dims)
-        if self.mouth_contrast is not None:
-            mouths = standardised(mouths, *self.mouth_contrast)
+        mouths = standardised(mouth_images(video, lips.dims), *self.mouth_contrast)
         mouths = mouths[:, image_windows(t, video.device)]
         # `reshape`, not `unflatten`: the ONNX export keeps the number of frames dynamic.
         visual = lips.visual_embeddings(mouths.flatten(0, 1)).reshape(b, t, -1)
@@ -414,7 +411,7 @@ def write_gated_checkpoint(
         "sync-pair",
         "sync-light-talknet-gated",
         "sync-light-asd-talknet-gated",
-        DEFAULT_MODEL,
+        "sync-light-asd-talknet-icgated",
     )
     for name in composed:  # each model's view of the file, as the registry reads it, checked
         spec = get_spec(name)
