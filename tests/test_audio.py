@@ -95,6 +95,25 @@ def test_vad_on_digital_silence_and_short_input():
     assert speech_probability(np.zeros(0, np.int16)).shape == (0,)
 
 
+@needs_shared
+@pytest.mark.parametrize("cut", [97 * 512 * 3, 97 * 512 * 3 + 1])
+def test_vad_in_blocks_equals_silero_on_the_whole_signal(audio014, monkeypatch, cut):
+    # Blocks of 97 windows, the state carried across; one cut ends a block on a window, the
+    # other adds one sample (a zero-padded last window, as Silero pads).
+    import torch
+
+    import syncasd.audio
+
+    audio = audio014[:cut]
+    silero = syncasd.audio._silero()
+    whole = silero.audio_forward(torch.from_numpy(audio / 32768.0).float(), 16000)[0].numpy()
+    monkeypatch.setattr(syncasd.audio, "BLOCK_ROWS", 97)
+    blocks = syncasd.audio._vad_window_probs(audio)
+    assert blocks.shape == whole.shape == (-(-cut // 512),)
+    assert whole.max() > 0.9 and whole.min() < 0.1  # speech and pauses both in the cut
+    np.testing.assert_array_equal(blocks, whole)
+
+
 @pytest.mark.parametrize("entry", ["speech_frames", "speech_probability"])
 def test_vad_leaves_torch_threads_alone(entry):
     """silero_vad sets torch's threads to 1 when first imported: in a fresh process, whichever
