@@ -94,7 +94,7 @@ def _silero():
 def _vad_window_probs(audio: np.ndarray) -> np.ndarray:
     """(ceil(samples / 512),) float32 speech probability of every 512-sample window, the
     last one zero-padded: what Silero's `audio_forward` gives, the state carried from window
-    to window. Converted to float a block of `BLOCK_ROWS` windows at a time (about 3 min), as
+    to window. Converted to float as much audio at a time as an MFCC block (a minute), as
     `audio_forward` took float copies of the whole soundtrack (440 MB an hour)."""
     if audio.size < VAD_WINDOW:
         return np.zeros(0, np.float32)
@@ -102,8 +102,9 @@ def _vad_window_probs(audio: np.ndarray) -> np.ndarray:
     model.reset_states()
     n_windows = -(-audio.size // VAD_WINDOW)
     probs = np.empty(n_windows, np.float32)
-    for w0 in range(0, n_windows, BLOCK_ROWS):
-        block = audio[w0 * VAD_WINDOW : (w0 + BLOCK_ROWS) * VAD_WINDOW].astype(np.float32)
+    block_windows = BLOCK_ROWS * MFCC_HOP // VAD_WINDOW
+    for w0 in range(0, n_windows, block_windows):
+        block = audio[w0 * VAD_WINDOW : (w0 + block_windows) * VAD_WINDOW].astype(np.float32)
         block = np.pad(block / 32768.0, (0, -block.size % VAD_WINDOW))
         for i, window in enumerate(torch.from_numpy(block).view(-1, VAD_WINDOW)):
             probs[w0 + i] = float(model(window, SAMPLE_RATE))
