@@ -20,6 +20,13 @@ MFCC_HOP = 160  # samples (10 ms)
 _MFCC_PREEMPHASIS = 0.97
 
 
+def _block_steps(hop: int) -> int:
+    """Steps of `hop` samples in one block of audio, as much as `BLOCK_ROWS` MFCC rows (a
+    minute): the block of the log-mel and of Silero VAD (`_block_steps(MFCC_HOP)` is
+    `BLOCK_ROWS`)."""
+    return BLOCK_ROWS * MFCC_HOP // hop
+
+
 def mfcc(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """13 MFCCs per 10 ms exactly as the TalkNet family computes them: (rows, 13) float64.
 
@@ -102,7 +109,7 @@ def _vad_window_probs(audio: np.ndarray) -> np.ndarray:
     model.reset_states()
     n_windows = -(-audio.size // VAD_WINDOW)
     probs = np.empty(n_windows, np.float32)
-    block_windows = BLOCK_ROWS * MFCC_HOP // VAD_WINDOW
+    block_windows = _block_steps(VAD_WINDOW)
     for w0 in range(0, n_windows, block_windows):
         block = audio[w0 * VAD_WINDOW : (w0 + block_windows) * VAD_WINDOW].astype(np.float32)
         block = np.pad(block / 32768.0, (0, -block.size % VAD_WINDOW))
@@ -234,7 +241,7 @@ def log_mel(
         return np.full((MEL_BINS, n_cols), MEL_SILENCE, np.float32)
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(MEL_WINDOW) / MEL_WINDOW)  # periodic Hann
     out = np.empty((MEL_BINS, n_cols), np.float32)
-    block = BLOCK_ROWS * MFCC_HOP // hop  # columns: as much audio as an MFCC block
+    block = _block_steps(hop)  # columns
     for j0 in range(0, n_cols, block):
         j1 = min(j0 + block, n_cols)
         x = _emphasised_padded(audio, j0 * hop, (j1 - 1) * hop + MEL_WINDOW)
