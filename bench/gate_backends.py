@@ -49,13 +49,20 @@ from syncasd.train import decision_shift
 GATES = ("light-syncnet:3:1", "ic-syncnet:3.69:0.975")
 
 
-class _Ensemble(TripleGatedLightASD):
-    """The default without its lip gate and bias: the halves' product alone."""
+def ungated(model: TripleGatedLightASD) -> TripleGatedLightASD:
+    """A copy of `model` (the default, whatever its gate) without its lip gate and bias: the
+    halves' product alone. Built from the model's own class, so that its key tree and its
+    audio input (`reads_mel`) are the default's."""
 
-    decision_shift = 0.0
+    class Ensemble(type(model)):
+        decision_shift = 0.0
 
-    def speaking_log_prob(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
-        return SyncGatedLightASD.speaking_log_prob(self, video, mfcc)
+        def speaking_log_prob(self, video: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
+            return SyncGatedLightASD.speaking_log_prob(self, video, mfcc)
+
+    ensemble = Ensemble()
+    ensemble.load_state_dict(model.state_dict())
+    return ensemble
 
 
 class EnsembleScorer:
@@ -63,9 +70,7 @@ class EnsembleScorer:
     per track (every gate multiplies the same ensemble)."""
 
     def __init__(self) -> None:
-        model = _Ensemble()
-        model.load_state_dict(load_model(DEFAULT_MODEL).state_dict())
-        self.score = asd_scorer(model.eval())
+        self.score = asd_scorer(ungated(load_model(DEFAULT_MODEL)).eval())
         self.memo: dict[str, np.ndarray] = {}
 
     def __call__(self, crops: np.ndarray, audio: np.ndarray) -> np.ndarray:
