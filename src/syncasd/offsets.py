@@ -130,6 +130,10 @@ class _Rows:
     # Samples by which the audio is delayed before scoring (`shifted`); set per weights by
     # `offset_backend` from the registry's `Checkpoint.audio_lag_ms`.
     audio_delay = 0
+    # Images each matrix column reads: 1 for per-frame models, 5 for a window centred on the
+    # column's frame. An attribute, not a type test, so that a wrapper that delegates to a
+    # backend also reports it.
+    column_images = 1
 
     def __init__(self, max_offset: int) -> None:
         if not 0 <= max_offset <= MAX_MAX_OFFSET:
@@ -240,6 +244,8 @@ class ICSyncOffsets(_Rows):
     """Sync matrix from IC-SyncNet: σ(cos / τ) of every five-image mouth window with the
     audio window at every offset (`ICSyncNet.offset_probabilities`), column t = the window
     centred on frame t. Features are the whole video's log-mel, computed once."""
+
+    column_images = 5
 
     def __init__(
         self, model: nn.Module, max_offset: int = DEFAULT_MAX_OFFSET, batch: int = 64
@@ -372,6 +378,8 @@ class SyncNetOffsets(_Rows):
     calibration on data: with VGG's weights, thresholds on these numbers mean what SyncNet's
     confidence means.
     """
+
+    column_images = 5
 
     def __init__(
         self, model: nn.Module, max_offset: int = DEFAULT_MAX_OFFSET, batch: int = 20

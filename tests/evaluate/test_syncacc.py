@@ -197,6 +197,26 @@ def test_a_backend_sees_each_track_inside_its_search_range():
     assert result.accuracy == sync_accuracy([matrix], [speaking[2:14]], (5, 7), window=1).accuracy
 
 
+def test_the_window_is_what_the_backend_declares_also_through_a_wrapper():
+    """IC-SyncNet's columns are five-image windows; a wrapper that delegates to it (a test-time
+    view, a cache) must not be scored as a per-frame backend, which would average five
+    columns (nine images) per five-frame clip."""
+    from syncasd.models.icsyncnet import ICSyncNet
+    from syncasd.offsets import ICSyncOffsets
+
+    class Delegating:
+        def __init__(self, base: object) -> None:
+            self.base = base
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.base, name)
+
+    ic = ICSyncOffsets(ICSyncNet.from_config("cpu"), max_offset=2)
+    asd = ASDOffsets(get_spec("light-asd").builder(), max_offset=2)
+    assert backend_window(ic) == backend_window(Delegating(ic)) == 5
+    assert backend_window(asd) == backend_window(Delegating(asd)) == 1
+
+
 # --- the command, on real footage -------------------------------------------------------------
 
 

@@ -191,11 +191,10 @@ def sync_accuracy(
 
 
 def backend_window(backend: object) -> int:
-    """Images per matrix column: 5 for IC-SyncNet and SyncNet (a window centred on the frame),
-    1 for the per-frame ASD models. (`ASDOffsets.window` is its 150-frame scoring window.)"""
-    from ..offsets import ICSyncOffsets, SyncNetOffsets
-
-    return 5 if isinstance(backend, ICSyncOffsets | SyncNetOffsets) else 1
+    """Images per matrix column (`column_images`): 5 for IC-SyncNet and SyncNet (a window
+    centred on the frame), 1 for the per-frame models. (`ASDOffsets.window` is its 150-frame
+    scoring window.) A clip of L frames averages its L − window + 1 columns."""
+    return int(getattr(backend, "column_images", 1))
 
 
 def evaluate_sync_accuracy(
