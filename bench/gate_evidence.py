@@ -2,14 +2,15 @@
 face's own voice from a dub, frame by frame.
 
 The evaluation suite's speaking tracks (`bench/eval_suite.py`, validation by default) and their
-dubbed twins (each run of speech replaced by another video's voice, labels kept). The default
-model's lip-sync curves c_t(k) (`LipGatedLightASD.sync_curves`, weighted by the ensemble's
-speaking probability, in windows of 150 frames) are computed once per track, and each
-definition of the evidence e(t) is scored by the AUROC of own-voice frames against the same
-frames dubbed (50 = no use). The bundled gate uses "median": max of c within ±2 of 0 minus the
-median over all offsets. About 3 minutes on 2 cores.
+dubbed twins (each run of speech replaced by another video's voice, labels kept). A gated
+model's lip-sync curves c_t(k) (the default's unless `--model` names another;
+`LipGatedLightASD.sync_curves`, weighted by the ensemble's speaking probability, in windows
+of 150 frames) are computed once per track, and each definition of the evidence e(t) is
+scored by the AUROC of own-voice frames against the same frames dubbed (50 = no use). The
+bundled gates use "median": max of c within ±2 of 0 minus the median over all offsets.
+About 3 minutes on 2 cores.
 
-    python bench/gate_evidence.py [--split val]
+    python bench/gate_evidence.py [--split val] [--model sync-light-asd-gated]
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import torch
 from eval_suite import SEED, material
 from scipy.stats import mannwhitneyu
 
-from syncasd.audio import mfcc
+from syncasd.audio import asd_features, reads_mel
 from syncasd.data.unsync import mismatch
+from syncasd.defaults import DEFAULT_MODEL
 from syncasd.evaluate.report import markdown_table
 from syncasd.models import load_model
 from syncasd.models.ensemble import GATE_MAX_OFFSET as K
@@ -33,7 +35,7 @@ WINDOW = 150  # frames per scoring window
 
 def curves(model, track) -> np.ndarray:
     """(2K + 1, T) the gate's curves over a whole track, window by window."""
-    features = mfcc(np.asarray(track.audio))
+    features = asd_features(np.asarray(track.audio), with_mel=reads_mel(model))
     n = len(track.labels)
     out = np.zeros((2 * K + 1, n))
     for a in range(0, n, WINDOW):
@@ -66,8 +68,9 @@ def evidences(c: np.ndarray) -> dict[str, np.ndarray]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=("val", "test"), default="val")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="a lip-gated registry model")
     args = parser.parse_args()
-    model = load_model("sync-light-asd-gated").eval()
+    model = load_model(args.model).eval()
     everything = material(3 if args.split == "test" else 10**6, args.split)
     tracks = [t for t in everything if t.labels.any()]
     dubbed = mismatch(tracks, np.random.default_rng(SEED), keep_labels=True)
@@ -83,7 +86,8 @@ def main() -> int:
         o, d = np.concatenate(own[name]), np.concatenate(dub[name])
         rows.append([name, 100 * mannwhitneyu(o, d).statistic / (len(o) * len(d))])
     print(
-        f"{len(tracks)} {args.split} speaking tracks; AUROC of own voice against a dub, per frame"
+        f"{args.model}, {len(tracks)} {args.split} speaking tracks; AUROC of own voice against "
+        "a dub, per frame"
     )
     print(markdown_table(["evidence", "AUROC (%)"], rows))
     return 0
