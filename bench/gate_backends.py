@@ -2,7 +2,8 @@
 50 % mismatched, 50 % misaligned, dubbed-video AUROC) for the default's ensemble gated by a
 lip gate read from any sync backend, before anything is built into a model.
 
-The default (`TripleGatedLightASD`) multiplies its ensemble's speaking probability p by
+The default (`MelGatedLightASD`, IC-SyncNet's gate, since stop 42; `LipGatedLightASD`'s
+family) multiplies its ensemble's speaking probability p by
 g = σ(slope · (e − centre)), e the evidence that the voice is in sync with the lips near frame
 t (`LipGatedLightASD`). Here the same is computed outside the model: the ensemble (the default
 without its gate) is scored as `detect` scores; the chosen sync backend (`syncasd sync
@@ -10,8 +11,11 @@ without its gate) is scored as `detect` scores; the chosen sync backend (`syncas
 whole track, averaged around each frame with the gate's Gaussian weighted by p; e = the
 maximum within ±GATE_NEAR frames of 0 minus the median; the bias that moves the best
 threshold (Youden's J) to 0.5 is derived on the same tracks, as `syncasd train` calibrates.
-Each backend is given as NAME:SLOPE:CENTRE; `light-syncnet:3:1` is the bundled gate's shape
-(a control: the gate inside the model computes its curves per scoring window instead).
+Each backend is given as NAME:SLOPE:CENTRE. The two defaults are the shapes of the bundled
+gates: `light-syncnet`'s (`sync-light-asd-talknet-gated`, the default until stop 42) and
+`ic-syncnet`'s (the default's, read here from the mouths as they are, where the model
+standardises their gray levels first). Both are controls, not copies of the models: the gate
+inside a model computes its curves per scoring window instead of over the whole track.
 
     python bench/gate_backends.py                         # validation, light-syncnet vs ic-syncnet
     python bench/gate_backends.py --gate ic-syncnet:3.69:0.975 --split val
@@ -35,6 +39,8 @@ from syncasd.evaluate.report import markdown_table
 from syncasd.evaluate.tracks import asd_scorer, pooled_map, score_tracks
 from syncasd.models import load_model
 from syncasd.models.ensemble import (
+    LipGatedLightASD,
+    MelGatedLightASD,
     SyncGatedLightASD,
     TripleGatedLightASD,
     gate_curves,
@@ -43,10 +49,13 @@ from syncasd.models.ensemble import (
 from syncasd.offsets import offset_backend
 from syncasd.train import decision_shift
 
-# light-syncnet at the bundled shape; ic-syncnet at the best shape of a validation screen
-# (stop 40: slopes 2–6 × centres 0.4–0.8 of its clean median evidence, the clean operating
-# point kept, the most AP against other-voice and shifted-voice twins).
-GATES = ("light-syncnet:3:1", "ic-syncnet:3.69:0.975")
+# The bundled gates' shapes, read from the models: light-syncnet's (the gate of
+# `LipGatedLightASD` and its family until stop 42) and ic-syncnet's (the default's; the best
+# shape of stop 40's validation screen).
+GATES = (
+    f"light-syncnet:{LipGatedLightASD.gate_slope}:{LipGatedLightASD.gate_centre}",
+    f"ic-syncnet:{MelGatedLightASD.gate_slope}:{MelGatedLightASD.gate_centre}",
+)
 
 
 def ungated(model: TripleGatedLightASD) -> TripleGatedLightASD:

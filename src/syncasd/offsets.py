@@ -36,9 +36,21 @@ import torch
 from scipy.special import expit
 from torch import nn
 
-from .audio import mfcc
+from .audio import log_mel, mfcc
 from .errors import InputError
 from .faces.crop import CROP_SIZE
+from .models import audio_lag_ms as registry_lag
+from .models import get_spec, load_model
+from .models.ensemble import SyncPair
+from .models.icsyncnet import IMAGES, ICSyncNet, mouth_crops
+from .models.light_syncnet import LightSyncNet
+from .models.syncnet import (
+    FRAMES_PER_WINDOW,
+    MFCC_ROWS_PER_WINDOW,
+    SyncNetV2,
+    mfcc_windows,
+    video_windows,
+)
 from .syncmap import clipped_logit
 from .timebase import ROWS_PER_FRAME, SAMPLE_RATE, SAMPLES_PER_FRAME
 
@@ -245,12 +257,11 @@ class ICSyncOffsets(_Rows):
     audio window at every offset (`ICSyncNet.offset_probabilities`), column t = the window
     centred on frame t. Features are the whole video's log-mel, computed once."""
 
-    column_images = 5
+    column_images = IMAGES
 
     def __init__(
         self, model: nn.Module, max_offset: int = DEFAULT_MAX_OFFSET, batch: int = 64
     ) -> None:
-        from .models.icsyncnet import ICSyncNet
 
         if not isinstance(model, ICSyncNet):
             raise InputError(f"ICSyncOffsets needs an IC-SyncNet, got {type(model).__name__}")
@@ -262,14 +273,12 @@ class ICSyncOffsets(_Rows):
 
     def _features(self, audio: np.ndarray) -> np.ndarray:
         """log-mel of the whole audio with `pad` frames of silence on each side."""
-        from .audio import log_mel
 
         return log_mel(with_silence(audio, self.pad, self.pad))
 
     def matrix(self, crops: np.ndarray, features: np.ndarray, first: int) -> np.ndarray:
         """(2K+1, T) float32 sync probabilities of gray crops (T, 112, 112) at audio frame
         `first`; `features` from `self.features(audio)`."""
-        from .models.icsyncnet import mouth_crops
 
         crops = _gray_track(crops, first)
         device = self.model.log_temperature.device
@@ -300,7 +309,6 @@ class LightSyncOffsets(_Rows):
         window: int = WINDOW,
         context: int = CONTEXT,
     ) -> None:
-        from .models.light_syncnet import LightSyncNet
 
         if not isinstance(model, LightSyncNet):
             raise InputError(f"LightSyncOffsets needs a LightSyncNet, got {type(model).__name__}")
@@ -379,12 +387,11 @@ class SyncNetOffsets(_Rows):
     confidence means.
     """
 
-    column_images = 5
+    column_images = FRAMES_PER_WINDOW
 
     def __init__(
         self, model: nn.Module, max_offset: int = DEFAULT_MAX_OFFSET, batch: int = 20
     ) -> None:
-        from .models.syncnet import SyncNetV2
 
         if not isinstance(model, SyncNetV2):
             raise InputError(f"SyncNetOffsets needs a SyncNet v2, got {type(model).__name__}")
@@ -404,7 +411,6 @@ class SyncNetOffsets(_Rows):
     def distances(self, crops: np.ndarray, features: np.ndarray, first: int) -> np.ndarray:
         """(2K+1, T) float32 SyncNet distances ‖lip − audio + 1e-6‖ of a track of T BGR crops
         (T, 224, 224, 3) at audio frame `first`; `features` from `self.features(audio)`."""
-        from .models.syncnet import MFCC_ROWS_PER_WINDOW, mfcc_windows, video_windows
 
         crops = np.asarray(crops)
         if crops.ndim != 4 or crops.shape[1:] != (CROP_SIZE, CROP_SIZE, 3) or len(crops) == 0:
@@ -472,11 +478,6 @@ def offset_backend(
     `audio_lag_ms`: how late the audio of the weights' training clips was; the backend delays
     the audio by as much, so that offset 0 means in sync. None: the registry's value for these
     weights (`models.audio_lag_ms`: 40 ms for ours, 0 for the peers' and unknown files)."""
-    from .models import audio_lag_ms as registry_lag
-    from .models import get_spec, load_model
-    from .models.ensemble import SyncPair
-    from .models.light_syncnet import LightSyncNet
-    from .models.syncnet import SyncNetV2
 
     loaded = load_model(model, weights=weights, device=device)
     backend: _Rows
