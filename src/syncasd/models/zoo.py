@@ -197,7 +197,7 @@ REGISTRY: dict[str, ModelSpec] = {
         TripleGatedLightASD,
         "Ours: ∛(light-asd.ava × sync-light-asd × light-talknet-band) × the lip-sync gate of "
         "light-syncnet: speaking, in sync with the voice, and following a conversation's "
-        "turns; the default (4.5 M params)",
+        "turns; the default 5–7 Dec 2026 (4.5 M params)",
         "light-asd.ava, sync-light-asd, light-talknet-band and light-syncnet",
         ("asd.", "asd."),
         ("sync.", "sync."),
