@@ -65,6 +65,7 @@ class OffsetBackend(Protocol):
     """What `SyncAnalyzer` needs from a sync backend."""
 
     max_offset: int
+    column_images: int  # images each matrix column reads (`eval sync-accuracy`'s window)
 
     def features(self, audio: np.ndarray) -> np.ndarray:
         """Audio features of a whole 16 kHz int16 signal, computed once per video."""
@@ -262,7 +263,6 @@ class ICSyncOffsets(_Rows):
     def __init__(
         self, model: nn.Module, max_offset: int = DEFAULT_MAX_OFFSET, batch: int = 64
     ) -> None:
-
         if not isinstance(model, ICSyncNet):
             raise InputError(f"ICSyncOffsets needs an IC-SyncNet, got {type(model).__name__}")
         super().__init__(max_offset)
@@ -273,13 +273,11 @@ class ICSyncOffsets(_Rows):
 
     def _features(self, audio: np.ndarray) -> np.ndarray:
         """log-mel of the whole audio with `pad` frames of silence on each side."""
-
         return log_mel(with_silence(audio, self.pad, self.pad))
 
     def matrix(self, crops: np.ndarray, features: np.ndarray, first: int) -> np.ndarray:
         """(2K+1, T) float32 sync probabilities of gray crops (T, 112, 112) at audio frame
         `first`; `features` from `self.features(audio)`."""
-
         crops = _gray_track(crops, first)
         device = self.model.log_temperature.device
         mouths = torch.from_numpy(mouth_crops(crops, self.model.dims))
@@ -309,7 +307,6 @@ class LightSyncOffsets(_Rows):
         window: int = WINDOW,
         context: int = CONTEXT,
     ) -> None:
-
         if not isinstance(model, LightSyncNet):
             raise InputError(f"LightSyncOffsets needs a LightSyncNet, got {type(model).__name__}")
         super().__init__(max_offset)
@@ -360,6 +357,8 @@ class SumOffsets(_Rows):
             raise InputError("SumOffsets needs backends with one search range")
         super().__init__(backends[0].max_offset)
         self.backends = backends
+        # A column reads what its widest part reads.
+        self.column_images = max(b.column_images for b in backends)
 
     def _features(self, audio: np.ndarray) -> tuple:
         return tuple(b.features(audio) for b in self.backends)  # delayed once, here
@@ -392,7 +391,6 @@ class SyncNetOffsets(_Rows):
     def __init__(
         self, model: nn.Module, max_offset: int = DEFAULT_MAX_OFFSET, batch: int = 20
     ) -> None:
-
         if not isinstance(model, SyncNetV2):
             raise InputError(f"SyncNetOffsets needs a SyncNet v2, got {type(model).__name__}")
         super().__init__(max_offset)
@@ -411,7 +409,6 @@ class SyncNetOffsets(_Rows):
     def distances(self, crops: np.ndarray, features: np.ndarray, first: int) -> np.ndarray:
         """(2K+1, T) float32 SyncNet distances ‖lip − audio + 1e-6‖ of a track of T BGR crops
         (T, 224, 224, 3) at audio frame `first`; `features` from `self.features(audio)`."""
-
         crops = np.asarray(crops)
         if crops.ndim != 4 or crops.shape[1:] != (CROP_SIZE, CROP_SIZE, 3) or len(crops) == 0:
             raise InputError(
@@ -478,7 +475,6 @@ def offset_backend(
     `audio_lag_ms`: how late the audio of the weights' training clips was; the backend delays
     the audio by as much, so that offset 0 means in sync. None: the registry's value for these
     weights (`models.audio_lag_ms`: 40 ms for ours, 0 for the peers' and unknown files)."""
-
     loaded = load_model(model, weights=weights, device=device)
     backend: _Rows
     if isinstance(loaded, SyncPair):

@@ -197,12 +197,12 @@ def test_a_backend_sees_each_track_inside_its_search_range():
     assert result.accuracy == sync_accuracy([matrix], [speaking[2:14]], (5, 7), window=1).accuracy
 
 
-def test_the_window_is_what_the_backend_declares_also_through_a_wrapper():
+def test_the_window_is_what_the_backend_declares_also_through_a_wrapper_or_a_sum():
     """IC-SyncNet's columns are five-image windows; a wrapper that delegates to it (a test-time
     view, a cache) must not be scored as a per-frame backend, which would average five
     columns (nine images) per five-frame clip."""
     from syncasd.models.icsyncnet import ICSyncNet
-    from syncasd.offsets import ICSyncOffsets
+    from syncasd.offsets import ICSyncOffsets, SumOffsets
 
     class Delegating:
         def __init__(self, base: object) -> None:
@@ -215,6 +215,9 @@ def test_the_window_is_what_the_backend_declares_also_through_a_wrapper():
     asd = ASDOffsets(get_spec("light-asd").builder(), max_offset=2)
     assert backend_window(ic) == backend_window(Delegating(ic)) == 5
     assert backend_window(asd) == backend_window(Delegating(asd)) == 1
+    # A sum of backends reads, per column, what its widest part reads.
+    assert backend_window(SumOffsets(ic, asd)) == 5
+    assert backend_window(SumOffsets(asd, asd)) == 1
 
 
 # --- the command, on real footage -------------------------------------------------------------

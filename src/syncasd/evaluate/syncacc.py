@@ -190,11 +190,11 @@ def sync_accuracy(
     return SyncAccuracy(model, accuracy, clips, tracks, tolerance, window)
 
 
-def backend_window(backend: object) -> int:
+def backend_window(backend) -> int:
     """Images per matrix column (`column_images`): 5 for IC-SyncNet and SyncNet (a window
     centred on the frame), 1 for the per-frame models. (`ASDOffsets.window` is its 150-frame
     scoring window.) A clip of L frames averages its L − window + 1 columns."""
-    return int(getattr(backend, "column_images", 1))
+    return int(backend.column_images)
 
 
 def evaluate_sync_accuracy(
