@@ -425,6 +425,33 @@ def test_gpu_config_is_the_full_batch_recipe_on_a_pack():
     assert config.epochs * config.steps_per_epoch == 12 * 239
 
 
+def test_lift_config_fine_tunes_the_shipped_lips_with_the_audio_frozen():
+    config = TrainConfig.load("ic-syncnet-lift")
+    samples = config.sample_config()
+    assert (config.init, config.freeze) == ("ic-syncnet", ["audio"]) and config.data.pack
+    assert (samples.lift_prob, samples.lift_rows, samples.gain_db) == (0.5, (-4, 16), (0, 0))
+    assert (config.sync.drop_rate, config.sync.tune_epochs, config.optim.lr) == (0.0, 0, 1e-4)
+
+
+@needs_shared
+def test_frozen_audio_run_trains_the_visual_encoder_alone(tmp_path, small_corpus):
+    from syncasd.models.icsyncnet import ICSyncNet
+
+    torch.manual_seed(0)
+    torch.save(ICSyncNet.from_config("cpu").state_dict(), tmp_path / "init.pt")
+    init = torch.load(tmp_path / "init.pt", weights_only=True)
+    raw = _tiny_sync(tmp_path, small_corpus, freeze=["audio"])
+    raw["data"] = {**raw["data"], "pack": str(tmp_path / "pack")}
+    raw["samples"] = {**raw["samples"], "gain_db": [0, 0], "white_noise_prob": 0}
+    raw["samples"]["lift_prob"] = 0.5
+    raw["sync"] = {"easy": 3, "tune_epochs": 0, "drop_rate": 0.0}
+    state = torch.load(train(TrainConfig.from_dict(raw), progress=False), weights_only=True)
+    audio = [k for k in state if k.startswith("audio.") or k == "log_temperature"]
+    visual = [k for k in state if k.startswith("visual.") and state[k].is_floating_point()]
+    assert audio and all(torch.equal(state[k], init[k]) for k in audio)
+    assert any(not torch.equal(state[k], init[k]) for k in visual)
+
+
 def _is_batchnorm(state: dict, key: str) -> bool:
     """Whether `key` is a BatchNorm affine parameter (its module has running statistics)."""
     module = key.rsplit(".", 1)[0]
@@ -433,8 +460,20 @@ def _is_batchnorm(state: dict, key: str) -> bool:
 
 def test_icsyncnet_config_refuses_a_frozen_part_and_asd_sample_options(tmp_path):
     raw = {"model": "ic-syncnet", "init": None, "freeze": ["visual"]}
-    with pytest.raises(InputError, match="leave freeze empty"):
+    with pytest.raises(InputError, match=r"trains whole \(freeze: \[\]\)"):
         TrainConfig.from_dict(raw)
+    with pytest.raises(InputError, match="light-syncnet trains whole"):
+        TrainConfig.from_dict({**raw, "model": "light-syncnet", "freeze": ["audio"]})
+    # The frozen audio encoder and the lifted mouths are a sync pack's.
+    quiet = {"gain_db": [0, 0], "white_noise_prob": 0}
+    with pytest.raises(InputError, match=r"freeze: \[audio\] need a sync pack"):
+        TrainConfig.from_dict({**raw, "freeze": ["audio"], "samples": quiet})
+    with pytest.raises(InputError, match="samples.lift_prob need a sync pack"):
+        TrainConfig.from_dict({**raw, "freeze": [], "samples": {"lift_prob": 0.5}})
+    packed = {**raw, "freeze": ["audio"], "data": {"pack": str(tmp_path / "pack")}}
+    with pytest.raises(InputError, match="the audio is not augmented"):
+        TrainConfig.from_dict(packed)
+    assert TrainConfig.from_dict({**packed, "samples": quiet}).freeze == ["audio"]
     with pytest.raises(InputError, match="samples.batch_frames"):
         TrainConfig.from_dict({**raw, "freeze": [], "samples": {"batch_frames": 100}})
     config = TrainConfig.load("ic-syncnet")

@@ -87,6 +87,7 @@ class SyncConfig:
     easy: int = 15  # easy negatives per positive: other samples' positive audio in the batch
     easy_weight: float | None = None  # BBCE's w; None: proportional to the counts
     tune_epochs: int = 1  # the last epochs are the drop-and-tune phase (BatchNorm only)
+    drop_rate: float | None = None  # IC-SyncNet's DropBlock rate while training; None: its own
     # LightSyncNet: weight of the cross-entropy over all offsets (`losses.offset_cross_entropy`)
     # beside BBCE; it alone asks offset ±1 to score below offset 0.
     offset_nce: float = 1.0
@@ -169,9 +170,9 @@ class TrainConfig:
                 f"{where}: `syncasd train` trains {', '.join(TRAINABLE + SYNC_TRAINABLE)} so "
                 f"far, not {config.model!r}"
             )
-        if config.model in SYNC_TRAINABLE and config.freeze:
-            raise InputError(f"{where}: {config.model} trains whole; leave freeze empty ([])")
-        if len(config.freeze) > 1 or not set(config.freeze) <= {"visual", "visual-stem"}:
+        if config.model in SYNC_TRAINABLE:
+            _check_sync_options(config, where)
+        elif len(config.freeze) > 1 or not set(config.freeze) <= {"visual", "visual-stem"}:
             raise InputError(
                 f"{where}: freeze takes one of 'visual' (the whole visual encoder) or "
                 f"'visual-stem' (its first two blocks), got {config.freeze}"
@@ -188,6 +189,29 @@ class TrainConfig:
         # YAML gives lists; every sequence option (SNR, gain and shift ranges) is a tuple.
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in self.samples.items()}
         return _sample_class(self.model)(**values)
+
+
+def _check_sync_options(config: TrainConfig, where: str) -> None:
+    """What a sync-net's run can ask: `freeze: [audio]` and `samples.lift_prob` cut their
+    batches from a sync pack (IC-SyncNet's), and a frozen audio encoder hears no augmentation."""
+    pack_only = []
+    if config.freeze:
+        if config.freeze != ["audio"] or config.model != "ic-syncnet":
+            raise InputError(
+                f"{where}: {config.model} trains whole (freeze: []); ic-syncnet with a data.pack "
+                f"can also keep its audio encoder (freeze: [audio]), got {config.freeze}"
+            )
+        pack_only.append("freeze: [audio]")
+    if config.samples.get("lift_prob"):
+        pack_only.append("samples.lift_prob")
+    if pack_only and not config.data.pack:
+        raise InputError(f"{where}: {' and '.join(pack_only)} need a sync pack (data.pack)")
+    sync_samples = config.sample_config()
+    if config.freeze and (tuple(sync_samples.gain_db) != (0, 0) or sync_samples.white_noise_prob):
+        raise InputError(
+            f"{where}: freeze: [audio] computes the audio embeddings once, so the audio is not "
+            "augmented: set samples.gain_db to [0, 0] and samples.white_noise_prob to 0"
+        )
 
 
 def _sample_class(model: str | None) -> type:

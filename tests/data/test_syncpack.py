@@ -13,6 +13,7 @@ from syncasd.data.syncpack import (
     PAD_FRAMES,
     PackSampler,
     SyncPack,
+    audio_embedding_table,
     build_sync_pack,
     dequantise_mel,
     mel_from_steps,
@@ -190,6 +191,41 @@ def test_sampler_is_deterministic_per_seed_and_augments_within_range(pack):
     floor = b.amax(dim=(1, 2, 3), keepdim=True) - 0.8
     assert torch.all(a >= torch.minimum(floor, torch.full_like(floor, 4.0)) - 1e-4)
     assert torch.all(a >= b - 1e-5)
+
+
+def test_lift_moves_every_image_of_a_sample_up_by_the_rows_asked_edges_repeated(pack):
+    generator = torch.Generator().manual_seed(2)
+    plain = PackSampler(pack, "train", _plain())(generator)["mouths"]
+    generator = torch.Generator().manual_seed(2)
+    lifted = PackSampler(pack, "train", _plain(lift_prob=1.0, lift_rows=(6.0, 6.0)))(generator)
+    lifted = lifted["mouths"]  # the same windows; brightness and contrast drawn differently
+    for a, b in zip(plain.numpy(), lifted.numpy(), strict=True):
+        # Row r shows what row r + 6 showed; the bottom six rows repeat the last one.
+        assert np.corrcoef(a[:, 6:].ravel(), b[:, :42].ravel())[0, 1] > 0.999
+        assert np.allclose(b[:, 42:], b[:, 41:42], atol=1e-3)
+    down = PackSampler(pack, "train", _plain(lift_prob=1.0, lift_rows=(-3.0, -3.0)))
+    below = down(torch.Generator().manual_seed(2))["mouths"].numpy()
+    for a, b in zip(plain.numpy(), below, strict=True):
+        assert np.corrcoef(a[:, :45].ravel(), b[:, 3:].ravel())[0, 1] > 0.999
+
+
+def test_an_audio_table_gives_the_embeddings_the_audio_encoder_would(pack):
+    torch.manual_seed(0)
+    model = ICSyncNet.from_config("cpu").eval()
+    table = audio_embedding_table(model, pack, "train", batch_size=50)
+    # Every window start s = 0 … n + 2·pad − 5 of the two speaking train tracks (60, 40 frames).
+    starts = [60 + 2 * PAD_FRAMES - 4, 40 + 2 * PAD_FRAMES - 4]
+    assert table.embeddings.shape == (sum(starts), 128)
+    assert table.first.tolist() == [0, starts[0], -1]  # pack rows: train, train, val
+    config = _plain(flip_prob=1.0)
+    with_table = PackSampler(pack, "train", config, audio_table=table)
+    one = with_table(torch.Generator().manual_seed(4))
+    other = PackSampler(pack, "train", config)(torch.Generator().manual_seed(4))
+    assert set(one) == {"mouths", "audio"} and torch.equal(one["mouths"], other["mouths"])
+    with torch.no_grad():
+        heard = model.audio_embeddings(other["mel"].flatten(0, 1)).view(32, 5, -1)
+    assert one["audio"].shape == (32, 5, 128)
+    assert torch.allclose(one["audio"], heard, atol=1e-5)
 
 
 def test_sampler_refuses_a_split_too_small_or_an_option_it_cannot_apply(pack):

@@ -191,6 +191,54 @@ def build_sync_pack(
     )
 
 
+@dataclass
+class AudioTable:
+    """A frozen audio encoder's embedding of every five-image window of some pack rows:
+    `embeddings[first[row] + s]` is row's window starting at frame s of its padded track
+    (s = 0 … n + 2·pad − 5, a superset of the starts `PackSampler` cuts); `first` is −1 for
+    other rows."""
+
+    embeddings: torch.Tensor  # (N, D) float32
+    first: torch.Tensor  # (rows of pack.tracks,) int64
+
+    def to(self, device: torch.device | str) -> AudioTable:
+        return AudioTable(self.embeddings.to(device), self.first.to(device))
+
+
+@torch.no_grad()
+def audio_embedding_table(
+    model, pack: SyncPack, split: str = "train", batch_size: int = 1024
+) -> AudioTable:
+    """`model`'s audio embeddings (eval mode for the while) of every window of a split, on the
+    model's device: computed once, they stand in for a frozen audio encoder in training."""
+    device = model.log_temperature.device
+    rows = pack.split(split)
+    first = np.full(len(pack.tracks), -1, np.int64)
+    columns, total = [], 0
+    for row in rows:
+        _first, n, column, count, _split = pack.tracks[row]
+        starts = np.arange(n + 2 * pack.pad - IMAGES + 1)
+        first[row] = total
+        total += len(starts)
+        # audio.mel_window_start, kept inside the track's spectrogram: the few windows at its
+        # very ends that reach past it lie beyond every offset `PackSampler` cuts.
+        local = ((16 * starts) // 5 - MEL_CONTEXT).clip(0, count - MEL_WINDOW_COLUMNS)
+        columns.append(column + local)
+    columns = torch.from_numpy(np.concatenate(columns)).to(device)
+    mel = torch.from_numpy(pack.mel).to(device)
+    was = model.training
+    model.eval()
+    try:
+        parts = []
+        for chunk in columns.split(batch_size):
+            cols = chunk[:, None] + torch.arange(MEL_WINDOW_COLUMNS, device=device)
+            windows = dequantise_mel(mel[:, cols]).permute(1, 0, 2)  # (n, 80, 32)
+            parts.append(model.audio_embeddings(windows).float())
+    finally:
+        model.train(was)
+    return AudioTable(torch.cat(parts), torch.from_numpy(first).to(device))
+
+
 class PackSampler:
     """Training batches of a split of a pack, cut on `device`, in the layout of
     `syncpairs.SyncBatchMaker`: "mouths" (B, 5, H, W) and "mel" (B, 1 + hard, 80, 32), the
@@ -199,10 +247,16 @@ class PackSampler:
     short to offer enough).
 
     Augmentation, per sample, all five images alike: with `flip_prob` a small random affine
-    (±5°, ±5 % scale, ±4 % shift; mirrored half of the time); always brightness (±20 grey
+    (±5°, ±5 % scale, ±4 % shift; mirrored half of the time); with `lift_prob` the content
+    moved up by `lift_rows` rows (a face tilted up or down); always brightness (±20 grey
     levels) and contrast (±20 %). Audio: a gain of `gain_db` on the log-mel and, with
     `white_noise_prob`, a flat noise floor `white_snr_db` under the window's loudest bin (added
     as power in each mel bin).
+
+    With `audio_table` (`audio_embedding_table`: a frozen audio encoder's embedding of every
+    window of the split), a batch holds "audio" (B, 1 + hard, D), those embeddings, instead of
+    "mel": the audio encoder, most of a step's cost, does not run at all (and the audio
+    augmentation does not apply; `syncasd train` asks for it off).
     """
 
     def __init__(
@@ -211,6 +265,7 @@ class PackSampler:
         split: str,
         config: SyncSampleConfig,
         device: torch.device | str = "cpu",
+        audio_table: AudioTable | None = None,
     ) -> None:
         if config.pink_noise_prob:  # the pack holds log-mel, not waveforms to mix noise into
             raise InputError("samples.pink_noise_prob is not available with a sync pack")
@@ -235,6 +290,7 @@ class PackSampler:
         if len(shifts) < config.hard:
             raise InputError("fewer hard-negative offsets than hard negatives per sample")
         self.shifts = torch.from_numpy(shifts).to(self.device)
+        self.audio_table = None if audio_table is None else audio_table.to(self.device)
 
     def __len__(self) -> int:
         """Speaking windows in the split."""
@@ -248,7 +304,8 @@ class PackSampler:
 
         b = c.batch
         pick = torch.randint(len(self.local), (b,), generator=generator, device=dev)
-        local, track = self.local[pick], self.tracks[self.owner[pick]]
+        pick_rows = self.owner[pick]
+        local, track = self.local[pick], self.tracks[pick_rows]
         first, n = track[:, 0], track[:, 1]
         around = torch.arange(-HALF, HALF + 1, device=dev)
         mouths = self.mouths[(first + local)[:, None] + around].float()  # (B, 5, H, W)
@@ -264,6 +321,9 @@ class PackSampler:
         # audio.mel_window_start of the images starting at frame local − 2 + k of the padded
         # track: floor(3.2·s) − 8, in integers.
         start = local[:, None] - HALF + offsets + self.pad
+        if self.audio_table is not None:
+            rows = self.audio_table.first[pick_rows, None] + start
+            return {"mouths": mouths, "audio": self.audio_table.embeddings[rows]}
         column = track[:, 2:3] + torch.div(16 * start, 5, rounding_mode="floor") - MEL_CONTEXT
         cols = column[..., None] + torch.arange(MEL_WINDOW_COLUMNS, device=dev)  # (B, 1+h, 32)
         mel = dequantise_mel(self.mel[:, cols]).permute(1, 2, 0, 3)  # (B, 1 + h, 80, 32)
@@ -278,6 +338,10 @@ class PackSampler:
         angle = uniform(b, low=-5, high=5) * (math.pi / 180) * warp
         scale = 1 + uniform(b, low=-0.05, high=0.05) * warp
         shift = uniform(b, 2, low=-0.08, high=0.08) * warp[:, None]  # of the half-size [−1, 1]
+        if c.lift_prob:  # (drawn only when asked: the other recipes' batches stay as they were)
+            # Sampling rows lower down moves the content up: `lift` rows are 2·lift / H of [−1, 1].
+            lift = uniform(b, low=c.lift_rows[0], high=c.lift_rows[1]) * (uniform(b) < c.lift_prob)
+            shift = shift + torch.stack([torch.zeros_like(lift), 2 * lift / mouths.shape[2]], 1)
         cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
         theta = torch.stack(
             [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
@@ -354,8 +418,10 @@ def pack_sync_accuracy(
 
 __all__ = [
     "PAD_FRAMES",
+    "AudioTable",
     "PackSampler",
     "SyncPack",
+    "audio_embedding_table",
     "build_sync_pack",
     "dequantise_mel",
     "pack_matrices",

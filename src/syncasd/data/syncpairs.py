@@ -41,6 +41,11 @@ class SyncSampleConfig(AudioAugment):
     max_shift: int = 15
     flip_prob: float = 0.5  # probability of the augmented crop (flip, rotation, scale, shift)
     photometric: bool = False  # the augmented crop also dim, noisy, low-resolution
+    # A face tilted up or down puts its mouth higher or lower in the crop's lower half (the
+    # mouth image): with this probability the five images' content moves up by a uniform
+    # number of rows in `lift_rows` (negative: down), edges repeated. Sync pack only.
+    lift_prob: float = 0.0
+    lift_rows: tuple[float, float] = (-4.0, 16.0)
 
 
 def window_centres(labels: np.ndarray) -> np.ndarray:
