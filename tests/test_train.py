@@ -464,6 +464,10 @@ def test_icsyncnet_config_refuses_a_frozen_part_and_asd_sample_options(tmp_path)
         TrainConfig.from_dict(raw)
     with pytest.raises(InputError, match="light-syncnet trains whole"):
         TrainConfig.from_dict({**raw, "model": "light-syncnet", "freeze": ["audio"]})
+    with pytest.raises(InputError, match="light-syncnet has none"):
+        TrainConfig.from_dict(
+            {**raw, "model": "light-syncnet", "freeze": [], "sync": {"drop_rate": 0}}
+        )
     # The frozen audio encoder and the lifted mouths are a sync pack's.
     quiet = {"gain_db": [0, 0], "white_noise_prob": 0}
     with pytest.raises(InputError, match=r"freeze: \[audio\] need a sync pack"):

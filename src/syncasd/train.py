@@ -194,6 +194,10 @@ class TrainConfig:
 def _check_sync_options(config: TrainConfig, where: str) -> None:
     """What a sync-net's run can ask: `freeze: [audio]` and `samples.lift_prob` cut their
     batches from a sync pack (IC-SyncNet's), and a frozen audio encoder hears no augmentation."""
+    if config.sync.drop_rate is not None and config.model != "ic-syncnet":
+        raise InputError(
+            f"{where}: sync.drop_rate is IC-SyncNet's (DropBlock); {config.model} has none"
+        )
     pack_only = []
     if config.freeze:
         if config.freeze != ["audio"] or config.model != "ic-syncnet":

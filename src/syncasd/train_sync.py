@@ -50,7 +50,8 @@ def _easy_indices(b: int, n: int, seed: int, device: torch.device | None = None)
 
 
 def window_loss(model, batch, sync, seed: int) -> dict[str, torch.Tensor]:
-    """IC-SyncNet's BBCE on a `SyncBatchMaker` batch; "loss" and what the progress bar shows."""
+    """IC-SyncNet's BBCE on a `SyncBatchMaker` or `PackSampler` batch ("audio" instead of
+    "mel": precomputed embeddings); "loss" and what the progress bar shows."""
     mouths = batch["mouths"].float()
     visual = model.visual_embeddings(mouths)
     if "audio" in batch:  # a frozen audio encoder's precomputed embeddings
