@@ -32,7 +32,7 @@ import torch
 from torch.nn import functional as F
 
 from ..atomic import atomic_path
-from ..audio import MEL_CONTEXT, MEL_SILENCE, MEL_WINDOW_COLUMNS, log_mel
+from ..audio import MEL_CONTEXT, MEL_SILENCE, MEL_WINDOW_COLUMNS, log_mel, mel_window_start
 from ..errors import InputError
 from ..models.icsyncnet import HALF, IMAGES, ICSyncNetDims, mouth_crops
 from .syncpairs import SyncSampleConfig, window_centres
@@ -191,6 +191,13 @@ def build_sync_pack(
     )
 
 
+def mel_windows(mel: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+    """The dequantised 32-column windows of a pack's (80, M) uint8 `mel` that start at
+    `columns` (any shape S): (*S, 80, 32)."""
+    cols = columns[..., None] + torch.arange(MEL_WINDOW_COLUMNS, device=columns.device)
+    return dequantise_mel(mel[:, cols]).movedim(0, -2)
+
+
 @dataclass
 class AudioTable:
     """A frozen audio encoder's embedding of every five-image window of some pack rows:
@@ -220,10 +227,9 @@ def audio_embedding_table(
         starts = np.arange(n + 2 * pack.pad - IMAGES + 1)
         first[row] = total
         total += len(starts)
-        # audio.mel_window_start, kept inside the track's spectrogram: the few windows at its
-        # very ends that reach past it lie beyond every offset `PackSampler` cuts.
-        local = ((16 * starts) // 5 - MEL_CONTEXT).clip(0, count - MEL_WINDOW_COLUMNS)
-        columns.append(column + local)
+        # Kept inside the track's spectrogram: the few windows at its very ends that reach
+        # past it lie beyond every offset `PackSampler` cuts.
+        columns.append(column + mel_window_start(starts).clip(0, count - MEL_WINDOW_COLUMNS))
     columns = torch.from_numpy(np.concatenate(columns)).to(device)
     mel = torch.from_numpy(pack.mel).to(device)
     was = model.training
@@ -231,9 +237,7 @@ def audio_embedding_table(
     try:
         parts = []
         for chunk in columns.split(batch_size):
-            cols = chunk[:, None] + torch.arange(MEL_WINDOW_COLUMNS, device=device)
-            windows = dequantise_mel(mel[:, cols]).permute(1, 0, 2)  # (n, 80, 32)
-            parts.append(model.audio_embeddings(windows).float())
+            parts.append(model.audio_embeddings(mel_windows(mel, chunk)).float())
     finally:
         model.train(was)
     return AudioTable(torch.cat(parts), torch.from_numpy(first).to(device))
@@ -325,8 +329,7 @@ class PackSampler:
             rows = self.audio_table.first[pick_rows, None] + start
             return {"mouths": mouths, "audio": self.audio_table.embeddings[rows]}
         column = track[:, 2:3] + torch.div(16 * start, 5, rounding_mode="floor") - MEL_CONTEXT
-        cols = column[..., None] + torch.arange(MEL_WINDOW_COLUMNS, device=dev)  # (B, 1+h, 32)
-        mel = dequantise_mel(self.mel[:, cols]).permute(1, 2, 0, 3)  # (B, 1 + h, 80, 32)
+        mel = mel_windows(self.mel, column)  # (B, 1 + h, 80, 32)
         return {"mouths": mouths, "mel": self._augment_audio(mel, uniform)}
 
     def _augment_images(self, mouths: torch.Tensor, uniform) -> torch.Tensor:
